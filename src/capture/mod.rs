@@ -1,0 +1,91 @@
+//! Capture: pages rendered and photographed in a real browser over WebDriver (fantoccini), through
+//! a pool of sessions against a chromedriver we spawn or a remote endpoint (Selenium Grid).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::config::{CaptureOptions, Viewport};
+use crate::diff::Rect;
+
+/// One page to photograph.
+#[derive(Debug, Clone)]
+pub struct CaptureRequest {
+    pub site: String,
+    pub url: Url,
+    pub viewport: Viewport,
+    pub options: Arc<CaptureOptions>,
+}
+
+/// The rectangles (page coordinates, CSS px = image px) of the elements matching one selector.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SelectorRects {
+    pub selector: String,
+    pub rects: Vec<Rect>,
+}
+
+/// How long each step of a capture took.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct CaptureTiming {
+    pub navigate_ms: u64,
+    pub settle_ms: u64,
+    pub screenshot_ms: u64,
+}
+
+/// One page's capture.
+#[derive(Debug, Clone)]
+pub struct Capture {
+    /// Full-page screenshot, PNG.
+    pub png: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
+    /// The rendered DOM (`document.documentElement.outerHTML`).
+    pub html: String,
+    pub title: Option<String>,
+    /// Where the browser ended up (after redirects / script navigation).
+    pub final_url: Url,
+    /// Rectangles of the site's `mask_selectors`, measured before the shot.
+    pub mask_rects: Vec<SelectorRects>,
+    /// The page was taller than `max_height` and was cut.
+    pub truncated: bool,
+    pub timing: CaptureTiming,
+}
+
+/// Everything that can go wrong capturing.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error(
+        "chromedriver not found (looked for {looked_in}); install the Debian packages `chromium` and \
+         `chromium-driver`, or set browser.chromedriver / browser.webdriver"
+    )]
+    DriverNotFound { looked_in: String },
+    #[error("cannot start chromedriver {path}: {reason}")]
+    DriverStart { path: String, reason: String },
+    #[error("cannot open a WebDriver session at {endpoint}: {reason}")]
+    Session { endpoint: String, reason: String },
+    #[error("{url}: navigation failed: {reason}")]
+    Navigate { url: String, reason: String },
+    #[error("{url}: timed out after {timeout:?}")]
+    Timeout { url: String, timeout: Duration },
+    #[error("{url}: screenshot failed: {reason}")]
+    Screenshot { url: String, reason: String },
+    #[error("{url}: page script failed: {reason}")]
+    Script { url: String, reason: String },
+    #[error("browser pool is shut down")]
+    Closed,
+}
+
+impl CaptureError {
+    /// Whether the session that produced this error should be considered dead and replaced.
+    pub fn session_is_suspect(&self) -> bool {
+        !matches!(self, CaptureError::Closed | CaptureError::DriverNotFound { .. })
+    }
+}
+
+/// Something that turns a URL into a [`Capture`]: the browser pool in production.
+pub trait Capturer: Send + Sync {
+    fn capture(&self, req: CaptureRequest) -> impl Future<Output = Result<Capture, CaptureError>> + Send;
+}

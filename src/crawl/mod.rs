@@ -1,0 +1,3 @@
+//! Discovery: breadth-first crawl of a site's prefix over HTTP (reqwest), feeding page URLs to capture.
+
+pub mod links;

@@ -1,0 +1,10 @@
+//! sitediff: whole-site visual regression watch.
+//!
+//! Data flow (see `README.md`):
+//! `config` -> `scheduler` -> `sweep` (one crawl: `crawl` discovery -> `capture` -> `plugin` masks ->
+//! `diff` -> `plugin` scores -> `store`) ; `store` -> `web` (review UI, JSON API) ; `metrics` at every step.
+
+pub mod capture;
+pub mod config;
+pub mod crawl;
+pub mod diff;

@@ -1,0 +1,2 @@
+//! sitediff command line entry point.
+fn main() {}
