@@ -259,15 +259,9 @@ pub struct Schedule {
 
 impl Schedule {
     /// The next time after `after` (UTC) this schedule fires.
-    pub fn next_after(
-        &self,
-        after: chrono::DateTime<chrono::Utc>,
-    ) -> Option<chrono::DateTime<chrono::Utc>> {
+    pub fn next_after(&self, after: chrono::DateTime<chrono::Utc>) -> Option<chrono::DateTime<chrono::Utc>> {
         let local = after.with_timezone(&self.timezone);
-        self.cron
-            .find_next_occurrence(&local, false)
-            .ok()
-            .map(|t| t.with_timezone(&chrono::Utc))
+        self.cron.find_next_occurrence(&local, false).ok().map(|t| t.with_timezone(&chrono::Utc))
     }
 }
 
@@ -344,10 +338,8 @@ impl Config {
 
     /// Read, parse and validate a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
         Self::parse(&text, path)
     }
 
@@ -357,10 +349,7 @@ impl Config {
             path: path.to_path_buf(),
             message: e.to_string().trim_end().to_string(),
         })?;
-        Self::from_raw(raw, path).map_err(|issues| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            issues,
-        })
+        Self::from_raw(raw, path).map_err(|issues| ConfigError::Invalid { path: path.to_path_buf(), issues })
     }
 
     /// Validate a parsed file, collecting every problem.
@@ -439,7 +428,10 @@ impl Config {
             let name = match &p.name {
                 Some(n) if valid_name(n) => n.clone(),
                 Some(n) => {
-                    v.issue(key("name"), format!("{n:?} must be 1-64 characters of a-z, A-Z, 0-9, '-', '_', '.'"));
+                    v.issue(
+                        key("name"),
+                        format!("{n:?} must be 1-64 characters of a-z, A-Z, 0-9, '-', '_', '.'"),
+                    );
                     continue;
                 }
                 None => {
@@ -457,7 +449,10 @@ impl Config {
             let path = resolve(&root, rel);
             let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
             if ext != "wat" && ext != "wasm" {
-                v.issue(key("path"), format!("plugin {name:?}: {} must end in .wat or .wasm", path.display()));
+                v.issue(
+                    key("path"),
+                    format!("plugin {name:?}: {} must end in .wat or .wasm", path.display()),
+                );
             }
             let mut limits = PluginLimits::default();
             if let Some(f) = p.fuel {
@@ -539,20 +534,21 @@ fn validate_site(
     let scope = prefix.map(|p| Scope::new(&p));
     if let (Some(start), Some(scope)) = (&start, &scope) {
         if !scope.contains(start) {
-            v.issue(key("start"), format!("site {name:?}: start {start} is outside the prefix {}", scope.prefix()));
+            v.issue(
+                key("start"),
+                format!("site {name:?}: start {start} is outside the prefix {}", scope.prefix()),
+            );
         }
     }
     let tz = match s.timezone.as_deref() {
         Some(z) => v.timezone(&key("timezone"), z).unwrap_or(default_tz),
         None => default_tz,
     };
-    let schedule = s.schedule.as_deref().and_then(|expr| {
-        match croner::Cron::new(expr).with_seconds_optional().parse() {
-            Ok(cron) => Some(Schedule { expr: expr.to_string(), cron, timezone: tz }),
-            Err(e) => {
-                v.issue(key("schedule"), format!("site {name:?}: {expr:?} is not a cron expression: {e}"));
-                None
-            }
+    let schedule = s.schedule.as_deref().and_then(|expr| match expr.parse::<croner::Cron>() {
+        Ok(cron) => Some(Schedule { expr: expr.to_string(), cron, timezone: tz }),
+        Err(e) => {
+            v.issue(key("schedule"), format!("site {name:?}: {expr:?} is not a cron expression: {e}"));
+            None
         }
     });
     let max_pages = s.max_pages.unwrap_or(DEFAULT_MAX_PAGES);
@@ -561,8 +557,12 @@ fn validate_site(
     }
     let viewport = match s.viewport {
         Some(vp) => {
-            if vp.width == 0 || vp.height == 0 || vp.width > MAX_VIEWPORT_DIM || vp.height > MAX_VIEWPORT_DIM {
-                v.issue(key("viewport"), format!("{}x{} is out of range 1..={MAX_VIEWPORT_DIM}", vp.width, vp.height));
+            if vp.width == 0 || vp.height == 0 || vp.width > MAX_VIEWPORT_DIM || vp.height > MAX_VIEWPORT_DIM
+            {
+                v.issue(
+                    key("viewport"),
+                    format!("{}x{} is out of range 1..={MAX_VIEWPORT_DIM}", vp.width, vp.height),
+                );
             }
             Viewport { width: vp.width, height: vp.height }
         }
@@ -584,7 +584,10 @@ fn validate_site(
     }
     for p in &s.plugins {
         if !plugin_names.contains(p) {
-            v.issue(key("plugins"), format!("site {name:?} uses plugin {p:?}, which no [[plugins]] entry defines"));
+            v.issue(
+                key("plugins"),
+                format!("site {name:?} uses plugin {p:?}, which no [[plugins]] entry defines"),
+            );
         }
     }
     let compare_to = s.compare_to.as_deref().and_then(|t| v.http_url(&key("compare_to"), &name, t));
@@ -661,7 +664,10 @@ impl Validator {
         match Url::parse(text) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(normalize_url(&u)),
             Ok(u) => {
-                self.issue(key, format!("site {site:?}: {text:?} is not an http(s) URL (scheme {:?})", u.scheme()));
+                self.issue(
+                    key,
+                    format!("site {site:?}: {text:?} is not an http(s) URL (scheme {:?})", u.scheme()),
+                );
                 None
             }
             Err(e) => {
@@ -735,7 +741,8 @@ start = "http://127.0.0.1:8000/docs/index.html"
 
     #[test]
     fn unknown_key_is_named_with_its_line() {
-        let err = parse("[[sites]]\nname = \"a\"\nstart = \"http://127.0.0.1/\"\nthreshhold = 0.2\n").unwrap_err();
+        let err =
+            parse("[[sites]]\nname = \"a\"\nstart = \"http://127.0.0.1/\"\nthreshhold = 0.2\n").unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("threshhold"), "{msg}");
         assert!(msg.contains("line 4"), "{msg}");
@@ -825,7 +832,8 @@ start = "not a url"
 
     #[test]
     fn remote_webdriver_url() {
-        let c = parse(&format!("[browser]\nwebdriver = \"http://127.0.0.1:4444/wd/hub\"\n{MINIMAL}")).unwrap();
+        let c =
+            parse(&format!("[browser]\nwebdriver = \"http://127.0.0.1:4444/wd/hub\"\n{MINIMAL}")).unwrap();
         assert!(matches!(c.browser.webdriver, WebDriverEndpoint::Remote(_)));
         let msg = parse("[browser]\nwebdriver = \"grid\"\n").unwrap_err().to_string();
         assert!(msg.contains("browser.webdriver"), "{msg}");
@@ -839,9 +847,10 @@ start = "not a url"
         .unwrap();
         let urls: Vec<&str> = c.sites[0].urls.iter().map(Url::as_str).collect();
         assert_eq!(urls, ["http://127.0.0.1/d/a.html", "http://127.0.0.1/d/sub/b.html?x=1"]);
-        let msg = parse("[[sites]]\nname = \"a\"\nstart = \"http://127.0.0.1/d/\"\nurls = [\"/elsewhere\"]\n")
-            .unwrap_err()
-            .to_string();
+        let msg =
+            parse("[[sites]]\nname = \"a\"\nstart = \"http://127.0.0.1/d/\"\nurls = [\"/elsewhere\"]\n")
+                .unwrap_err()
+                .to_string();
         assert!(msg.contains("outside the prefix"), "{msg}");
     }
 }

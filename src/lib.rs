@@ -5,6 +5,7 @@
 //! `diff` -> `plugin` scores -> `store`) ; `store` -> `web` (review UI, JSON API) ; `metrics` at every step.
 
 pub mod capture;
+pub mod cli;
 pub mod config;
 pub mod crawl;
 pub mod diff;

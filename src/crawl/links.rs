@@ -179,11 +179,9 @@ pub fn extract_links(html: &str, page_url: &Url) -> ExtractedLinks {
     let doc = Html::parse_document(html);
     let mut out = ExtractedLinks::default();
     // The selectors are literals; parse failure would be a programming error caught by tests.
-    let (Ok(base_sel), Ok(link_sel), Ok(title_sel)) = (
-        Selector::parse("base[href]"),
-        Selector::parse("a[href], area[href]"),
-        Selector::parse("title"),
-    ) else {
+    let (Ok(base_sel), Ok(link_sel), Ok(title_sel)) =
+        (Selector::parse("base[href]"), Selector::parse("a[href], area[href]"), Selector::parse("title"))
+    else {
         return out;
     };
     let base = doc
@@ -288,7 +286,12 @@ mod tests {
         let links: Vec<&str> = got.links.iter().map(Url::as_str).collect();
         assert_eq!(
             links,
-            ["http://h/docs/sub/a.html", "http://h/docs/b.html", "http://h/docs/c.html?x=1", "http://other.example/"]
+            [
+                "http://h/docs/sub/a.html",
+                "http://h/docs/b.html",
+                "http://h/docs/c.html?x=1",
+                "http://other.example/"
+            ]
         );
         assert_eq!(got.ignored_schemes, 4);
         assert_eq!(got.title.as_deref(), Some("Hello world"));
@@ -296,7 +299,10 @@ mod tests {
 
     #[test]
     fn extraction_without_base_uses_page_url() {
-        let got = extract_links("<a href='?page=2'>n</a><a href='../up.html'>u</a>", &u("http://h/d/p.html?page=1"));
+        let got = extract_links(
+            "<a href='?page=2'>n</a><a href='../up.html'>u</a>",
+            &u("http://h/d/p.html?page=1"),
+        );
         let links: Vec<&str> = got.links.iter().map(Url::as_str).collect();
         assert_eq!(links, ["http://h/d/p.html?page=2", "http://h/up.html"]);
     }

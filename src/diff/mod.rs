@@ -116,7 +116,8 @@ pub fn compare_png(a: &[u8], b: &[u8], opts: &DiffOptions) -> Result<DiffOutcome
 
 fn png_dimensions(bytes: &[u8], name: &str) -> Result<(u32, u32), DiffError> {
     let dec = png::Decoder::new(std::io::Cursor::new(bytes));
-    let reader = dec.read_info().map_err(|e| DiffError::Decode { name: name.to_string(), reason: e.to_string() })?;
+    let reader =
+        dec.read_info().map_err(|e| DiffError::Decode { name: name.to_string(), reason: e.to_string() })?;
     let info = reader.info();
     Ok((info.width, info.height))
 }
@@ -203,7 +204,8 @@ pub fn compare(a: &RgbaImage, b: &RgbaImage, opts: &DiffOptions) -> DiffOutcome 
                     [255, 0, 0, 255]
                 } else {
                     let p = pa.unwrap_or([255, 255, 255, 255]);
-                    let g = blend(rgb2y(p[0] as f64, p[1] as f64, p[2] as f64), 0.1 * p[3] as f64 / 255.0) as u8;
+                    let g =
+                        blend(rgb2y(p[0] as f64, p[1] as f64, p[2] as f64), 0.1 * p[3] as f64 / 255.0) as u8;
                     [g, g, g, 255]
                 };
                 img.data[i..i + 4].copy_from_slice(&px);
