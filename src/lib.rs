@@ -9,3 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod crawl;
 pub mod diff;
+pub mod metrics;
+pub mod report;
+pub mod store;
+pub mod sweep;
