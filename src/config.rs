@@ -106,6 +106,7 @@ pub struct RawConfig {
 pub struct RawServer {
     pub listen: Option<String>,
     pub token_env: Option<String>,
+    pub demo_site: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -200,6 +201,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Name of the environment variable holding the write token.
     pub token_env: Option<String>,
+    /// Serve the bundled demo site (`web/demo/`) at `/demo/` (for the demo config).
+    pub demo_dir: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -373,7 +376,8 @@ impl Config {
                 v.issue("server.token_env", format!("{t:?} is not an environment variable name"));
             }
         }
-        let server = ServerConfig { listen, token_env: raw.server.token_env.clone() };
+        let demo_dir = raw.server.demo_site.unwrap_or(false).then(|| root.join("web").join("demo"));
+        let server = ServerConfig { listen, token_env: raw.server.token_env.clone(), demo_dir };
 
         let store_path = raw.store.path.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_STORE_PATH));
         if store_path.as_os_str().is_empty() {
@@ -591,6 +595,12 @@ fn validate_site(
         }
     }
     let compare_to = s.compare_to.as_deref().and_then(|t| v.http_url(&key("compare_to"), &name, t));
+    if compare_to.is_some() {
+        v.issue(
+            key("compare_to"),
+            format!("site {name:?}: pair sweeps are not available in this version yet (use two sites)"),
+        );
+    }
     let mut urls = Vec::new();
     if let (Some(list), Some(start)) = (&s.urls, &start) {
         let base = scope.as_ref().map(|sc| sc.prefix().clone()).unwrap_or_else(|| start.clone());
@@ -724,6 +734,21 @@ mod tests {
 name = "docs"
 start = "http://127.0.0.1:8000/docs/index.html"
 "#;
+
+    #[test]
+    fn every_shipped_config_parses() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let cfg = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                assert!(!cfg.sites.is_empty(), "{} has no site", path.display());
+                n += 1;
+            }
+        }
+        assert!(n >= 2, "expected the example and the demo config");
+    }
 
     #[test]
     fn minimal_config_gets_defaults() {

@@ -8,8 +8,12 @@ pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod crawl;
+#[cfg(any())] // until the browser pool lands
+pub mod daemon;
 pub mod diff;
 pub mod metrics;
 pub mod report;
+pub mod scheduler;
 pub mod store;
 pub mod sweep;
+pub mod web;

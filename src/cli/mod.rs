@@ -8,11 +8,13 @@ use clap::{Parser, Subcommand};
 use crate::config::{Config, SiteConfig};
 use crate::store::Store;
 
-#[cfg(any())]
+#[cfg(any())] // until the browser pool lands
 pub mod crawl;
 pub mod diff;
 pub mod plugin;
 pub mod review;
+#[cfg(any())] // until the browser pool lands
+pub mod serve;
 pub mod status;
 
 /// Exit code: success, nothing over threshold.
@@ -38,6 +40,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the daemon: scheduled crawls, review UI, JSON API and /metrics.
+    #[cfg(any())]
+    Serve(serve::ServeArgs),
     /// Crawl a site now, compare every page with its baseline, and report.
     #[cfg(any())]
     Crawl(crawl::CrawlArgs),
@@ -115,6 +120,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         #[cfg(any())]
         Command::Crawl(args) => crawl::run(&args),
+        #[cfg(any())]
+        Command::Serve(args) => serve::run(&args),
         Command::Approve(args) => review::run(&args, review::Verdict::Approve),
         Command::Reject(args) => review::run(&args, review::Verdict::Reject),
         Command::Status(args) => status::run(&args),

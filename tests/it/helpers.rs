@@ -125,3 +125,64 @@ impl Drop for FixtureServer {
         self.task.abort();
     }
 }
+
+/// The sitediff binary built for these tests.
+pub fn sitediff_bin() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_BIN_EXE_sitediff"))
+}
+
+/// Output of one sitediff run.
+pub struct RunOutput {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl RunOutput {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr)
+        })
+    }
+}
+
+/// Run sitediff with arguments (async-friendly: runs on the blocking pool).
+pub async fn run_sitediff(args: &[&str]) -> RunOutput {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let out = std::process::Command::new(sitediff_bin())
+            .args(&args)
+            .env_remove("SITEDIFF_CONFIG")
+            .output()
+            .expect("run sitediff");
+        RunOutput {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    })
+    .await
+    .expect("join")
+}
+
+/// A temp dir with a config file written into it; the store lives beside it.
+pub struct TempProject {
+    pub dir: tempfile::TempDir,
+}
+
+impl TempProject {
+    pub fn new() -> TempProject {
+        TempProject { dir: tempfile::tempdir().expect("tempdir") }
+    }
+    /// Write `sitediff.toml` with `[store] path` pointing into the temp dir, plus `body`.
+    pub fn write_config(&self, body: &str) -> String {
+        let path = self.dir.path().join("sitediff.toml");
+        let db = self.db_path();
+        let text = format!("[store]\npath = {:?}\n\n{body}", db.display().to_string());
+        std::fs::write(&path, text).expect("write config");
+        path.display().to_string()
+    }
+    pub fn db_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("sitediff.redb")
+    }
+}
