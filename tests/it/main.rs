@@ -3,3 +3,4 @@
 
 mod helpers;
 // mod crawl; (until the browser pool lands)
+mod web;
