@@ -64,6 +64,7 @@ pub async fn run(
         capturer: pool.clone(),
         metrics: Some(metrics.clone()),
         concurrency: config.browser.sessions * PAGES_PER_SESSION,
+        keep_crawls: config.store.keep_crawls as usize,
     });
     let tracker = TaskTracker::new();
     let (scheduler, handle) =

@@ -58,6 +58,8 @@ pub struct Sweeper<C: Capturer + 'static> {
     pub metrics: Option<Metrics>,
     /// Pages in flight at once (capture + diff); sized from the browser session count.
     pub concurrency: usize,
+    /// Crawls kept per site besides those holding baselines (`store.keep_crawls`).
+    pub keep_crawls: usize,
 }
 
 impl<C: Capturer + 'static> Sweeper<C> {
@@ -125,7 +127,20 @@ impl<C: Capturer + 'static> Sweeper<C> {
         }
         let store = self.store.clone();
         let to_store = rec.clone();
-        blocking(&site.name, move || store.update_crawl(&to_store)).await?.map_err(store_err)?;
+        let keep = self.keep_crawls;
+        let name = site.name.clone();
+        let retention = blocking(&site.name, move || {
+            store.update_crawl(&to_store)?;
+            store.apply_retention(&name, keep)
+        })
+        .await?
+        .map_err(store_err)?;
+        if retention.crawls_removed > 0 {
+            tracing::info!(
+                site = %site.name, crawls = retention.crawls_removed, artifacts = retention.blobs_removed,
+                "old crawls removed"
+            );
+        }
         if let Some(m) = &self.metrics {
             m.crawl_finished(
                 &site.name,
