@@ -2,5 +2,5 @@
 //! servers on 127.0.0.1:0, wasm modules). Shared fixtures live in `helpers`.
 
 mod capture;
+mod crawl;
 mod helpers;
-// mod crawl; (until the browser pool lands)
