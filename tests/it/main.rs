@@ -3,4 +3,5 @@
 
 mod capture;
 mod crawl;
+mod daemon;
 mod helpers;
