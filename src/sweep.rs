@@ -108,6 +108,8 @@ impl<C: Capturer + 'static> Sweeper<C> {
         rec.counts.pages = records.len() as u32;
         rec.counts.skipped_non_html = stats.skipped_non_html;
         rec.counts.skipped_max_pages = stats.skipped_max_pages;
+        rec.counts.skipped_query_variants = stats.skipped_query_variants;
+        rec.counts.skipped_off_prefix_redirect = stats.skipped_off_prefix_redirect;
         for p in &records {
             match p.change {
                 PageChange::Changed => rec.counts.changed += 1,
@@ -188,6 +190,7 @@ impl<C: Capturer + 'static> Sweeper<C> {
             seeds,
             follow_links: site.crawl,
             max_pages: site.max_pages,
+            max_query_variants: site.max_query_variants,
             request_timeout: site.request_timeout,
         };
         let (tx, rx) = mpsc::channel(DISCOVERY_BUFFER);
