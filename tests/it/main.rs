@@ -6,3 +6,4 @@ mod crash;
 mod crawl;
 mod daemon;
 mod helpers;
+mod hostile;
