@@ -194,16 +194,24 @@ async fn same_page_twice_gives_identical_png_bytes() {
     let _g = serial().await;
     let srv = FixtureServer::start().await;
     srv.set("/rich", page(RICH));
+    srv.set("/other", page("<p>another page, another viewport</p>"));
     let pool = pool(1).await;
     let a = pool.capture(request(&srv.url("/rich"), 800, 600, options())).await.unwrap();
+    // Something else in between on the same session, at another viewport.
+    pool.capture(request(&srv.url("/other"), 1280, 900, options())).await.unwrap();
     let b = pool.capture(request(&srv.url("/rich"), 800, 600, options())).await.unwrap();
+    pool.shutdown().await;
+    // A fresh browser (the next crawl).
+    let pool = self::pool(1).await;
+    let c = pool.capture(request(&srv.url("/rich"), 800, 600, options())).await.unwrap();
+    pool.shutdown().await;
     assert!(a.height > 2000);
     assert_eq!((a.width, a.height), (b.width, b.height));
-    assert!(a.png == b.png, "screenshots of an unchanged page differ");
+    assert!(a.png == b.png, "screenshots of an unchanged page differ (same session)");
+    assert!(a.png == c.png, "screenshots of an unchanged page differ (new browser)");
     assert!(a.html.contains("<h1>Heading</h1>"));
     assert_eq!(a.title.as_deref(), Some("t"));
     assert_eq!(a.final_url.as_str(), srv.url("/rich"));
-    pool.shutdown().await;
 }
 
 #[tokio::test]
@@ -411,4 +419,114 @@ async fn throughput() {
         println!("sessions={sessions}: {PAGES} pages in {secs:.2}s = {:.2} pages/s", PAGES as f64 / secs);
         pool.shutdown().await;
     }
+}
+
+/// A W3C-only WebDriver endpoint: forwards to a real chromedriver but answers `unknown command` to
+/// chromedriver's DevTools passthrough (like a Grid that does not forward vendor commands). The
+/// base path `/wd/hub/` is stripped. Returns the proxy's base URL and a counter of refused CDP calls.
+async fn w3c_only_proxy(upstream: Url) -> (Url, Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = Url::parse(&format!("http://{}/wd/hub/", listener.local_addr().unwrap())).unwrap();
+    let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = refused.clone();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else { break };
+            let (http, upstream, counter) = (http.clone(), upstream.clone(), counter.clone());
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                let head_end = loop {
+                    if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break p + 4;
+                    }
+                    match sock.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                let mut parts = head.split_whitespace();
+                let (method, target) =
+                    (parts.next().unwrap_or("GET").to_string(), parts.next().unwrap_or("/").to_string());
+                let len = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string())
+                    })
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .unwrap_or(0);
+                while buf.len() < head_end + len {
+                    match sock.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let body = buf[head_end..head_end + len].to_vec();
+                let (status, reply) = if target.contains("/goog/cdp/") {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let v = serde_json::json!({"value": {"error": "unknown command",
+                        "message": "no DevTools here", "stacktrace": ""}});
+                    (404, v.to_string().into_bytes())
+                } else {
+                    let path = target.strip_prefix("/wd/hub").unwrap_or(&target);
+                    let url = upstream.join(path.trim_start_matches('/')).unwrap();
+                    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+                    let mut rb = http.request(m, url).header("Content-Type", "application/json");
+                    if len > 0 {
+                        rb = rb.body(body);
+                    }
+                    match rb.send().await {
+                        Ok(r) => {
+                            (r.status().as_u16(), r.bytes().await.map(|b| b.to_vec()).unwrap_or_default())
+                        }
+                        Err(_) => return,
+                    }
+                };
+                let head = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json; charset=utf-8\r\n\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n",
+                    reply.len()
+                );
+                let _ = sock.write_all(head.as_bytes()).await;
+                let _ = sock.write_all(&reply).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    (base, refused)
+}
+
+#[tokio::test]
+async fn remote_w3c_only_endpoint_uses_window_resize_fallbacks() {
+    let _g = serial().await;
+    let srv = FixtureServer::start().await;
+    srv.set(
+        "/tall",
+        page(
+            "<div style='height:2990px;background:#f00'></div><div style='height:10px;background:#00f'></div>\
+             <script>document.title = innerWidth + 'x' + innerHeight</script>",
+        ),
+    );
+    let cancel = CancellationToken::new();
+    let path = sitediff::capture::find_chromedriver(None).unwrap();
+    let driver = sitediff::capture::ChromeDriver::spawn(&path, &cancel).await.unwrap();
+    let (proxy, refused) = w3c_only_proxy(driver.url().clone()).await;
+    let cfg = BrowserConfig { webdriver: WebDriverEndpoint::Remote(proxy.clone()), ..browser_cfg(1) };
+    let pool = BrowserPool::start(&cfg, cancel.clone()).await.unwrap();
+    assert_eq!(pool.driver_pid().await, None, "remote mode spawns nothing");
+    let c = pool.capture(request(&srv.url("/tall"), 800, 600, options())).await.unwrap();
+    assert!(refused.load(std::sync::atomic::Ordering::SeqCst) > 0, "the CDP path was not even tried");
+    assert_eq!(c.title.as_deref(), Some("800x600"), "viewport corrected for the browser chrome");
+    assert_eq!((c.width, c.height), (800, 3000));
+    let img = pixels(&c);
+    assert_eq!(px(&img, 400, 100), RED);
+    assert_eq!(px(&img, 400, 2995), BLUE);
+    // The viewport is restored for the next page.
+    let c = pool.capture(request(&srv.url("/tall"), 800, 600, options())).await.unwrap();
+    assert_eq!(c.title.as_deref(), Some("800x600"));
+    pool.shutdown().await;
+    driver.kill();
 }
