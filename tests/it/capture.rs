@@ -530,3 +530,36 @@ async fn remote_w3c_only_endpoint_uses_window_resize_fallbacks() {
     pool.shutdown().await;
     driver.kill();
 }
+
+#[tokio::test]
+async fn page_navigating_during_stabilisation_is_captured_on_its_final_document() {
+    let _g = serial().await;
+    let srv = FixtureServer::start().await;
+    // Page A leaves as soon as our stabilisation style lands in it.
+    srv.set(
+        "/a",
+        Response::html(
+            "<title>A</title><body style='margin:0;background:#f00'>A\
+             <script>new MutationObserver(() => { if (document.querySelector('style[data-sitediff]')) \
+             location.href = '/b'; }).observe(document.documentElement, { childList: true, subtree: true });\
+             </script>",
+        ),
+    );
+    srv.set(
+        "/b",
+        Response::html(
+            "<title>B</title><body style='margin:0;background:#00f'><p id=b>B</p>\
+             <div class=ad style='position:absolute;left:0;top:0;width:100px;height:100px;background:#f00'></div>",
+        ),
+    );
+    let pool = pool(1).await;
+    let opts = CaptureOptions { hide_selectors: vec![".ad".into()], ..options() };
+    let c = pool.capture(request(&srv.url("/a"), 640, 480, opts)).await.unwrap();
+    assert_eq!(c.final_url.as_str(), srv.url("/b"));
+    assert_eq!(c.title.as_deref(), Some("B"));
+    assert!(c.html.contains("<p id=\"b\">B</p>"), "{}", c.html);
+    let img = pixels(&c);
+    assert_eq!(px(&img, 600, 400), BLUE);
+    assert_eq!(px(&img, 50, 50), BLUE, "the final document was not stabilised (hide_selectors)");
+    pool.shutdown().await;
+}
