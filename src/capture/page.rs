@@ -91,8 +91,8 @@ for (const s of sels) {
 return { height, settled: window.__sitediffSettled === true, inner_width: window.innerWidth, inner_height: window.innerHeight, masks, title: document.title };
 "#;
 
-/// The rendered DOM, and whether the settle script ran on this document.
-const HTML_JS: &str = "return { settled: window.__sitediffSettled === true, \
+/// The rendered DOM, the document's URL, and whether the settle script ran on this document.
+const HTML_JS: &str = "return { settled: window.__sitediffSettled === true, url: location.href, \
     html: document.documentElement ? document.documentElement.outerHTML : '' };";
 const INNER_SIZE_JS: &str = "return [window.innerWidth, window.innerHeight];";
 
@@ -265,7 +265,10 @@ pub async fn capture_page(
             continue;
         }
         let html = after.get("html").and_then(Value::as_str).unwrap_or_default().to_string();
-        let final_url = bounded(session.client.current_url()).await.map_err(script_err)?;
+        let final_url = match after.get("url").and_then(Value::as_str).and_then(|u| Url::parse(u).ok()) {
+            Some(u) => u,
+            None => bounded(session.client.current_url()).await.map_err(script_err)?,
+        };
         let title = Some(measure.title).filter(|t| !t.is_empty());
 
         return Ok(Capture {

@@ -563,3 +563,57 @@ async fn page_navigating_during_stabilisation_is_captured_on_its_final_document(
     assert_eq!(px(&img, 50, 50), BLUE, "the final document was not stabilised (hide_selectors)");
     pool.shutdown().await;
 }
+
+/// Pids of the processes whose parent is `ppid`, with their command names.
+fn children_of(ppid: u32) -> Vec<(u32, String)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // pid (comm) state ppid ...
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let comm = stat[open + 1..close].to_string();
+        let ppid_field = stat[close + 1..].split_whitespace().nth(1).and_then(|v| v.parse::<u32>().ok());
+        if ppid_field == Some(ppid) {
+            out.push((pid, comm));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn crashed_browser_session_is_replaced() {
+    let _g = serial().await;
+    let srv = FixtureServer::start().await;
+    srv.set("/a", Response::html("<title>a</title>A"));
+    let pool = pool(1).await;
+    pool.capture(request(&srv.url("/a"), 640, 480, options())).await.unwrap();
+    let driver = pool.driver_pid().await.unwrap();
+    let browsers: Vec<u32> =
+        children_of(driver).into_iter().filter(|(_, c)| c.contains("chrom")).map(|(p, _)| p).collect();
+    assert!(!browsers.is_empty(), "no browser process under chromedriver {driver}");
+    for b in &browsers {
+        // SAFETY: signalling the browser this test's pool started.
+        unsafe { libc::kill(*b as libc::pid_t, libc::SIGKILL) };
+    }
+    let c = pool.capture(request(&srv.url("/a"), 640, 480, options())).await.unwrap();
+    assert_eq!(c.title.as_deref(), Some("a"));
+    let stats = pool.stats();
+    assert_eq!(
+        (stats.sessions_replaced, stats.driver_restarts, stats.sessions_started),
+        (1, 0, 2),
+        "{stats:?}"
+    );
+    assert_eq!(pool.driver_pid().await, Some(driver));
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn unreachable_remote_endpoint_is_a_session_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = Url::parse(&format!("http://127.0.0.1:{port}/wd/hub")).unwrap();
+    let cfg = BrowserConfig { webdriver: WebDriverEndpoint::Remote(url), ..browser_cfg(1) };
+    let err = BrowserPool::start(&cfg, CancellationToken::new()).await.unwrap_err();
+    assert!(matches!(err, CaptureError::Session { .. }), "{err:?}");
+    assert!(err.to_string().contains(&format!("127.0.0.1:{port}/wd/hub/")), "{err}");
+}
