@@ -2,4 +2,7 @@
 //! servers on 127.0.0.1:0, wasm modules). Shared fixtures live in `helpers`.
 
 mod capture;
+mod crash;
+mod crawl;
+mod daemon;
 mod helpers;
