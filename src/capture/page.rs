@@ -88,7 +88,7 @@ for (const s of sels) {
   }
   masks.push(rects);
 }
-return { height, settled: window.__sitediffSettled === true, inner_width: window.innerWidth, inner_height: window.innerHeight, masks, title: document.title };
+return { height, settled: window.__sitediffSettled === true, masks, title: document.title };
 "#;
 
 /// The rendered DOM, the document's URL, and whether the settle script ran on this document.
@@ -291,10 +291,6 @@ struct Measure {
     height: f64,
     /// The settle script ran on this document (false: the page navigated since).
     settled: bool,
-    #[allow(dead_code)]
-    inner_width: f64,
-    #[allow(dead_code)]
-    inner_height: f64,
     /// Per selector: `[x, y, width, height]` in page CSS px.
     masks: Vec<Vec<[f64; 4]>>,
     #[serde(default)]
