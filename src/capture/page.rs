@@ -26,6 +26,10 @@ const MIN_SCRIPT_TIMEOUT: Duration = Duration::from_secs(5);
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 /// How many times a page that keeps navigating by itself is settled again before we shoot anyway.
 const MAX_SETTLE_ATTEMPTS: u32 = 3;
+/// How long stabilisation waits for images still loading (lazy ones included).
+const IMAGE_WAIT: Duration = Duration::from_secs(5);
+/// How long stabilisation waits for two animation frames before going on anyway.
+const FRAME_WAIT: Duration = Duration::from_millis(500);
 /// How many stacked `alert()`s we dismiss before giving up.
 const MAX_DIALOGS: usize = 5;
 /// Device scale factor forced for byte-stable screenshots.
@@ -40,17 +44,30 @@ caret-color: transparent !important;\n  scroll-behavior: auto !important;\n}\n\
 html { scrollbar-width: none !important; }\n\
 ::-webkit-scrollbar { display: none !important; width: 0 !important; height: 0 !important; }\n";
 
-/// Waits for `load` and `document.fonts.ready`, applies the style sheet given as argument 0,
-/// cancels script-driven animations, blurs the focused element, scrolls to the top and waits two
-/// frames. Calls back `{ok: true}` or `{error: "..."}`.
+/// Waits for `load`, `document.fonts.ready` and images (lazy ones made eager; at most argument 1
+/// ms), applies the style sheet given as argument 0, cancels script-driven animations, blurs the
+/// focused element, scrolls to the top and waits two frames (at most argument 2 ms). Calls back `{ok: true}` or `{error: "..."}`.
 const SETTLE_JS: &str = r#"
-const css = arguments[0];
+const [css, imageWaitMs, frameWaitMs] = arguments;
 const done = arguments[arguments.length - 1];
+const sleep = ms => new Promise(r => setTimeout(r, ms));
 (async () => {
   if (document.readyState !== 'complete') {
     await new Promise(r => window.addEventListener('load', r, { once: true }));
   }
   if (document.fonts && document.fonts.ready) { await document.fonts.ready; }
+  // Lazy images below the fold would be missing (or half there) in a full-page shot.
+  const pending = [];
+  for (const img of document.images) {
+    if (img.loading === 'lazy') { img.loading = 'eager'; }
+    if (!img.complete) {
+      pending.push(new Promise(r => {
+        img.addEventListener('load', r, { once: true });
+        img.addEventListener('error', r, { once: true });
+      }));
+    }
+  }
+  if (pending.length) { await Promise.race([Promise.all(pending), sleep(imageWaitMs)]); }
   const style = document.createElement('style');
   style.setAttribute('data-sitediff', '');
   style.textContent = css;
@@ -64,7 +81,7 @@ const done = arguments[arguments.length - 1];
   }
   window.scrollTo(0, 0);
   const frame = () => new Promise(r => requestAnimationFrame(() => r()));
-  await Promise.race([frame().then(frame), new Promise(r => setTimeout(r, 500))]);
+  await Promise.race([frame().then(frame), sleep(frameWaitMs)]);
   if (document.fonts && document.fonts.ready) { await document.fonts.ready; }
   window.__sitediffSettled = true;
   done({ ok: true });
@@ -211,8 +228,12 @@ pub async fn capture_page(
         attempt += 1;
         let last = attempt >= MAX_SETTLE_ATTEMPTS;
         let t1 = Instant::now();
-        let settled =
-            run_script(session, url, settle_timeout, |c| c.execute_async(SETTLE_JS, vec![json!(css)])).await;
+        let settled = run_script(session, url, settle_timeout, |c| {
+            let args =
+                vec![json!(css), json!(IMAGE_WAIT.as_millis() as u64), json!(FRAME_WAIT.as_millis() as u64)];
+            c.execute_async(SETTLE_JS, args)
+        })
+        .await;
         let settled = match settled {
             // The document went away under the async script: chromedriver reports a script error
             // or, at once, a script timeout. Settle the new document.

@@ -617,3 +617,33 @@ async fn unreachable_remote_endpoint_is_a_session_error() {
     assert!(matches!(err, CaptureError::Session { .. }), "{err:?}");
     assert!(err.to_string().contains(&format!("127.0.0.1:{port}/wd/hub/")), "{err}");
 }
+
+fn solid_png(width: u32, height: u32, rgba: [u8; 4]) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let mut enc = png::Encoder::new(&mut buf, width, height);
+    enc.set_color(png::ColorType::Rgba);
+    let mut w = enc.write_header().unwrap();
+    w.write_image_data(&rgba.repeat((width * height) as usize)).unwrap();
+    w.finish().unwrap();
+    buf
+}
+
+#[tokio::test]
+async fn lazy_images_below_the_fold_are_in_the_shot() {
+    let _g = serial().await;
+    let srv = FixtureServer::start().await;
+    srv.set("/red.png", Response::with_type(200, "image/png", solid_png(100, 100, RED)));
+    srv.set(
+        "/lazy",
+        page(
+            "<div style='height:5000px'></div>\
+             <img loading=lazy src='/red.png' width=100 height=100 style='display:block'>\
+             <div style='height:500px'></div>",
+        ),
+    );
+    let pool = pool(1).await;
+    let c = pool.capture(request(&srv.url("/lazy"), 800, 600, options())).await.unwrap();
+    assert_eq!(c.height, 5600);
+    assert_eq!(px(&pixels(&c), 50, 5050), RED, "lazy image missing from the full-page shot");
+    pool.shutdown().await;
+}
