@@ -647,3 +647,21 @@ async fn lazy_images_below_the_fold_are_in_the_shot() {
     assert_eq!(px(&pixels(&c), 50, 5050), RED, "lazy image missing from the full-page shot");
     pool.shutdown().await;
 }
+
+#[tokio::test]
+async fn refused_connection_is_a_navigation_error_and_keeps_the_session() {
+    let _g = serial().await;
+    let srv = FixtureServer::start().await;
+    srv.set("/ok", Response::html("<title>ok</title>ok"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let pool = pool(1).await;
+    let err =
+        pool.capture(request(&format!("http://127.0.0.1:{port}/x"), 640, 480, options())).await.unwrap_err();
+    assert!(matches!(err, CaptureError::Navigate { .. }), "{err:?}");
+    assert!(err.to_string().contains("ERR_CONNECTION_REFUSED"), "{err}");
+    let c = pool.capture(request(&srv.url("/ok"), 640, 480, options())).await.unwrap();
+    assert_eq!(c.title.as_deref(), Some("ok"));
+    let stats = pool.stats();
+    assert_eq!((stats.sessions_started, stats.sessions_replaced, stats.page_retries), (1, 0, 0), "{stats:?}");
+    pool.shutdown().await;
+}
