@@ -24,6 +24,12 @@ const MAX_SETTLE_TIMEOUT: Duration = Duration::from_secs(15);
 const MIN_SCRIPT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bound on each WebDriver command that is not a navigation (scripts, screenshot, resize).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+/// How many times a page that keeps navigating by itself is settled again before we shoot anyway.
+const MAX_SETTLE_ATTEMPTS: u32 = 3;
+/// How long stabilisation waits for images still loading (lazy ones included).
+const IMAGE_WAIT: Duration = Duration::from_secs(5);
+/// How long stabilisation waits for two animation frames before going on anyway.
+const FRAME_WAIT: Duration = Duration::from_millis(500);
 /// How many stacked `alert()`s we dismiss before giving up.
 const MAX_DIALOGS: usize = 5;
 /// Device scale factor forced for byte-stable screenshots.
@@ -38,17 +44,30 @@ caret-color: transparent !important;\n  scroll-behavior: auto !important;\n}\n\
 html { scrollbar-width: none !important; }\n\
 ::-webkit-scrollbar { display: none !important; width: 0 !important; height: 0 !important; }\n";
 
-/// Waits for `load` and `document.fonts.ready`, applies the style sheet given as argument 0,
-/// cancels script-driven animations, blurs the focused element, scrolls to the top and waits two
-/// frames. Calls back `{ok: true}` or `{error: "..."}`.
+/// Waits for `load`, `document.fonts.ready` and images (lazy ones made eager; at most argument 1
+/// ms), applies the style sheet given as argument 0, cancels script-driven animations, blurs the
+/// focused element, scrolls to the top and waits two frames (at most argument 2 ms). Calls back `{ok: true}` or `{error: "..."}`.
 const SETTLE_JS: &str = r#"
-const css = arguments[0];
+const [css, imageWaitMs, frameWaitMs] = arguments;
 const done = arguments[arguments.length - 1];
+const sleep = ms => new Promise(r => setTimeout(r, ms));
 (async () => {
   if (document.readyState !== 'complete') {
     await new Promise(r => window.addEventListener('load', r, { once: true }));
   }
   if (document.fonts && document.fonts.ready) { await document.fonts.ready; }
+  // Lazy images below the fold would be missing (or half there) in a full-page shot.
+  const pending = [];
+  for (const img of document.images) {
+    if (img.loading === 'lazy') { img.loading = 'eager'; }
+    if (!img.complete) {
+      pending.push(new Promise(r => {
+        img.addEventListener('load', r, { once: true });
+        img.addEventListener('error', r, { once: true });
+      }));
+    }
+  }
+  if (pending.length) { await Promise.race([Promise.all(pending), sleep(imageWaitMs)]); }
   const style = document.createElement('style');
   style.setAttribute('data-sitediff', '');
   style.textContent = css;
@@ -62,8 +81,9 @@ const done = arguments[arguments.length - 1];
   }
   window.scrollTo(0, 0);
   const frame = () => new Promise(r => requestAnimationFrame(() => r()));
-  await Promise.race([frame().then(frame), new Promise(r => setTimeout(r, 500))]);
+  await Promise.race([frame().then(frame), sleep(frameWaitMs)]);
   if (document.fonts && document.fonts.ready) { await document.fonts.ready; }
+  window.__sitediffSettled = true;
   done({ ok: true });
 })().catch(e => done({ error: String((e && e.message) || e) }));
 "#;
@@ -85,10 +105,12 @@ for (const s of sels) {
   }
   masks.push(rects);
 }
-return { height, inner_width: window.innerWidth, inner_height: window.innerHeight, masks, title: document.title };
+return { height, settled: window.__sitediffSettled === true, masks, title: document.title };
 "#;
 
-const HTML_JS: &str = "return document.documentElement ? document.documentElement.outerHTML : '';";
+/// The rendered DOM, the document's URL, and whether the settle script ran on this document.
+const HTML_JS: &str = "return { settled: window.__sitediffSettled === true, url: location.href, \
+    html: document.documentElement ? document.documentElement.outerHTML : '' };";
 const INNER_SIZE_JS: &str = "return [window.innerWidth, window.innerHeight];";
 
 /// A chromedriver DevTools command sent through `POST /session/{id}/goog/cdp/execute`.
@@ -198,73 +220,98 @@ pub async fn capture_page(
     navigate(session, req).await?;
     let navigate_ms = elapsed_ms(t0);
 
-    // Stabilise and measure.
-    let t1 = Instant::now();
+    // Stabilise, measure, shoot. A page that navigates on its own (script or meta refresh) after
+    // load is settled again on its new document, a bounded number of times.
     let css = page_css(&opts.inject_css, &opts.hide_selectors);
-    let settled =
-        run_script(session, url, settle_timeout, |c| c.execute_async(SETTLE_JS, vec![json!(css)])).await?;
-    if let Some(err) = settled.get("error").and_then(Value::as_str) {
-        return Err(CaptureError::Script { url: url.to_string(), reason: err.to_string() });
-    }
-    let measured =
-        run_script(session, url, settle_timeout, |c| c.execute(MEASURE_JS, vec![json!(opts.mask_selectors)]))
-            .await?;
-    if let Some(sel) = measured.get("invalid_selector").and_then(Value::as_str) {
-        return Err(CaptureError::Script {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let last = attempt >= MAX_SETTLE_ATTEMPTS;
+        let t1 = Instant::now();
+        let settled = run_script(session, url, settle_timeout, |c| {
+            let args =
+                vec![json!(css), json!(IMAGE_WAIT.as_millis() as u64), json!(FRAME_WAIT.as_millis() as u64)];
+            c.execute_async(SETTLE_JS, args)
+        })
+        .await;
+        let settled = match settled {
+            // The document went away under the async script: chromedriver reports a script error
+            // or, at once, a script timeout. Settle the new document.
+            Err(CaptureError::Script { .. }) if !last => continue,
+            Err(CaptureError::Timeout { .. }) if !last && t1.elapsed() < settle_timeout => continue,
+            other => other?,
+        };
+        if let Some(err) = settled.get("error").and_then(Value::as_str) {
+            return Err(CaptureError::Script { url: url.to_string(), reason: err.to_string() });
+        }
+        let measured = run_script(session, url, settle_timeout, |c| {
+            c.execute(MEASURE_JS, vec![json!(opts.mask_selectors)])
+        })
+        .await?;
+        if let Some(sel) = measured.get("invalid_selector").and_then(Value::as_str) {
+            return Err(CaptureError::Script {
+                url: url.to_string(),
+                reason: format!("invalid mask selector {sel:?}"),
+            });
+        }
+        let measure: Measure = serde_json::from_value(measured).map_err(|e| CaptureError::Script {
             url: url.to_string(),
-            reason: format!("invalid mask selector {sel:?}"),
+            reason: format!("bad measurement: {e}"),
+        })?;
+        if !measure.settled && !last {
+            continue;
+        }
+        let (height, truncated) = capped_height(measure.height, opts.max_height);
+        let width = req.viewport.width;
+        let mask_rects = opts
+            .mask_selectors
+            .iter()
+            .zip(measure.masks.iter())
+            .map(|(sel, rects)| SelectorRects {
+                selector: sel.clone(),
+                rects: rects.iter().filter_map(|r| clip_rect(*r, width, height)).collect(),
+            })
+            .collect();
+        let settle_ms = elapsed_ms(t1);
+
+        let t2 = Instant::now();
+        let png = screenshot(session, req, width, height).await?;
+        let (png_width, png_height) = png_size(&png)
+            .ok_or_else(|| CaptureError::Screenshot { url: url.to_string(), reason: "not a PNG".into() })?;
+        let screenshot_ms = elapsed_ms(t2);
+
+        let after = run_script(session, url, settle_timeout, |c| c.execute(HTML_JS, vec![])).await?;
+        if after.get("settled").and_then(Value::as_bool) != Some(true) && !last {
+            // Navigated while we were shooting: the picture may mix two documents.
+            continue;
+        }
+        let html = after.get("html").and_then(Value::as_str).unwrap_or_default().to_string();
+        let final_url = match after.get("url").and_then(Value::as_str).and_then(|u| Url::parse(u).ok()) {
+            Some(u) => u,
+            None => bounded(session.client.current_url()).await.map_err(script_err)?,
+        };
+        let title = Some(measure.title).filter(|t| !t.is_empty());
+
+        return Ok(Capture {
+            png,
+            width: png_width,
+            height: png_height,
+            html,
+            title,
+            final_url,
+            mask_rects,
+            truncated,
+            timing: CaptureTiming { navigate_ms, settle_ms, screenshot_ms },
         });
     }
-    let measure: Measure = serde_json::from_value(measured).map_err(|e| CaptureError::Script {
-        url: url.to_string(),
-        reason: format!("bad measurement: {e}"),
-    })?;
-    let (height, truncated) = capped_height(measure.height, opts.max_height);
-    let width = req.viewport.width;
-    let mask_rects = opts
-        .mask_selectors
-        .iter()
-        .zip(measure.masks.iter())
-        .map(|(sel, rects)| SelectorRects {
-            selector: sel.clone(),
-            rects: rects.iter().filter_map(|r| clip_rect(*r, width, height)).collect(),
-        })
-        .collect();
-    let settle_ms = elapsed_ms(t1);
-
-    // Screenshot.
-    let t2 = Instant::now();
-    let png = screenshot(session, req, width, height).await?;
-    let (png_width, png_height) = png_size(&png)
-        .ok_or_else(|| CaptureError::Screenshot { url: url.to_string(), reason: "not a PNG".into() })?;
-    let screenshot_ms = elapsed_ms(t2);
-
-    let html = run_script(session, url, settle_timeout, |c| c.execute(HTML_JS, vec![])).await?;
-    let html = html.as_str().unwrap_or_default().to_string();
-    let final_url = bounded(session.client.current_url()).await.map_err(script_err)?;
-    let title = Some(measure.title).filter(|t| !t.is_empty());
-
-    Ok(Capture {
-        png,
-        width: png_width,
-        height: png_height,
-        html,
-        title,
-        final_url,
-        mask_rects,
-        truncated,
-        timing: CaptureTiming { navigate_ms, settle_ms, screenshot_ms },
-    })
 }
 
 /// What [`MEASURE_JS`] returns.
 #[derive(Debug, Deserialize)]
 struct Measure {
     height: f64,
-    #[allow(dead_code)]
-    inner_width: f64,
-    #[allow(dead_code)]
-    inner_height: f64,
+    /// The settle script ran on this document (false: the page navigated since).
+    settled: bool,
     /// Per selector: `[x, y, width, height]` in page CSS px.
     masks: Vec<Vec<[f64; 4]>>,
     #[serde(default)]

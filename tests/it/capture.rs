@@ -194,16 +194,24 @@ async fn same_page_twice_gives_identical_png_bytes() {
     let _g = serial().await;
     let srv = FixtureServer::start().await;
     srv.set("/rich", page(RICH));
+    srv.set("/other", page("<p>another page, another viewport</p>"));
     let pool = pool(1).await;
     let a = pool.capture(request(&srv.url("/rich"), 800, 600, options())).await.unwrap();
+    // Something else in between on the same session, at another viewport.
+    pool.capture(request(&srv.url("/other"), 1280, 900, options())).await.unwrap();
     let b = pool.capture(request(&srv.url("/rich"), 800, 600, options())).await.unwrap();
+    pool.shutdown().await;
+    // A fresh browser (the next crawl).
+    let pool = self::pool(1).await;
+    let c = pool.capture(request(&srv.url("/rich"), 800, 600, options())).await.unwrap();
+    pool.shutdown().await;
     assert!(a.height > 2000);
     assert_eq!((a.width, a.height), (b.width, b.height));
-    assert!(a.png == b.png, "screenshots of an unchanged page differ");
+    assert!(a.png == b.png, "screenshots of an unchanged page differ (same session)");
+    assert!(a.png == c.png, "screenshots of an unchanged page differ (new browser)");
     assert!(a.html.contains("<h1>Heading</h1>"));
     assert_eq!(a.title.as_deref(), Some("t"));
     assert_eq!(a.final_url.as_str(), srv.url("/rich"));
-    pool.shutdown().await;
 }
 
 #[tokio::test]
@@ -411,4 +419,249 @@ async fn throughput() {
         println!("sessions={sessions}: {PAGES} pages in {secs:.2}s = {:.2} pages/s", PAGES as f64 / secs);
         pool.shutdown().await;
     }
+}
+
+/// A W3C-only WebDriver endpoint: forwards to a real chromedriver but answers `unknown command` to
+/// chromedriver's DevTools passthrough (like a Grid that does not forward vendor commands). The
+/// base path `/wd/hub/` is stripped. Returns the proxy's base URL and a counter of refused CDP calls.
+async fn w3c_only_proxy(upstream: Url) -> (Url, Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = Url::parse(&format!("http://{}/wd/hub/", listener.local_addr().unwrap())).unwrap();
+    let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = refused.clone();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else { break };
+            let (http, upstream, counter) = (http.clone(), upstream.clone(), counter.clone());
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                let head_end = loop {
+                    if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break p + 4;
+                    }
+                    match sock.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                let mut parts = head.split_whitespace();
+                let (method, target) =
+                    (parts.next().unwrap_or("GET").to_string(), parts.next().unwrap_or("/").to_string());
+                let len = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string())
+                    })
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .unwrap_or(0);
+                while buf.len() < head_end + len {
+                    match sock.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let body = buf[head_end..head_end + len].to_vec();
+                let (status, reply) = if target.contains("/goog/cdp/") {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let v = serde_json::json!({"value": {"error": "unknown command",
+                        "message": "no DevTools here", "stacktrace": ""}});
+                    (404, v.to_string().into_bytes())
+                } else {
+                    let path = target.strip_prefix("/wd/hub").unwrap_or(&target);
+                    let url = upstream.join(path.trim_start_matches('/')).unwrap();
+                    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+                    let mut rb = http.request(m, url).header("Content-Type", "application/json");
+                    if len > 0 {
+                        rb = rb.body(body);
+                    }
+                    match rb.send().await {
+                        Ok(r) => {
+                            (r.status().as_u16(), r.bytes().await.map(|b| b.to_vec()).unwrap_or_default())
+                        }
+                        Err(_) => return,
+                    }
+                };
+                let head = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json; charset=utf-8\r\n\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n",
+                    reply.len()
+                );
+                let _ = sock.write_all(head.as_bytes()).await;
+                let _ = sock.write_all(&reply).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    (base, refused)
+}
+
+#[tokio::test]
+async fn remote_w3c_only_endpoint_uses_window_resize_fallbacks() {
+    let _g = serial().await;
+    let srv = FixtureServer::start().await;
+    srv.set(
+        "/tall",
+        page(
+            "<div style='height:2990px;background:#f00'></div><div style='height:10px;background:#00f'></div>\
+             <script>document.title = innerWidth + 'x' + innerHeight</script>",
+        ),
+    );
+    let cancel = CancellationToken::new();
+    let path = sitediff::capture::find_chromedriver(None).unwrap();
+    let driver = sitediff::capture::ChromeDriver::spawn(&path, &cancel).await.unwrap();
+    let (proxy, refused) = w3c_only_proxy(driver.url().clone()).await;
+    let cfg = BrowserConfig { webdriver: WebDriverEndpoint::Remote(proxy.clone()), ..browser_cfg(1) };
+    let pool = BrowserPool::start(&cfg, cancel.clone()).await.unwrap();
+    assert_eq!(pool.driver_pid().await, None, "remote mode spawns nothing");
+    let c = pool.capture(request(&srv.url("/tall"), 800, 600, options())).await.unwrap();
+    assert!(refused.load(std::sync::atomic::Ordering::SeqCst) > 0, "the CDP path was not even tried");
+    assert_eq!(c.title.as_deref(), Some("800x600"), "viewport corrected for the browser chrome");
+    assert_eq!((c.width, c.height), (800, 3000));
+    let img = pixels(&c);
+    assert_eq!(px(&img, 400, 100), RED);
+    assert_eq!(px(&img, 400, 2995), BLUE);
+    // The viewport is restored for the next page.
+    let c = pool.capture(request(&srv.url("/tall"), 800, 600, options())).await.unwrap();
+    assert_eq!(c.title.as_deref(), Some("800x600"));
+    pool.shutdown().await;
+    driver.kill();
+}
+
+#[tokio::test]
+async fn page_navigating_during_stabilisation_is_captured_on_its_final_document() {
+    let _g = serial().await;
+    let srv = FixtureServer::start().await;
+    // Page A leaves as soon as our stabilisation style lands in it.
+    srv.set(
+        "/a",
+        Response::html(
+            "<title>A</title><body style='margin:0;background:#f00'>A\
+             <script>new MutationObserver(() => { if (document.querySelector('style[data-sitediff]')) \
+             location.href = '/b'; }).observe(document.documentElement, { childList: true, subtree: true });\
+             </script>",
+        ),
+    );
+    srv.set(
+        "/b",
+        Response::html(
+            "<title>B</title><body style='margin:0;background:#00f'><p id=b>B</p>\
+             <div class=ad style='position:absolute;left:0;top:0;width:100px;height:100px;background:#f00'></div>",
+        ),
+    );
+    let pool = pool(1).await;
+    let opts = CaptureOptions { hide_selectors: vec![".ad".into()], ..options() };
+    let c = pool.capture(request(&srv.url("/a"), 640, 480, opts)).await.unwrap();
+    assert_eq!(c.final_url.as_str(), srv.url("/b"));
+    assert_eq!(c.title.as_deref(), Some("B"));
+    assert!(c.html.contains("<p id=\"b\">B</p>"), "{}", c.html);
+    let img = pixels(&c);
+    assert_eq!(px(&img, 600, 400), BLUE);
+    assert_eq!(px(&img, 50, 50), BLUE, "the final document was not stabilised (hide_selectors)");
+    pool.shutdown().await;
+}
+
+/// Pids of the processes whose parent is `ppid`, with their command names.
+fn children_of(ppid: u32) -> Vec<(u32, String)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // pid (comm) state ppid ...
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let comm = stat[open + 1..close].to_string();
+        let ppid_field = stat[close + 1..].split_whitespace().nth(1).and_then(|v| v.parse::<u32>().ok());
+        if ppid_field == Some(ppid) {
+            out.push((pid, comm));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn crashed_browser_session_is_replaced() {
+    let _g = serial().await;
+    let srv = FixtureServer::start().await;
+    srv.set("/a", Response::html("<title>a</title>A"));
+    let pool = pool(1).await;
+    pool.capture(request(&srv.url("/a"), 640, 480, options())).await.unwrap();
+    let driver = pool.driver_pid().await.unwrap();
+    let browsers: Vec<u32> =
+        children_of(driver).into_iter().filter(|(_, c)| c.contains("chrom")).map(|(p, _)| p).collect();
+    assert!(!browsers.is_empty(), "no browser process under chromedriver {driver}");
+    for b in &browsers {
+        // SAFETY: signalling the browser this test's pool started.
+        unsafe { libc::kill(*b as libc::pid_t, libc::SIGKILL) };
+    }
+    let c = pool.capture(request(&srv.url("/a"), 640, 480, options())).await.unwrap();
+    assert_eq!(c.title.as_deref(), Some("a"));
+    let stats = pool.stats();
+    assert_eq!(
+        (stats.sessions_replaced, stats.driver_restarts, stats.sessions_started),
+        (1, 0, 2),
+        "{stats:?}"
+    );
+    assert_eq!(pool.driver_pid().await, Some(driver));
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn unreachable_remote_endpoint_is_a_session_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = Url::parse(&format!("http://127.0.0.1:{port}/wd/hub")).unwrap();
+    let cfg = BrowserConfig { webdriver: WebDriverEndpoint::Remote(url), ..browser_cfg(1) };
+    let err = BrowserPool::start(&cfg, CancellationToken::new()).await.unwrap_err();
+    assert!(matches!(err, CaptureError::Session { .. }), "{err:?}");
+    assert!(err.to_string().contains(&format!("127.0.0.1:{port}/wd/hub/")), "{err}");
+}
+
+fn solid_png(width: u32, height: u32, rgba: [u8; 4]) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let mut enc = png::Encoder::new(&mut buf, width, height);
+    enc.set_color(png::ColorType::Rgba);
+    let mut w = enc.write_header().unwrap();
+    w.write_image_data(&rgba.repeat((width * height) as usize)).unwrap();
+    w.finish().unwrap();
+    buf
+}
+
+#[tokio::test]
+async fn lazy_images_below_the_fold_are_in_the_shot() {
+    let _g = serial().await;
+    let srv = FixtureServer::start().await;
+    srv.set("/red.png", Response::with_type(200, "image/png", solid_png(100, 100, RED)));
+    srv.set(
+        "/lazy",
+        page(
+            "<div style='height:5000px'></div>\
+             <img loading=lazy src='/red.png' width=100 height=100 style='display:block'>\
+             <div style='height:500px'></div>",
+        ),
+    );
+    let pool = pool(1).await;
+    let c = pool.capture(request(&srv.url("/lazy"), 800, 600, options())).await.unwrap();
+    assert_eq!(c.height, 5600);
+    assert_eq!(px(&pixels(&c), 50, 5050), RED, "lazy image missing from the full-page shot");
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn refused_connection_is_a_navigation_error_and_keeps_the_session() {
+    let _g = serial().await;
+    let srv = FixtureServer::start().await;
+    srv.set("/ok", Response::html("<title>ok</title>ok"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let pool = pool(1).await;
+    let err =
+        pool.capture(request(&format!("http://127.0.0.1:{port}/x"), 640, 480, options())).await.unwrap_err();
+    assert!(matches!(err, CaptureError::Navigate { .. }), "{err:?}");
+    assert!(err.to_string().contains("ERR_CONNECTION_REFUSED"), "{err}");
+    let c = pool.capture(request(&srv.url("/ok"), 640, 480, options())).await.unwrap();
+    assert_eq!(c.title.as_deref(), Some("ok"));
+    let stats = pool.stats();
+    assert_eq!((stats.sessions_started, stats.sessions_replaced, stats.page_retries), (1, 0, 0), "{stats:?}");
+    pool.shutdown().await;
 }
