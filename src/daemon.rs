@@ -36,6 +36,16 @@ pub enum DaemonError {
     Task(String),
 }
 
+/// How long the health probe waits for the WebDriver endpoint.
+const HEALTH_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Whether the WebDriver endpoint answers `GET /status` with success.
+async fn webdriver_ready(endpoint: &url::Url) -> bool {
+    let Ok(url) = endpoint.join("status") else { return false };
+    let Ok(client) = reqwest::Client::builder().timeout(HEALTH_PROBE_TIMEOUT).build() else { return false };
+    matches!(client.get(url).send().await, Ok(r) if r.status().is_success())
+}
+
 /// Run the daemon until `shutdown` fires. `ready` receives the bound address once serving.
 pub async fn run(
     config: Config,
@@ -64,6 +74,7 @@ pub async fn run(
         capturer: pool.clone(),
         metrics: Some(metrics.clone()),
         concurrency: config.browser.sessions * PAGES_PER_SESSION,
+        keep_crawls: config.store.keep_crawls as usize,
     });
     let tracker = TaskTracker::new();
     let (scheduler, handle) =
@@ -82,7 +93,7 @@ pub async fn run(
         token: config.server.token(),
         browser: Arc::new(move || {
             let p = probe_pool.clone();
-            Box::pin(async move { p.healthy().await })
+            Box::pin(async move { webdriver_ready(&p.endpoint_url().await).await })
         }),
     };
     let web_cancel = CancellationToken::new();

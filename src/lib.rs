@@ -8,7 +8,6 @@ pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod crawl;
-#[cfg(any())] // until the browser pool lands
 pub mod daemon;
 pub mod diff;
 pub mod metrics;

@@ -46,6 +46,8 @@ pub struct CrawlReport {
     pub failed: u32,
     pub skipped_non_html: u32,
     pub skipped_max_pages: u32,
+    pub skipped_query_variants: u32,
+    pub skipped_off_prefix_redirect: u32,
     pub max_distortion: f64,
     pub started_at: i64,
     pub finished_at: Option<i64>,
@@ -75,6 +77,8 @@ impl CrawlReport {
             failed: crawl.counts.failed,
             skipped_non_html: crawl.counts.skipped_non_html,
             skipped_max_pages: crawl.counts.skipped_max_pages,
+            skipped_query_variants: crawl.counts.skipped_query_variants,
+            skipped_off_prefix_redirect: crawl.counts.skipped_off_prefix_redirect,
             max_distortion: crawl.max_distortion,
             started_at: crawl.started_at,
             finished_at: crawl.finished_at,
@@ -109,11 +113,16 @@ impl CrawlReport {
                 _ => {}
             }
         }
-        if self.skipped_non_html > 0 || self.skipped_max_pages > 0 {
-            s.push_str(&format!(
-                "  skipped: {} non-HTML links, {} links beyond max_pages\n",
-                self.skipped_non_html, self.skipped_max_pages
-            ));
+        let skipped = [
+            (self.skipped_non_html, "non-HTML links"),
+            (self.skipped_max_pages, "links beyond max_pages"),
+            (self.skipped_query_variants, "links beyond max_query_variants"),
+            (self.skipped_off_prefix_redirect, "redirects out of the prefix"),
+        ];
+        let parts: Vec<String> =
+            skipped.iter().filter(|(n, _)| *n > 0).map(|(n, what)| format!("{n} {what}")).collect();
+        if !parts.is_empty() {
+            s.push_str(&format!("  skipped: {}\n", parts.join(", ")));
         }
         s
     }

@@ -58,6 +58,8 @@ pub struct Sweeper<C: Capturer + 'static> {
     pub metrics: Option<Metrics>,
     /// Pages in flight at once (capture + diff); sized from the browser session count.
     pub concurrency: usize,
+    /// Crawls kept per site besides those holding baselines (`store.keep_crawls`).
+    pub keep_crawls: usize,
 }
 
 impl<C: Capturer + 'static> Sweeper<C> {
@@ -106,6 +108,8 @@ impl<C: Capturer + 'static> Sweeper<C> {
         rec.counts.pages = records.len() as u32;
         rec.counts.skipped_non_html = stats.skipped_non_html;
         rec.counts.skipped_max_pages = stats.skipped_max_pages;
+        rec.counts.skipped_query_variants = stats.skipped_query_variants;
+        rec.counts.skipped_off_prefix_redirect = stats.skipped_off_prefix_redirect;
         for p in &records {
             match p.change {
                 PageChange::Changed => rec.counts.changed += 1,
@@ -125,7 +129,20 @@ impl<C: Capturer + 'static> Sweeper<C> {
         }
         let store = self.store.clone();
         let to_store = rec.clone();
-        blocking(&site.name, move || store.update_crawl(&to_store)).await?.map_err(store_err)?;
+        let keep = self.keep_crawls;
+        let name = site.name.clone();
+        let retention = blocking(&site.name, move || {
+            store.update_crawl(&to_store)?;
+            store.apply_retention(&name, keep)
+        })
+        .await?
+        .map_err(store_err)?;
+        if retention.crawls_removed > 0 {
+            tracing::info!(
+                site = %site.name, crawls = retention.crawls_removed, artifacts = retention.blobs_removed,
+                "old crawls removed"
+            );
+        }
         if let Some(m) = &self.metrics {
             m.crawl_finished(
                 &site.name,
@@ -173,6 +190,7 @@ impl<C: Capturer + 'static> Sweeper<C> {
             seeds,
             follow_links: site.crawl,
             max_pages: site.max_pages,
+            max_query_variants: site.max_query_variants,
             request_timeout: site.request_timeout,
         };
         let (tx, rx) = mpsc::channel(DISCOVERY_BUFFER);

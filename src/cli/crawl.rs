@@ -76,6 +76,7 @@ pub fn run(args: &CrawlArgs) -> anyhow::Result<ExitCode> {
             capturer: pool.clone(),
             metrics: None,
             concurrency: cfg.browser.sessions * PAGES_PER_SESSION,
+            keep_crawls: cfg.store.keep_crawls as usize,
         };
         let result = sweeper.run(&site, cancel, Arc::new(Progress(bar.clone()))).await;
         bar.finish_and_clear();

@@ -8,12 +8,10 @@ use clap::{Parser, Subcommand};
 use crate::config::{Config, SiteConfig};
 use crate::store::Store;
 
-#[cfg(any())] // until the browser pool lands
 pub mod crawl;
 pub mod diff;
 pub mod plugin;
 pub mod review;
-#[cfg(any())] // until the browser pool lands
 pub mod serve;
 pub mod status;
 
@@ -41,10 +39,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the daemon: scheduled crawls, review UI, JSON API and /metrics.
-    #[cfg(any())]
     Serve(serve::ServeArgs),
     /// Crawl a site now, compare every page with its baseline, and report.
-    #[cfg(any())]
     Crawl(crawl::CrawlArgs),
     /// Make a crawl (default: the site's latest) the baseline.
     Approve(review::ReviewArgs),
@@ -118,9 +114,7 @@ pub fn init_tracing(verbose: u8) {
 /// Run one command.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        #[cfg(any())]
         Command::Crawl(args) => crawl::run(&args),
-        #[cfg(any())]
         Command::Serve(args) => serve::run(&args),
         Command::Approve(args) => review::run(&args, review::Verdict::Approve),
         Command::Reject(args) => review::run(&args, review::Verdict::Reject),

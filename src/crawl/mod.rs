@@ -5,7 +5,7 @@
 
 pub mod links;
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -55,6 +55,7 @@ pub struct DiscoveryStats {
     pub skipped_non_html: u32,
     pub skipped_off_prefix_redirect: u32,
     pub skipped_max_pages: u32,
+    pub skipped_query_variants: u32,
     pub ignored_links: u32,
 }
 
@@ -68,6 +69,7 @@ pub struct DiscoveryPlan {
     /// Follow links found in pages.
     pub follow_links: bool,
     pub max_pages: usize,
+    pub max_query_variants: usize,
     pub request_timeout: Duration,
 }
 
@@ -193,6 +195,8 @@ pub async fn discover(
     let mut seen: HashSet<Url> = HashSet::new();
     let mut emitted_keys: HashSet<String> = HashSet::new();
     let mut queue: VecDeque<Url> = VecDeque::new();
+    // Distinct query strings enqueued per path.
+    let mut variants: HashMap<String, usize> = HashMap::new();
     for s in &plan.seeds {
         let s = normalize_url(s);
         if plan.scope.contains(&s) && seen.insert(s.clone()) {
@@ -242,6 +246,14 @@ pub async fn discover(
                     for link in extracted.links {
                         if plan.scope.contains(&link) && !seen.contains(&link) {
                             seen.insert(link.clone());
+                            if link.query().is_some() {
+                                let n = variants.entry(link.path().to_string()).or_default();
+                                if *n >= plan.max_query_variants {
+                                    stats.skipped_query_variants += 1;
+                                    continue;
+                                }
+                                *n += 1;
+                            }
                             queue.push_back(link);
                         }
                     }

@@ -6,6 +6,7 @@
 pub mod model;
 pub mod schema;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -77,6 +78,13 @@ fn check_newer_schema(db: &impl ReadableDatabase, path: &Path) -> Result<(), Sto
         }
         _ => Ok(()),
     }
+}
+
+/// What a retention pass removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetentionReport {
+    pub crawls_removed: u32,
+    pub blobs_removed: u32,
 }
 
 /// Handle to the database; cheap to clone and shareable across threads.
@@ -485,6 +493,80 @@ impl Store {
         Ok(ids)
     }
 
+    /// Keep a site's baselines plus its newest `keep` crawls; remove older crawls and their page
+    /// records, then garbage-collect artifacts nothing references any more. One transaction: a crash
+    /// leaves either the old or the new state. Running crawls and crawls holding baselines are kept.
+    pub fn apply_retention(&self, site: &str, keep: usize) -> Result<RetentionReport, StoreError> {
+        const OP: &str = "applying retention";
+        let ids = self.crawl_ids(site)?;
+        let baseline_crawls: HashSet<u64> = self.baselines(site)?.into_iter().map(|(_, b)| b.crawl).collect();
+        let mut report = RetentionReport::default();
+        let mut doomed = Vec::new();
+        for (n, id) in ids.iter().rev().enumerate() {
+            if n < keep || baseline_crawls.contains(id) {
+                continue;
+            }
+            match self.crawl(*id)? {
+                Some(c) if c.status == CrawlStatus::Running => {}
+                _ => doomed.push(*id),
+            }
+        }
+        let wtx = self.write_txn(OP)?;
+        {
+            let mut crawls = wtx.open_table(CRAWLS).map_err(db_err(OP))?;
+            let mut idx = wtx.open_table(SITE_CRAWLS).map_err(db_err(OP))?;
+            let mut pages = wtx.open_table(PAGES).map_err(db_err(OP))?;
+            for id in &doomed {
+                crawls.remove(*id).map_err(db_err(OP))?;
+                idx.remove((site, *id)).map_err(db_err(OP))?;
+                let keys: Vec<String> = pages
+                    .range((*id, "")..(*id + 1, ""))
+                    .map_err(db_err(OP))?
+                    .map(|e| e.map(|(k, _)| k.value().1.to_string()))
+                    .collect::<Result<_, _>>()
+                    .map_err(db_err(OP))?;
+                for k in keys {
+                    pages.remove((*id, k.as_str())).map_err(db_err(OP))?;
+                }
+                report.crawls_removed += 1;
+            }
+            if !doomed.is_empty() {
+                // Mark: every hash a page or baseline still references.
+                let mut live: HashSet<[u8; 32]> = HashSet::new();
+                for entry in pages.iter().map_err(db_err(OP))? {
+                    let (_, v) = entry.map_err(db_err(OP))?;
+                    let p: PageRecord = decode("page", v.value())?;
+                    live.extend([p.png, p.html, p.diff].into_iter().flatten().map(|h| h.0));
+                }
+                let baselines = wtx.open_table(BASELINES).map_err(db_err(OP))?;
+                for entry in baselines.iter().map_err(db_err(OP))? {
+                    let (_, v) = entry.map_err(db_err(OP))?;
+                    let b: BaselineRecord = decode("baseline", v.value())?;
+                    live.insert(b.png.0);
+                    live.extend(b.html.map(|h| h.0));
+                }
+                // Sweep.
+                let mut blobs = wtx.open_table(BLOBS).map_err(db_err(OP))?;
+                let dead: Vec<[u8; 32]> = blobs
+                    .iter()
+                    .map_err(db_err(OP))?
+                    .filter_map(|e| match e {
+                        Ok((k, _)) if !live.contains(k.value()) => Some(Ok(*k.value())),
+                        Ok(_) => None,
+                        Err(e) => Some(Err(e)),
+                    })
+                    .collect::<Result<_, _>>()
+                    .map_err(db_err(OP))?;
+                for h in dead {
+                    blobs.remove(&h).map_err(db_err(OP))?;
+                    report.blobs_removed += 1;
+                }
+            }
+        }
+        wtx.commit().map_err(db_err(OP))?;
+        Ok(report)
+    }
+
     /// The crawl a command means: an explicit id (checked to belong to `site`), else the site's latest.
     pub fn resolve_crawl(&self, site: &str, id: Option<u64>) -> Result<CrawlRecord, StoreError> {
         match id {
@@ -551,6 +633,38 @@ mod tests {
         assert_eq!(s.crawls("docs").unwrap().iter().map(|c| c.id).collect::<Vec<_>>(), vec![2, 1]);
         assert_eq!(s.site_names().unwrap(), vec!["docs".to_string()]);
         assert!(matches!(s.resolve_crawl("other", Some(1)), Err(StoreError::NoSuchCrawl { .. })));
+    }
+
+    #[test]
+    fn retention_keeps_baselines_and_latest_and_collects_garbage() {
+        let (_d, s) = temp_store();
+        let mut ids = Vec::new();
+        for i in 0..5u8 {
+            let c = s.begin_crawl("docs", CrawlKind::Site, "http://h/", None).unwrap();
+            let bytes = [i; 4];
+            s.put_page(c.id, &page("/a", &bytes), &[Blob::new(&bytes), Blob::new(b"shared")]).unwrap();
+            let mut rec = s.crawl(c.id).unwrap().unwrap();
+            rec.status = CrawlStatus::Reviewing;
+            s.update_crawl(&rec).unwrap();
+            if i == 1 {
+                s.approve_crawl(c.id).unwrap();
+            }
+            ids.push(c.id);
+        }
+        // Another site's crawl is never touched.
+        let other = s.begin_crawl("blog", CrawlKind::Site, "http://h/b/", None).unwrap();
+        assert_eq!(s.blob_count().unwrap(), 6);
+        let r = s.apply_retention("docs", 2).unwrap();
+        assert_eq!(r, RetentionReport { crawls_removed: 2, blobs_removed: 3 });
+        let left: Vec<u64> = s.crawl_ids("docs").unwrap();
+        assert_eq!(left, vec![ids[1], ids[3], ids[4]]);
+        assert!(s.pages(ids[0]).unwrap().is_empty());
+        assert!(s.blob(&Hash::of(&[1u8; 4])).unwrap().is_some(), "the baseline's PNG survives");
+        assert!(s.blob(&Hash::of(&[0u8; 4])).unwrap().is_none());
+        assert!(s.blob(&Hash::of(b"shared")).unwrap().is_none(), "not referenced by any page record");
+        assert!(s.crawl(other.id).unwrap().is_some());
+        // Idempotent.
+        assert_eq!(s.apply_retention("docs", 2).unwrap(), RetentionReport::default());
     }
 
     #[test]

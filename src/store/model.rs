@@ -176,6 +176,12 @@ pub struct CrawlCounts {
     pub skipped_non_html: u32,
     /// Links not followed because the `max_pages` bound was reached.
     pub skipped_max_pages: u32,
+    /// Links not followed because their path had `max_query_variants` query strings already.
+    #[serde(default)]
+    pub skipped_query_variants: u32,
+    /// Redirects that left the prefix (not followed).
+    #[serde(default)]
+    pub skipped_off_prefix_redirect: u32,
 }
 
 /// One crawl (sweep) of a site.

@@ -51,11 +51,17 @@ fn build_site(srv: &FixtureServer) -> BTreeSet<String> {
         let next = i % NUMBERED_PAGES + 1;
         srv.set(
             &format!("/site/page{i}.html"),
-            page(&format!("Page {i}"), &format!("<div id=change>Text of page {i}</div><a href='page{next}.html'>next</a>")),
+            page(
+                &format!("Page {i}"),
+                &format!("<div id=change>Text of page {i}</div><a href='page{next}.html'>next</a>"),
+            ),
         );
     }
     srv.set("/site/page7.html?x=1", page("Page 7 query", "<p>query variant</p>"));
-    srv.set("/site/sub/", page("Sub", "<base href='/site/sub/'><a href='../page10.html'>up</a><a href='deep.html'>deep</a>"));
+    srv.set(
+        "/site/sub/",
+        page("Sub", "<base href='/site/sub/'><a href='../page10.html'>up</a><a href='deep.html'>deep</a>"),
+    );
     srv.set("/site/sub/deep.html", page("Deep", "<p>deep</p>"));
     srv.set("/site/area.html", page("Area", "<p>from an area link</p>"));
     srv.set("/outside/off.html", page("Off", "<p>must never be fetched</p>"));
@@ -72,7 +78,16 @@ fn build_site(srv: &FixtureServer) -> BTreeSet<String> {
     // missing.html is not set: the fixture answers 404.
 
     let mut keys: BTreeSet<String> = (1..=NUMBERED_PAGES).map(|i| format!("/page{i}.html")).collect();
-    for k in ["/", "/page7.html?x=1", "/sub/", "/sub/deep.html", "/area.html", "/tall.html", "/missing.html", "/error.html"] {
+    for k in [
+        "/",
+        "/page7.html?x=1",
+        "/sub/",
+        "/sub/deep.html",
+        "/area.html",
+        "/tall.html",
+        "/missing.html",
+        "/error.html",
+    ] {
         keys.insert(k.to_string());
     }
     keys
@@ -153,7 +168,8 @@ async fn crawl_approve_recrawl_and_detect_one_change() {
     assert_eq!(out.code, 1, "a change must exit 1\n{}", out.stderr);
     let j = out.json();
     assert_eq!(j["changed"], 1, "{}", out.stdout);
-    let changed: Vec<&serde_json::Value> = j["page_results"].as_array().unwrap().iter().filter(|p| p["changed"] == true).collect();
+    let changed: Vec<&serde_json::Value> =
+        j["page_results"].as_array().unwrap().iter().filter(|p| p["changed"] == true).collect();
     assert_eq!(changed.len(), 1);
     assert_eq!(changed[0]["key"], "/page12.html");
     assert!(changed[0]["distortion"].as_f64().unwrap() > 0.0);
@@ -182,10 +198,16 @@ async fn crawl_approve_recrawl_and_detect_one_change() {
 async fn config_errors_name_the_problem() {
     let project = TempProject::new();
     let cases: [(&str, &[&str]); 4] = [
-        ("[[sites]]\nname = \"a\"\nstart = \"http://127.0.0.1:1/\"\nthreshhold = 0.3\n", &["threshhold", "line 7"]),
+        (
+            "[[sites]]\nname = \"a\"\nstart = \"http://127.0.0.1:1/\"\nthreshhold = 0.3\n",
+            &["threshhold", "line 7"],
+        ),
         ("[[sites]]\nname = \"a\"\nstart = \"not a url\"\n", &["sites[0].start", "not a URL"]),
         ("[[sites]]\nname = \"a\"\n", &["sites[0].start", "no start URL"]),
-        ("[[sites]]\nname = \"a\"\nstart = \"http://127.0.0.1:1/\"\nmax_pages = 0\nthreshold = 7\n", &["max_pages", "threshold"]),
+        (
+            "[[sites]]\nname = \"a\"\nstart = \"http://127.0.0.1:1/\"\nmax_pages = 0\nthreshold = 7\n",
+            &["max_pages", "threshold"],
+        ),
     ];
     for (body, needles) in cases {
         let cfg = project.write_config(body);
@@ -199,7 +221,11 @@ async fn config_errors_name_the_problem() {
     let cfg = project.write_config("[[sites]]\nname = \"a\"\nstart = \"http://127.0.0.1:1/\"\n");
     let out = run_sitediff(&["crawl", "nope", "--config", &cfg]).await;
     assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("no site named \"nope\"") && out.stderr.contains("configured: a"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("no site named \"nope\"") && out.stderr.contains("configured: a"),
+        "{}",
+        out.stderr
+    );
     // A config file that does not exist.
     let out = run_sitediff(&["status", "--config", "/nonexistent/sitediff.toml"]).await;
     assert_eq!(out.code, 2);

@@ -1,6 +1,10 @@
 //! sitediff integration tests: one binary, real parts (Chromium via chromedriver, redb files, HTTP
 //! servers on 127.0.0.1:0, wasm modules). Shared fixtures live in `helpers`.
 
+mod capture;
+mod crash;
+mod crawl;
+mod daemon;
 mod helpers;
-// mod crawl; (until the browser pool lands)
+mod hostile;
 mod web;
