@@ -182,6 +182,7 @@ async fn start(token: Option<&str>, hang_site: bool) -> Fixture {
         capturer: Arc::new(NoBrowser),
         metrics: Some(metrics.clone()),
         concurrency: 1,
+        keep_crawls: 20,
     });
     let (scheduler, handle) =
         Scheduler::new(config.clone(), sweeper, metrics.clone(), TaskTracker::new(), cancel.clone());
@@ -695,4 +696,157 @@ async fn crawl_view_paging_at_2000_pages() {
     assert_eq!(v["pages"].as_array().unwrap().len(), 1);
     assert_eq!(v["next_offset"], serde_json::Value::Null);
     eprintln!("crawl view at {PAGES} pages: first request {cold:?} (sorts and caches), later page {warm:?}");
+}
+
+/// The daemon's crawl `n` of `site`, once it is no longer running (polls the API).
+async fn wait_crawl_done(base: &str, site: &str, n: u64) -> serde_json::Value {
+    let url = format!("{base}/api/sites/{site}/crawls");
+    crate::helpers::wait_for(std::time::Duration::from_secs(120), "the crawl to finish", || {
+        let url = url.clone();
+        async move {
+            let (_, body) = crate::helpers::http_get(&url).await;
+            let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+            let c = v["crawls"].as_array()?.first()?.clone();
+            (c["id"].as_u64() == Some(n) && c["status"] != "running").then_some(c)
+        }
+    })
+    .await
+}
+
+async fn api_post(base: &str, path: &str, token: &str) -> (u16, serde_json::Value) {
+    let r = client()
+        .post(format!("{base}{path}"))
+        .header("authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap();
+    let code = r.status().as_u16();
+    (code, serde_json::from_str(&r.text().await.unwrap()).unwrap())
+}
+
+async fn press(c: &fantoccini::Client, key: char) {
+    use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+    let keys = KeyActions::new("keyboard".into())
+        .then(KeyAction::Down { value: key })
+        .then(KeyAction::Up { value: key });
+    c.perform_actions(keys).await.unwrap();
+}
+
+/// The whole review loop in headless Chromium over WebDriver against `sitediff serve`: two crawls
+/// started through the API (the second finds one changed page), then in the browser: dashboard,
+/// log in, open the crawl, `j` + Enter opens the changed page, `a` approves it, and the crawl is
+/// shown approved (its only pending page was approved).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_in_headless_chromium() {
+    use fantoccini::Locator;
+    use sitediff::capture::driver::{find_chromedriver, ChromeDriver};
+    use sitediff::capture::pool::capabilities;
+    use sitediff::config::{BrowserConfig, WebDriverEndpoint};
+
+    let srv = FixtureServer::start().await;
+    let page = |title: &str, body: &str| {
+        FixtureResponse::html(format!(
+            "<!doctype html><title>{title}</title><body style='margin:0;font:16px sans-serif'>\
+             <h1>{title}</h1>{body}<p><a href='p1.html'>1</a> <a href='p2.html'>2</a> <a href='p3.html'>3</a></p></body>"
+        ))
+    };
+    srv.set("/s/", page("Home", "<p>welcome</p>"));
+    srv.set("/s/p1.html", page("One", "<p>first</p>"));
+    srv.set("/s/p2.html", page("Two", "<p>second</p>"));
+    srv.set("/s/p3.html", page("Three", "<p>third</p>"));
+    let project = crate::helpers::TempProject::new();
+    let cfg = project.write_config(&format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ntoken_env = \"SITEDIFF_WEB_TEST_TOKEN\"\n[browser]\nsessions = 1\n\
+         [[sites]]\nname = \"ui\"\nstart = \"{}\"\nviewport = {{ width = 640, height = 480 }}\n",
+        srv.url("/s/")
+    ));
+    let mut daemon = crate::helpers::Daemon::start_with_env(&cfg, &[("SITEDIFF_WEB_TEST_TOKEN", TOKEN)]);
+    let base = daemon.base.clone();
+
+    assert_eq!(api_post(&base, "/api/sites/ui/crawl", "wrong").await.0, 401);
+    let (code, v) = api_post(&base, "/api/sites/ui/crawl", TOKEN).await;
+    assert_eq!(code, 202, "{v}");
+    let first = wait_crawl_done(&base, "ui", 1).await;
+    assert_eq!(
+        (first["status"].as_str(), first["counts"]["new"].as_u64()),
+        (Some("reviewing"), Some(4)),
+        "{first}"
+    );
+    assert_eq!(api_post(&base, "/api/crawls/1/approve", TOKEN).await.0, 200);
+    srv.set(
+        "/s/p2.html",
+        page(
+            "Two &lt;changed&gt;",
+            "<p>second, now with <b>different</b> words</p><div style='height:80px;background:#c00'></div>",
+        ),
+    );
+    assert_eq!(api_post(&base, "/api/sites/ui/crawl", TOKEN).await.0, 202);
+    let second = wait_crawl_done(&base, "ui", 2).await;
+    assert_eq!(second["counts"]["changed"], 1, "exactly p2 changed: {second}");
+    assert_eq!(second["counts"]["unchanged"], 3, "{second}");
+
+    let cancel = CancellationToken::new();
+    let driver = Arc::new(ChromeDriver::spawn(&find_chromedriver(None).unwrap(), &cancel).await.unwrap());
+    let browser_cfg = BrowserConfig {
+        webdriver: WebDriverEndpoint::Spawn,
+        sessions: 1,
+        chromedriver: None,
+        chromium: None,
+        recycle_after: 200,
+    };
+    let c = fantoccini::ClientBuilder::rustls()
+        .unwrap()
+        .capabilities(capabilities(&browser_cfg, true))
+        .connect(driver.url().as_str())
+        .await
+        .unwrap();
+    fn wait(c: &fantoccini::Client) -> fantoccini::wait::Wait<'_> {
+        c.wait().at_most(std::time::Duration::from_secs(20))
+    }
+
+    // Dashboard, read-only until logged in.
+    c.goto(&format!("{base}/")).await.unwrap();
+    let row = c.find(Locator::Css("tr[data-site='ui']")).await.unwrap();
+    assert!(row.text().await.unwrap().contains("#2"));
+    assert!(
+        c.find(Locator::Css("form[action='/sites/ui/crawl']")).await.is_err(),
+        "no write form before login"
+    );
+    c.find(Locator::Css("header a[href='/login']")).await.unwrap().click().await.unwrap();
+    wait(&c).for_element(Locator::Css("#token")).await.unwrap().send_keys(TOKEN).await.unwrap();
+    c.find(Locator::Css("form.login button")).await.unwrap().click().await.unwrap();
+    wait(&c).for_element(Locator::Css("form[action='/sites/ui/crawl'] button")).await.unwrap();
+
+    // The crawl, then `j` + Enter opens the first page in review order: the changed one.
+    c.find(Locator::Css("tr[data-site='ui'] a.crawl-link")).await.unwrap().click().await.unwrap();
+    wait(&c).for_element(Locator::Css("ol.pages")).await.unwrap();
+    assert!(c.current_url().await.unwrap().path().ends_with("/crawls/2"));
+    press(&c, 'j').await;
+    press(&c, '\u{E007}').await; // Enter
+    let key = wait(&c).for_element(Locator::Css("h1.page-key")).await.unwrap();
+    assert_eq!(key.text().await.unwrap(), "/p2.html");
+    assert!(c.find(Locator::Css(".facts .change-changed")).await.is_ok());
+    assert!(c.find(Locator::Css("#shot-new svg.regions rect")).await.is_ok(), "changed-region boxes");
+    let text = c.find(Locator::Css("#textdiff")).await.unwrap().text().await.unwrap();
+    assert!(text.contains("Two <changed>") && text.contains("different"), "{text}");
+    // `o` switches to the overlay slider.
+    press(&c, 'o').await;
+    assert!(c.find(Locator::Css("#compare")).await.unwrap().is_displayed().await.unwrap());
+    assert!(!c.find(Locator::Css("#shots")).await.unwrap().is_displayed().await.unwrap());
+
+    // `a` approves the page; it was the only pending one, so the crawl is approved.
+    press(&c, 'a').await;
+    wait(&c).for_element(Locator::Css("#page-approved")).await.unwrap();
+    c.find(Locator::Css("#crawl-status .status-approved")).await.unwrap();
+    press(&c, 'u').await;
+    let status = wait(&c).for_element(Locator::Css("h1 #crawl-status")).await.unwrap();
+    assert_eq!(status.text().await.unwrap(), "approved");
+    let (_, body) = crate::helpers::http_get(&format!("{base}/api/crawls/2")).await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["crawl"]["status"], "approved");
+
+    c.close().await.unwrap();
+    driver.shutdown().await;
+    let (code, _) = daemon.terminate(std::time::Duration::from_secs(40));
+    assert_eq!(code, Some(0), "{}", daemon.log());
 }
