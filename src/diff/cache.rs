@@ -42,7 +42,11 @@ pub struct DecodedCache {
 impl std::fmt::Debug for DecodedCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let (entries, bytes) = self.usage();
-        f.debug_struct("DecodedCache").field("max_bytes", &self.max_bytes).field("entries", &entries).field("bytes", &bytes).finish()
+        f.debug_struct("DecodedCache")
+            .field("max_bytes", &self.max_bytes)
+            .field("entries", &entries)
+            .field("bytes", &bytes)
+            .finish()
     }
 }
 

@@ -68,7 +68,8 @@ impl<'a> PngRows<'a> {
             (png::ColorType::GrayscaleAlpha, png::BitDepth::Sixteen) => Layout::GreyAlpha16,
             other => return Err(decode_err(name, format!("unsupported pixel format {other:?}"))),
         };
-        let line_size = reader.output_line_size(width).ok_or_else(|| decode_err(name, "row size overflows"))?;
+        let line_size =
+            reader.output_line_size(width).ok_or_else(|| decode_err(name, "row size overflows"))?;
         let mut rows = PngRows {
             reader,
             name: name.to_string(),

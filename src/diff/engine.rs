@@ -161,7 +161,9 @@ impl RowKernel<'_> {
         let mut x = 0;
         while x < g.w {
             // Skip runs of identical pixels a block at a time when no image is drawn.
-            if out.is_none() && x + BLOCK_PX <= g.w && ra[x * 4..(x + BLOCK_PX) * 4] == rb[x * 4..(x + BLOCK_PX) * 4]
+            if out.is_none()
+                && x + BLOCK_PX <= g.w
+                && ra[x * 4..(x + BLOCK_PX) * 4] == rb[x * 4..(x + BLOCK_PX) * 4]
             {
                 x += BLOCK_PX;
                 continue;
@@ -170,7 +172,8 @@ impl RowKernel<'_> {
             let pa = [ra[i], ra[i + 1], ra[i + 2], ra[i + 3]];
             let pb = [rb[i], rb[i + 1], rb[i + 2], rb[i + 3]];
             let mut idx = None;
-            if pa != pb && !ig.is_some_and(|ig| ig.get(x)) && color_delta(pa, pb, (base + x) * 4) > max_delta {
+            if pa != pb && !ig.is_some_and(|ig| ig.get(x)) && color_delta(pa, pb, (base + x) * 4) > max_delta
+            {
                 if !include_aa
                     && (antialiased(a, x, y, g.w, g.h, a, b) || antialiased(b, x, y, g.w, g.h, b, a))
                 {

@@ -64,7 +64,8 @@ impl IgnoreMask {
         let x1 = r.x.saturating_add(r.width).min(self.width);
         let y1 = r.y.saturating_add(r.height).min(self.height);
         for y in r.y.min(y1)..y1 {
-            let words = &mut self.bits[y as usize * self.words_per_row..(y as usize + 1) * self.words_per_row];
+            let words =
+                &mut self.bits[y as usize * self.words_per_row..(y as usize + 1) * self.words_per_row];
             set_span(words, r.x.min(x1) as usize, x1 as usize);
         }
     }

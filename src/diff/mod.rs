@@ -182,7 +182,12 @@ pub fn compare_sources(
 
 /// Compare two PNG byte strings (identical bytes skip decoding).
 pub fn compare_png(a: &[u8], b: &[u8], opts: &DiffOptions) -> Result<DiffOutcome, DiffError> {
-    compare_sources(ImageSource::Png { bytes: a, name: "a" }, ImageSource::Png { bytes: b, name: "b" }, opts, None)
+    compare_sources(
+        ImageSource::Png { bytes: a, name: "a" },
+        ImageSource::Png { bytes: b, name: "b" },
+        opts,
+        None,
+    )
 }
 
 /// Compare two decoded images over the union of their sizes, in parallel bands; area present in only
@@ -191,3 +196,6 @@ pub fn compare_png(a: &[u8], b: &[u8], opts: &DiffOptions) -> Result<DiffOutcome
 pub fn compare(a: &RgbaImage, b: &RgbaImage, opts: &DiffOptions) -> DiffOutcome {
     pipeline::run_decoded(a, b, opts)
 }
+
+#[cfg(test)]
+mod tests;

@@ -71,9 +71,10 @@ impl<'a> Feed<'a> {
 
     fn recv(&mut self, name: &str) -> Result<(), DiffError> {
         if let Feed::Stream { rx, chunks, received, .. } = self {
-            let chunk = rx
-                .recv()
-                .map_err(|_| DiffError::Decode { name: name.to_string(), reason: "decoder stopped".into() })??;
+            let chunk = rx.recv().map_err(|_| DiffError::Decode {
+                name: name.to_string(),
+                reason: "decoder stopped".into(),
+            })??;
             *received = chunk.first + chunk.rows;
             chunks.push_back(chunk);
         }

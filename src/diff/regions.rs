@@ -273,7 +273,9 @@ mod tests {
         let pts: Vec<(u32, u32)> = (0..40).flat_map(|i| (0..40).map(move |j| (i * 50, j * 50))).collect();
         let r = regions(2000, 2000, &pts);
         assert!(!r.is_empty() && r.len() <= MAX_REGIONS, "{}", r.len());
-        let covered = |x: u32, y: u32| r.iter().any(|b| x >= b.x && x < b.x + b.width && y >= b.y && y < b.y + b.height);
+        let covered = |x: u32, y: u32| {
+            r.iter().any(|b| x >= b.x && x < b.x + b.width && y >= b.y && y < b.y + b.height)
+        };
         assert!(pts.iter().all(|&(x, y)| covered(x, y)));
     }
 
