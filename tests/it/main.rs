@@ -1,4 +1,5 @@
 //! sitediff integration tests: one binary, real parts (Chromium via chromedriver, redb files, HTTP
 //! servers on 127.0.0.1:0, wasm modules). Shared fixtures live in `helpers`.
 
+mod diff;
 mod helpers;
