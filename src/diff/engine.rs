@@ -2,7 +2,7 @@
 //! plus the "extra" area when the sizes differ, writing palette indices of the diff image.
 
 use super::mask::RowIgnore;
-use super::pixel::{antialiased, color_delta, grey_index, Rows, IDX_AA, IDX_DIFF, IDX_WHITE};
+use super::pixel::{aa_either, color_delta, grey_index, Rows, IDX_AA, IDX_DIFF, IDX_WHITE};
 use super::regions::RegionBand;
 
 /// Sizes involved in one comparison.
@@ -174,9 +174,7 @@ impl RowKernel<'_> {
             let mut idx = None;
             if pa != pb && !ig.is_some_and(|ig| ig.get(x)) && color_delta(pa, pb, (base + x) * 4) > max_delta
             {
-                if !include_aa
-                    && (antialiased(a, x, y, g.w, g.h, a, b) || antialiased(b, x, y, g.w, g.h, b, a))
-                {
+                if !include_aa && aa_either(a, b, x, y, g.w, g.h) {
                     tally.aa += 1;
                     idx = Some(IDX_AA);
                 } else {
