@@ -83,18 +83,32 @@ pub(crate) struct RowKernel<'a> {
     pub ignore: Option<RowIgnore<'a>>,
 }
 
-/// Grey palette indices of a run of pixels, memoising repeated colours.
-#[inline]
-fn grey_fill(src: &[u8], out: &mut [u8]) {
-    let mut last = [0u8, 0, 0, 0];
-    let mut last_v = grey_index(last);
-    for (o, p) in out.iter_mut().zip(src.chunks_exact(4)) {
-        let p = [p[0], p[1], p[2], p[3]];
-        if p != last {
-            last = p;
-            last_v = grey_index(p);
+/// Last pixel drawn grey and its index: runs of one colour cost one computation.
+struct GreyMemo {
+    px: [u8; 4],
+    idx: u8,
+}
+
+impl GreyMemo {
+    fn new() -> GreyMemo {
+        GreyMemo { px: [0, 0, 0, 0], idx: grey_index([0, 0, 0, 0]) }
+    }
+
+    #[inline]
+    fn get(&mut self, p: [u8; 4]) -> u8 {
+        if p != self.px {
+            self.px = p;
+            self.idx = grey_index(p);
         }
-        *o = last_v;
+        self.idx
+    }
+
+    /// Grey palette indices of a run of pixels.
+    #[inline]
+    fn fill(&mut self, src: &[u8], out: &mut [u8]) {
+        for (o, p) in out.iter_mut().zip(src.chunks_exact(4)) {
+            *o = self.get([p[0], p[1], p[2], p[3]]);
+        }
     }
 }
 
@@ -128,7 +142,7 @@ impl RowKernel<'_> {
             let rb = &b.row(y)[..g.w * 4];
             if ra == rb {
                 if let Some(o) = out.as_deref_mut() {
-                    grey_fill(ra, &mut o[..g.w]);
+                    GreyMemo::new().fill(ra, &mut o[..g.w]);
                 }
             } else {
                 self.differing_row(a, b, y, ra, rb, ig, regions, out.as_deref_mut(), tally);
@@ -156,15 +170,14 @@ impl RowKernel<'_> {
         let g = self.geo;
         let Params { max_delta, include_aa } = self.params;
         let base = y * g.w;
-        let mut last = [0u8, 0, 0, 0];
-        let mut last_grey = grey_index(last);
+        let mut memo = GreyMemo::new();
         let mut x = 0;
         while x < g.w {
-            // Skip runs of identical pixels a block at a time when no image is drawn.
-            if out.is_none()
-                && x + BLOCK_PX <= g.w
-                && ra[x * 4..(x + BLOCK_PX) * 4] == rb[x * 4..(x + BLOCK_PX) * 4]
-            {
+            // Runs of identical pixels go a block at a time (only drawn grey, if drawn at all).
+            if x + BLOCK_PX <= g.w && ra[x * 4..(x + BLOCK_PX) * 4] == rb[x * 4..(x + BLOCK_PX) * 4] {
+                if let Some(o) = out.as_deref_mut() {
+                    memo.fill(&ra[x * 4..(x + BLOCK_PX) * 4], &mut o[x..x + BLOCK_PX]);
+                }
                 x += BLOCK_PX;
                 continue;
             }
@@ -186,13 +199,7 @@ impl RowKernel<'_> {
             if let Some(o) = out.as_deref_mut() {
                 o[x] = match idx {
                     Some(v) => v,
-                    None => {
-                        if pa != last {
-                            last = pa;
-                            last_grey = grey_index(pa);
-                        }
-                        last_grey
-                    }
+                    None => memo.get(pa),
                 };
             }
             x += 1;
