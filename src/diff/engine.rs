@@ -2,7 +2,7 @@
 //! plus the "extra" area when the sizes differ, writing palette indices of the diff image.
 
 use super::mask::RowIgnore;
-use super::pixel::{aa_either, color_delta, grey_index, Rows, IDX_AA, IDX_DIFF, IDX_WHITE};
+use super::pixel::{aa_either, color_delta, grey_index, rows5, Rows, IDX_AA, IDX_DIFF, IDX_WHITE};
 use super::regions::RegionBand;
 
 /// Sizes involved in one comparison.
@@ -171,6 +171,8 @@ impl RowKernel<'_> {
         let Params { max_delta, include_aa } = self.params;
         let base = y * g.w;
         let mut memo = GreyMemo::new();
+        // Rows y-2..=y+2 of both images, fetched at the row's first anti-aliasing test.
+        let mut hood = None;
         let mut x = 0;
         while x < g.w {
             // Runs of identical pixels go a block at a time (only drawn grey, if drawn at all).
@@ -187,7 +189,10 @@ impl RowKernel<'_> {
             let mut idx = None;
             if pa != pb && !ig.is_some_and(|ig| ig.get(x)) && color_delta(pa, pb, (base + x) * 4) > max_delta
             {
-                if !include_aa && aa_either(a, b, x, y, g.w, g.h) {
+                if !include_aa && {
+                    let (na, nb) = hood.get_or_insert_with(|| (rows5(a, y, g.h), rows5(b, y, g.h)));
+                    aa_either(na, nb, x, y, g.w, g.h)
+                } {
                     tally.aa += 1;
                     idx = Some(IDX_AA);
                 } else {

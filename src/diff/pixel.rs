@@ -210,9 +210,9 @@ fn has_many_siblings<R: Rows>(img: &R, x1: usize, y1: usize, w: usize, h: usize)
 
 /// Rows `y-2..=y+2` of one image around the pixel being tested (rows outside the image are never
 /// read: every loop is clamped to the compared area).
-type Rows5<'r> = [&'r [u8]; 5];
+pub(crate) type Rows5<'r> = [&'r [u8]; 5];
 
-fn rows5<'r, R: Rows>(img: &'r R, y: usize, h: usize) -> Rows5<'r> {
+pub(crate) fn rows5<'r, R: Rows>(img: &'r R, y: usize, h: usize) -> Rows5<'r> {
     let centre = img.row(y);
     let mut out = [centre; 5];
     for (k, slot) in out.iter_mut().enumerate() {
@@ -224,12 +224,11 @@ fn rows5<'r, R: Rows>(img: &'r R, y: usize, h: usize) -> Rows5<'r> {
     out
 }
 
-/// pixelmatch's `antialiased(img1, ..) || antialiased(img2, ..)` for pixel (x, y), fetching the
-/// neighbourhood rows of both images once.
+/// pixelmatch's `antialiased(img1, ..) || antialiased(img2, ..)` for pixel (x, y), given the
+/// neighbourhood rows of both images (fetched once per row with [`rows5`]).
 #[inline(never)]
-pub(crate) fn aa_either<R: Rows>(a: &R, b: &R, x: usize, y: usize, w: usize, h: usize) -> bool {
-    let (ra, rb) = (rows5(a, y, h), rows5(b, y, h));
-    aa_rows(&ra, &ra, &rb, x, y, w, h) || aa_rows(&rb, &rb, &ra, x, y, w, h)
+pub(crate) fn aa_either(ra: &Rows5<'_>, rb: &Rows5<'_>, x: usize, y: usize, w: usize, h: usize) -> bool {
+    aa_rows(ra, ra, rb, x, y, w, h) || aa_rows(rb, rb, ra, x, y, w, h)
 }
 
 /// `antialiased` over prefetched rows (`img` is `a` or `b`); same loop order and tie rules.
