@@ -64,8 +64,10 @@ fn js_int32(x: f64) -> i32 {
     (x as i64) as i32
 }
 
-/// pixelmatch's position-dependent checkerboard background at byte offset `k`.
-#[inline]
+/// pixelmatch's position-dependent checkerboard background at byte offset `k`. Kept out of line:
+/// screenshots are opaque, and inlined it gets hoisted (two divisions) into the AA loops.
+#[cold]
+#[inline(never)]
 fn checkerboard(k: usize) -> (f64, f64, f64) {
     let kf = k as f64;
     let rb = CHECKER_DARK + CHECKER_STEP * (k % 2) as i32;
