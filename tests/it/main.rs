@@ -5,6 +5,7 @@ mod capture;
 mod crash;
 mod crawl;
 mod daemon;
+mod diff;
 mod helpers;
 mod hostile;
 mod web;
