@@ -16,6 +16,11 @@
 
 static int channel_differs(u8 a, u8 b) { return a > b ? a - b > TOLERANCE : b - a > TOLERANCE; }
 
+static int pixel_differs(const u8 *p, const u8 *q) {
+    return channel_differs(p[0], q[0]) || channel_differs(p[1], q[1]) || channel_differs(p[2], q[2]) ||
+           channel_differs(p[3], q[3]);
+}
+
 SITEDIFF_EXPORT("sitediff_score")
 i64 sitediff_score(const u8 *base, u32 base_w, u32 base_h, const u8 *cur, u32 cur_w, u32 cur_h,
                    const u8 *context, u32 context_len) {
@@ -27,18 +32,18 @@ i64 sitediff_score(const u8 *base, u32 base_w, u32 base_h, const u8 *cur, u32 cu
     i64 first_row = -1;
     for (u32 y = 0; y < h; y++) {
         double weight = 1.0 / (1.0 + (double)y / FOLD);
-        u32 row_changed = 0;
-        for (u32 x = 0; x < w; x++) {
-            int in_base = x < base_w && y < base_h, in_cur = x < cur_w && y < cur_h;
-            int differs;
-            if (in_base && in_cur) {
-                const u8 *p = base + ((u64)y * base_w + x) * 4, *q = cur + ((u64)y * cur_w + x) * 4;
-                differs = channel_differs(p[0], q[0]) || channel_differs(p[1], q[1]) ||
-                          channel_differs(p[2], q[2]) || channel_differs(p[3], q[3]);
-            } else {
-                differs = 1;
+        u32 row_changed;
+        if (y < base_h && y < cur_h) {
+            /* Compare whole pixels as 32-bit words first: most are equal, and that is cheap. */
+            const u32 *p = (const u32 *)(base + (u64)y * base_w * 4);
+            const u32 *q = (const u32 *)(cur + (u64)y * cur_w * 4);
+            u32 common = base_w < cur_w ? base_w : cur_w;
+            row_changed = w - common; /* pixels present in only one image */
+            for (u32 x = 0; x < common; x++) {
+                if (p[x] != q[x] && pixel_differs((const u8 *)(p + x), (const u8 *)(q + x))) row_changed++;
             }
-            row_changed += (u32)differs;
+        } else {
+            row_changed = w;
         }
         if (row_changed && first_row < 0) first_row = y;
         changed += row_changed;

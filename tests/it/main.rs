@@ -2,3 +2,4 @@
 //! servers on 127.0.0.1:0, wasm modules). Shared fixtures live in `helpers`.
 
 mod helpers;
+mod plugin;
