@@ -34,17 +34,19 @@ static int is_key(const u8 *px) { return near(px[0], KEY_R) && near(px[1], KEY_G
 static int row_span(const u8 *row, u32 width, u32 *x0, u32 *x1) {
     u32 run = 0, found = 0, lo = 0, hi = 0;
     for (u32 x = 0; x < width; x++) {
-        if (is_key(row + 4 * x)) {
-            run++;
-            if (run == MIN_RUN) {
-                u32 start = x + 1 - MIN_RUN;
-                if (!found || start < lo) lo = start;
-                found = 1;
-            }
-            if (run >= MIN_RUN && x + 1 > hi) hi = x + 1;
-        } else {
+        const u8 *px = row + 4 * x;
+        /* Cheap test first: the key colour has almost no green, most pixels of a page have plenty. */
+        if (px[1] > KEY_G + TOLERANCE || !is_key(px)) {
             run = 0;
+            continue;
         }
+        run++;
+        if (run == MIN_RUN) {
+            u32 start = x + 1 - MIN_RUN;
+            if (!found || start < lo) lo = start;
+            found = 1;
+        }
+        if (run >= MIN_RUN) hi = x + 1;
     }
     *x0 = lo; *x1 = hi;
     return (int)found;
