@@ -11,6 +11,7 @@ pub mod crawl;
 pub mod daemon;
 pub mod diff;
 pub mod metrics;
+pub mod plugin;
 pub mod report;
 pub mod scheduler;
 pub mod store;

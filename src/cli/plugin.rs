@@ -1,14 +1,351 @@
-//! `sitediff plugin check|run`: validate or try a WebAssembly plugin (owned by the plugin work, issue 4).
+//! `sitediff plugin check|run`: validate a WebAssembly plugin, or try it on a screenshot (issue 4).
+//! Human output goes to stderr, `--json` output (one object) to stdout.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+
+use crate::config::PluginLimits;
+use crate::diff::{self, DiffOptions, Rect, RgbaImage};
+use crate::plugin::{PageContext, PluginError, PluginHost, PluginInfo, PluginKind, Size};
+
+use super::EXIT_OK;
+
+/// Ignored regions in `plugin run --out` images are blended toward this colour...
+const OVERLAY_RGB: [u8; 3] = [0, 120, 255];
+/// ...by this fraction.
+const OVERLAY_ALPHA: f32 = 0.6;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum PluginCommand {
-    /// Load a plugin and verify its exports and ABI version.
-    Check { file: PathBuf },
+    /// Load a plugin (.wat or .wasm), verify its imports, exports and ABI version, print what it found.
+    Check {
+        file: PathBuf,
+        #[command(flatten)]
+        limits: LimitArgs,
+        /// Print one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a plugin on a screenshot and show what it masks or scores.
+    Run(RunArgs),
 }
 
-pub fn run(_cmd: &PluginCommand) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`sitediff plugin` is not built yet (issue 4)")
+/// Per-call limits (defaults as in the config file).
+#[derive(Debug, Clone, clap::Args)]
+pub struct LimitArgs {
+    /// Fuel per call (about one unit per wasm instruction).
+    #[arg(long)]
+    pub fuel: Option<u64>,
+    /// Working memory per call in MiB, besides the buffers the host hands over.
+    #[arg(long, value_name = "MIB")]
+    pub memory_mb: Option<u32>,
+    /// Wall-clock limit per call in milliseconds.
+    #[arg(long, value_name = "MS")]
+    pub timeout_ms: Option<u64>,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> anyhow::Result<PluginLimits> {
+        let mut l = PluginLimits::default();
+        if let Some(f) = self.fuel {
+            anyhow::ensure!(f > 0, "--fuel must be positive");
+            l.fuel = f;
+        }
+        if let Some(m) = self.memory_mb {
+            anyhow::ensure!((1..=4096).contains(&m), "--memory-mb must be in 1..=4096");
+            l.memory_bytes = m as usize * 1024 * 1024;
+        }
+        if let Some(t) = self.timeout_ms {
+            anyhow::ensure!(t > 0, "--timeout-ms must be positive");
+            l.timeout = Duration::from_millis(t);
+        }
+        Ok(l)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KindArg {
+    Mask,
+    Score,
+}
+
+impl From<KindArg> for PluginKind {
+    fn from(k: KindArg) -> PluginKind {
+        match k {
+            KindArg::Mask => PluginKind::Mask,
+            KindArg::Score => PluginKind::Score,
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The plugin (.wat or .wasm).
+    pub file: PathBuf,
+    /// The screenshot (PNG): the capture to mask, or the new capture to score.
+    #[arg(long, value_name = "PNG")]
+    pub image: PathBuf,
+    /// Page context: a JSON file, or inline JSON starting with `{`
+    /// (fields: site, page_key, url, viewport {width,height}, selectors [{selector, rects:[{x,y,width,height}]}]).
+    #[arg(long, value_name = "JSON")]
+    pub context: Option<String>,
+    /// Write the result: for a mask plugin the image with edits applied and ignored regions tinted
+    /// blue; for a score plugin the diff image.
+    #[arg(long, value_name = "PNG")]
+    pub out: Option<PathBuf>,
+    /// Fail unless the plugin is of this kind (default: whatever it exports).
+    #[arg(long, value_enum)]
+    pub kind: Option<KindArg>,
+    /// The baseline screenshot (PNG); needed for score plugins.
+    #[arg(long, value_name = "PNG")]
+    pub base: Option<PathBuf>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(cmd: &PluginCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        PluginCommand::Check { file, limits, json } => check(file, limits, *json),
+        PluginCommand::Run(args) => run_plugin(args),
+    }
+}
+
+fn plugin_name(file: &Path) -> String {
+    file.file_stem().and_then(|s| s.to_str()).unwrap_or("plugin").to_string()
+}
+
+fn load(file: &Path, limits: &LimitArgs) -> anyhow::Result<(PluginHost, String)> {
+    let name = plugin_name(file);
+    let host = PluginHost::load_file(&name, file.to_path_buf(), limits.limits()?).map_err(load_errors)?;
+    Ok((host, name))
+}
+
+fn load_errors(errors: Vec<PluginError>) -> anyhow::Error {
+    let lines: Vec<String> = errors.iter().map(|e| format!("  - {e}")).collect();
+    anyhow::anyhow!("plugin rejected, {} problem(s):\n{}", errors.len(), lines.join("\n"))
+}
+
+fn check(file: &Path, limits: &LimitArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let (host, name) = load(file, limits)?;
+    let info = host.info(&name).context("plugin vanished after loading")?;
+    if json {
+        println!("{}", serde_json::to_string(info)?);
+    } else {
+        print_info(info);
+    }
+    Ok(ExitCode::from(EXIT_OK))
+}
+
+fn print_info(info: &PluginInfo) {
+    eprintln!("{}: ok, a {} plugin, ABI version {}", info.path.display(), info.kind, info.abi_version);
+    eprintln!(
+        "  module: {} bytes, initial memory {} KiB",
+        info.module_bytes,
+        info.initial_memory_bytes / 1024
+    );
+    eprintln!("  exports: {}", info.exports.join(", "));
+    let imports = if info.imports.is_empty() { "none".to_string() } else { info.imports.join(", ") };
+    eprintln!("  imports: {imports}");
+    eprintln!(
+        "  limits per call: fuel {}, memory {} MiB + inputs, timeout {} ms (load probe used {} fuel)",
+        info.fuel,
+        info.memory_limit_bytes / (1024 * 1024),
+        info.timeout_ms,
+        info.probe_fuel
+    );
+}
+
+fn read_png(path: &Path) -> anyhow::Result<RgbaImage> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(diff::decode_png(&bytes, &path.display().to_string())?)
+}
+
+fn write_png(path: &Path, img: &RgbaImage) -> anyhow::Result<()> {
+    let bytes = diff::encode_png(img)?;
+    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn read_context(arg: Option<&str>, image: &RgbaImage) -> anyhow::Result<PageContext> {
+    let Some(arg) = arg else {
+        return Ok(PageContext {
+            site: "cli".into(),
+            viewport: Size { width: image.width, height: image.height },
+            ..PageContext::default()
+        });
+    };
+    let text = if arg.trim_start().starts_with('{') {
+        arg.to_string()
+    } else {
+        std::fs::read_to_string(arg).with_context(|| format!("cannot read context file {arg}"))?
+    };
+    serde_json::from_str(&text).context("context is not valid JSON for a page context")
+}
+
+#[derive(Serialize)]
+struct MaskReport<'a> {
+    plugin: &'a str,
+    kind: PluginKind,
+    ignore: &'a [Rect],
+    ignored_pixels: u64,
+    image_edited: bool,
+    logs: &'a [String],
+    fuel_used: u64,
+    elapsed_ms: f64,
+}
+
+#[derive(Serialize)]
+struct ScoreReport<'a> {
+    plugin: &'a str,
+    kind: PluginKind,
+    score: f64,
+    reason: Option<&'a str>,
+    distortion: f64,
+    logs: &'a [String],
+    fuel_used: u64,
+    elapsed_ms: f64,
+}
+
+fn run_plugin(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let (host, name) = load(&args.file, &args.limits)?;
+    let kind = host.kind(&name).context("plugin vanished after loading")?;
+    if let Some(want) = args.kind {
+        let want = PluginKind::from(want);
+        if want != kind {
+            bail!("{} is a {kind} plugin, not a {want} plugin", args.file.display());
+        }
+    }
+    let image = read_png(&args.image)?;
+    let ctx = read_context(args.context.as_deref(), &image)?;
+    match kind {
+        PluginKind::Mask => {
+            if args.base.is_some() {
+                bail!("--base is for score plugins; {} is a mask plugin", args.file.display());
+            }
+            let out = host.mask(&name, &image, &ctx)?;
+            let ignored: u64 = out.ignore.iter().map(|r| r.width as u64 * r.height as u64).sum();
+            if let Some(path) = &args.out {
+                let mut shown = out.image.clone().unwrap_or_else(|| image.clone());
+                tint(&mut shown, &out.ignore);
+                write_png(path, &shown)?;
+            }
+            let report = MaskReport {
+                plugin: &name,
+                kind,
+                ignore: &out.ignore,
+                ignored_pixels: ignored,
+                image_edited: out.image.is_some(),
+                logs: &out.logs,
+                fuel_used: out.stats.fuel_used,
+                elapsed_ms: out.stats.elapsed.as_secs_f64() * 1000.0,
+            };
+            if args.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                for line in &out.logs {
+                    eprintln!("[{name}] {line}");
+                }
+                eprintln!(
+                    "{name}: {} region(s) to ignore ({ignored} pixels), pixels {}edited; {} fuel, {:.1} ms",
+                    out.ignore.len(),
+                    if out.image.is_some() { "" } else { "not " },
+                    report.fuel_used,
+                    report.elapsed_ms
+                );
+                for r in &out.ignore {
+                    eprintln!("  x {} y {} {}x{}", r.x, r.y, r.width, r.height);
+                }
+            }
+        }
+        PluginKind::Score => {
+            let Some(base_path) = &args.base else {
+                bail!("{} is a score plugin: give the baseline with --base PNG", args.file.display());
+            };
+            let base = read_png(base_path)?;
+            let opts = DiffOptions { diff_image: args.out.is_some(), ..DiffOptions::default() };
+            let outcome = diff::compare(&base, &image, &opts);
+            let out = host.score(&name, &base, &image, &outcome, &ctx)?;
+            if let (Some(path), Some(img)) = (&args.out, &outcome.diff_image) {
+                write_png(path, img)?;
+            }
+            let report = ScoreReport {
+                plugin: &name,
+                kind,
+                score: out.score,
+                reason: out.reason.as_deref(),
+                distortion: outcome.distortion,
+                logs: &out.logs,
+                fuel_used: out.stats.fuel_used,
+                elapsed_ms: out.stats.elapsed.as_secs_f64() * 1000.0,
+            };
+            if args.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                for line in &out.logs {
+                    eprintln!("[{name}] {line}");
+                }
+                eprintln!(
+                    "{name}: score {:.6} (distortion {:.6}){}; {} fuel, {:.1} ms",
+                    out.score,
+                    outcome.distortion,
+                    out.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default(),
+                    report.fuel_used,
+                    report.elapsed_ms
+                );
+            }
+        }
+    }
+    Ok(ExitCode::from(EXIT_OK))
+}
+
+/// Blend the ignored regions toward the overlay colour so they stand out.
+fn tint(img: &mut RgbaImage, rects: &[Rect]) {
+    let width = img.width as usize;
+    for r in rects {
+        for y in r.y..r.y + r.height {
+            for x in r.x..r.x + r.width {
+                let i = (y as usize * width + x as usize) * 4;
+                for (c, overlay) in OVERLAY_RGB.iter().enumerate() {
+                    let v = img.data[i + c] as f32;
+                    img.data[i + c] = (v + (*overlay as f32 - v) * OVERLAY_ALPHA).round() as u8;
+                }
+                img.data[i + 3] = 255;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tint_only_touches_rects() {
+        let mut img = RgbaImage::new(4, 3);
+        tint(&mut img, &[Rect { x: 1, y: 1, width: 2, height: 1 }]);
+        let px = |x: usize, y: usize| &img.data[(y * 4 + x) * 4..(y * 4 + x) * 4 + 4];
+        assert_eq!(px(0, 0), [0, 0, 0, 0]);
+        assert_eq!(px(1, 1), [0, 72, 153, 255]);
+        assert_eq!(px(2, 1), [0, 72, 153, 255]);
+        assert_eq!(px(3, 1), [0, 0, 0, 0]);
+        assert_eq!(px(1, 2), [0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn inline_and_default_context() {
+        let img = RgbaImage::new(10, 20);
+        let c = read_context(None, &img).unwrap();
+        assert_eq!(c.viewport, Size { width: 10, height: 20 });
+        let c =
+            read_context(Some(r#"{"site":"s","selectors":[{"selector":".a","rects":[]}]}"#), &img).unwrap();
+        assert_eq!(c.site, "s");
+        assert_eq!(c.selectors.len(), 1);
+        assert!(read_context(Some(r#"{"sites":"s"}"#), &img).is_err());
+    }
 }

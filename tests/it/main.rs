@@ -8,4 +8,5 @@ mod daemon;
 mod diff;
 mod helpers;
 mod hostile;
+mod plugin;
 mod web;
