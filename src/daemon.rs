@@ -11,6 +11,7 @@ use crate::capture::pool::BrowserPool;
 use crate::capture::CaptureError;
 use crate::config::Config;
 use crate::metrics::{Metrics, MetricsError};
+use crate::plugin::PluginHost;
 use crate::scheduler::Scheduler;
 use crate::store::{Store, StoreError};
 use crate::sweep::Sweeper;
@@ -18,8 +19,6 @@ use crate::web::{self, WebError, WebState};
 
 /// How long in-flight pages may take to finish after a stop request.
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(20);
-/// Pages in flight per browser session (one capturing, one being diffed/stored).
-pub const PAGES_PER_SESSION: usize = 2;
 
 /// Errors that stop the daemon.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +48,7 @@ async fn webdriver_ready(endpoint: &url::Url) -> bool {
 /// Run the daemon until `shutdown` fires. `ready` receives the bound address once serving.
 pub async fn run(
     config: Config,
+    plugins: Option<Arc<PluginHost>>,
     shutdown: CancellationToken,
     ready: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
 ) -> Result<(), DaemonError> {
@@ -69,13 +69,14 @@ pub async fn run(
     // Crawls get their own token so the web server can keep answering while they wind down.
     let crawl_cancel = CancellationToken::new();
     let pool = Arc::new(BrowserPool::start(&config.browser, crawl_cancel.clone()).await?);
-    let sweeper = Arc::new(Sweeper {
-        store: store.clone(),
-        capturer: pool.clone(),
-        metrics: Some(metrics.clone()),
-        concurrency: config.browser.sessions * PAGES_PER_SESSION,
-        keep_crawls: config.store.keep_crawls as usize,
-    });
+    let sweeper = Arc::new(Sweeper::new(
+        store.clone(),
+        pool.clone(),
+        plugins,
+        Some(metrics.clone()),
+        config.browser.sessions,
+        config.store.keep_crawls as usize,
+    ));
     let tracker = TaskTracker::new();
     let (scheduler, handle) =
         Scheduler::new(config.clone(), sweeper, metrics.clone(), tracker.clone(), crawl_cancel.clone());

@@ -6,6 +6,7 @@
 
 pub mod capture;
 pub mod cli;
+pub mod compare;
 pub mod config;
 pub mod crawl;
 pub mod daemon;

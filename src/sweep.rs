@@ -9,14 +9,16 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::capture::{Capture, CaptureRequest, Capturer};
+use crate::capture::{CaptureRequest, Capturer};
+use crate::compare::{Comparer, BASELINE_CACHE_BYTES};
 use crate::config::SiteConfig;
 use crate::crawl::{self, DiscoveredPage, DiscoveryPlan, DiscoveryStats, FetchResult};
-use crate::diff::{self, DiffOptions};
+use crate::diff::DecodedCache;
 use crate::metrics::Metrics;
+use crate::plugin::PluginHost;
 use crate::store::{
     now_ms, BaselineRecord, Blob, CrawlKind, CrawlRecord, CrawlStatus, PageChange, PageOutcome, PageRecord,
-    PageTiming, Store, StoreError,
+    Store, StoreError,
 };
 
 /// Pages discovered but not yet captured, buffered between discovery and capture.
@@ -51,18 +53,47 @@ pub trait SweepObserver: Send + Sync {
 pub struct NoObserver;
 impl SweepObserver for NoObserver {}
 
+/// Pages in flight per browser session (one capturing, one being diffed and stored).
+pub const PAGES_PER_SESSION: usize = 2;
+
 /// Runs crawls of sites against one store and one capturer.
 pub struct Sweeper<C: Capturer + 'static> {
-    pub store: Store,
-    pub capturer: Arc<C>,
-    pub metrics: Option<Metrics>,
+    store: Store,
+    capturer: Arc<C>,
+    metrics: Option<Metrics>,
+    comparer: Comparer,
     /// Pages in flight at once (capture + diff); sized from the browser session count.
-    pub concurrency: usize,
+    concurrency: usize,
     /// Crawls kept per site besides those holding baselines (`store.keep_crawls`).
-    pub keep_crawls: usize,
+    keep_crawls: usize,
 }
 
 impl<C: Capturer + 'static> Sweeper<C> {
+    /// A sweeper over `store` and `capturer`; `sessions` is the browser session count.
+    pub fn new(
+        store: Store,
+        capturer: Arc<C>,
+        plugins: Option<Arc<PluginHost>>,
+        metrics: Option<Metrics>,
+        sessions: usize,
+        keep_crawls: usize,
+    ) -> Sweeper<C> {
+        let comparer = Comparer {
+            store: store.clone(),
+            plugins,
+            cache: Arc::new(DecodedCache::new(BASELINE_CACHE_BYTES)),
+            metrics: metrics.clone(),
+        };
+        Sweeper {
+            store,
+            capturer,
+            metrics,
+            comparer,
+            concurrency: sessions.max(1) * PAGES_PER_SESSION,
+            keep_crawls,
+        }
+    }
+
     /// Crawl `site` now. Returns the finished crawl record (status `reviewing`, or `interrupted`
     /// when `cancel` fired first).
     pub async fn run(
@@ -270,23 +301,17 @@ impl<C: Capturer + 'static> Sweeper<C> {
                         r
                     }
                     Ok(capture) => {
-                        let store = self.store.clone();
+                        let comparer = self.comparer.clone();
                         let site = site.clone();
                         let baseline = baselines.get(&page.key).cloned();
-                        let metrics = self.metrics.clone();
                         let status = *status;
                         let title = title.clone();
                         let name = site.name.clone();
                         return blocking(&name, move || {
-                            let rec = compare_capture(
-                                &store, &site, &page, status, title, capture, baseline, metrics,
-                            )?;
-                            store.put_page(
-                                crawl_id,
-                                &rec.0,
-                                &rec.1.iter().map(|b| Blob::new(b)).collect::<Vec<_>>(),
-                            )?;
-                            Ok::<_, StoreError>(rec.0)
+                            let c = comparer.compare(&site, &page, status, title, capture, baseline)?;
+                            let blobs: Vec<Blob<'_>> = c.blobs.iter().map(|b| Blob::new(b)).collect();
+                            comparer.store.put_page(crawl_id, &c.record, &blobs)?;
+                            Ok::<_, StoreError>(c.record)
                         })
                         .await?
                         .map_err(|source| SweepError::Store { site: name.clone(), source });
@@ -299,111 +324,6 @@ impl<C: Capturer + 'static> Sweeper<C> {
         blocking(&site.name, move || store.put_page(crawl_id, &rec, &[])).await?.map_err(store_err)?;
         Ok(record)
     }
-}
-
-/// Compare a capture with its baseline. Returns the page record and the artifacts to store.
-#[allow(clippy::too_many_arguments)]
-fn compare_capture(
-    store: &Store,
-    site: &SiteConfig,
-    page: &DiscoveredPage,
-    http_status: u16,
-    fetched_title: Option<String>,
-    capture: Capture,
-    baseline: Option<BaselineRecord>,
-    metrics: Option<Metrics>,
-) -> Result<(PageRecord, Vec<Vec<u8>>), StoreError> {
-    let png_hash = crate::store::Hash::of(&capture.png);
-    let html_bytes = capture.html.into_bytes();
-    let html_hash = crate::store::Hash::of(&html_bytes);
-    let mut rec = PageRecord {
-        key: page.key.clone(),
-        url: page.url.to_string(),
-        title: capture.title.or(fetched_title),
-        outcome: PageOutcome::Ok,
-        change: PageChange::New,
-        http_status: Some(http_status),
-        png: Some(png_hash),
-        html: Some(html_hash),
-        diff: None,
-        width: capture.width,
-        height: capture.height,
-        truncated: capture.truncated,
-        baseline_crawl: baseline.as_ref().map(|b| b.crawl),
-        baseline_png: baseline.as_ref().map(|b| b.png),
-        diff_pixels: 0,
-        distortion: None,
-        score: None,
-        score_reason: None,
-        size_changed: false,
-        regions: Vec::new(),
-        error: None,
-        timing: PageTiming {
-            fetch_ms: page.fetch_ms,
-            navigate_ms: capture.timing.navigate_ms,
-            settle_ms: capture.timing.settle_ms,
-            screenshot_ms: capture.timing.screenshot_ms,
-            diff_ms: 0,
-        },
-        approved: false,
-    };
-    let mut blobs = vec![capture.png, html_bytes];
-    if let Some(b) = baseline {
-        let started = Instant::now();
-        if b.png == png_hash {
-            rec.distortion = Some(0.0);
-        } else {
-            let base_png = store.blob(&b.png)?;
-            match base_png {
-                None => {
-                    rec.error = Some(format!("baseline artifact {} is missing; page treated as new", b.png));
-                    rec.baseline_crawl = None;
-                    rec.baseline_png = None;
-                }
-                Some(base_png) => {
-                    let opts = DiffOptions {
-                        threshold: site.threshold,
-                        include_aa: site.count_aa,
-                        diff_image: true,
-                        ..DiffOptions::default()
-                    };
-                    match diff::compare_png(&base_png, &blobs[0], &opts) {
-                        Ok(outcome) => {
-                            rec.diff_pixels = outcome.diff_pixels;
-                            rec.distortion = Some(outcome.distortion);
-                            rec.size_changed = outcome.size_changed;
-                            rec.regions = outcome.regions.clone();
-                            if outcome.diff_pixels > 0 {
-                                if let Some(img) = &outcome.diff_image {
-                                    match diff::encode_png(img) {
-                                        Ok(png) => {
-                                            rec.diff = Some(crate::store::Hash::of(&png));
-                                            blobs.push(png);
-                                        }
-                                        Err(e) => rec.error = Some(e.to_string()),
-                                    }
-                                }
-                            }
-                        }
-                        Err(e) => {
-                            rec.outcome = PageOutcome::CaptureError;
-                            rec.change = PageChange::Failed;
-                            rec.error = Some(e.to_string());
-                        }
-                    }
-                }
-            }
-        }
-        rec.timing.diff_ms = started.elapsed().as_millis() as u64;
-        if let Some(m) = &metrics {
-            m.diff_observed(started.elapsed().as_secs_f64());
-        }
-        if let Some(d) = rec.distortion {
-            rec.score = Some(d);
-            rec.change = if d > site.max_distortion { PageChange::Changed } else { PageChange::Unchanged };
-        }
-    }
-    Ok((rec, blobs))
 }
 
 /// Run blocking work on the blocking pool, mapping a panic/cancel of the task to a sweep error.

@@ -6,15 +6,12 @@ use std::sync::Arc;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
-use super::{find_site, open_store, runtime, ConfigArg, EXIT_CHANGES, EXIT_ERROR, EXIT_OK};
+use super::{find_site, load_plugins, open_store, runtime, ConfigArg, EXIT_CHANGES, EXIT_ERROR, EXIT_OK};
 use crate::capture::pool::BrowserPool;
 use crate::crawl::DiscoveredPage;
 use crate::report::CrawlReport;
 use crate::store::{CrawlRecord, CrawlStatus, PageRecord};
 use crate::sweep::{SweepObserver, Sweeper};
-
-/// Pages in flight per browser session (one capturing, one being diffed/stored).
-pub const PAGES_PER_SESSION: usize = 2;
 
 #[derive(Debug, clap::Args)]
 pub struct CrawlArgs {
@@ -51,6 +48,7 @@ impl SweepObserver for Progress {
 pub fn run(args: &CrawlArgs) -> anyhow::Result<ExitCode> {
     let cfg = args.config.load()?;
     let site = find_site(&cfg, &args.site)?.clone();
+    let plugins = load_plugins(&cfg, &site.plugins)?;
     let store = open_store(&cfg)?;
     let rt = runtime()?;
     let (crawl, pages) = rt.block_on(async {
@@ -71,13 +69,14 @@ pub fn run(args: &CrawlArgs) -> anyhow::Result<ExitCode> {
             ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} pages {elapsed}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
-        let sweeper = Sweeper {
-            store: store.clone(),
-            capturer: pool.clone(),
-            metrics: None,
-            concurrency: cfg.browser.sessions * PAGES_PER_SESSION,
-            keep_crawls: cfg.store.keep_crawls as usize,
-        };
+        let sweeper = Sweeper::new(
+            store.clone(),
+            pool.clone(),
+            plugins,
+            None,
+            cfg.browser.sessions,
+            cfg.store.keep_crawls as usize,
+        );
         let result = sweeper.run(&site, cancel, Arc::new(Progress(bar.clone()))).await;
         bar.finish_and_clear();
         pool.shutdown().await;

@@ -5,7 +5,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{Config, SiteConfig};
+use std::sync::Arc;
+
+use crate::config::{Config, PluginConfig, SiteConfig};
+use crate::plugin::PluginHost;
 use crate::store::Store;
 
 pub mod crawl;
@@ -80,6 +83,23 @@ pub fn open_store(cfg: &Config) -> anyhow::Result<Store> {
         tracing::warn!(crawls = ?stale, "crawls left running by a stopped process are now interrupted");
     }
     Ok(store)
+}
+
+/// Compile and check the plugins named in `wanted` (None when there are none). Every broken
+/// plugin is reported at once, naming the plugin and the problem.
+pub fn load_plugins(cfg: &Config, wanted: &[String]) -> anyhow::Result<Option<Arc<PluginHost>>> {
+    let configs: Vec<PluginConfig> =
+        cfg.plugins.iter().filter(|p| wanted.contains(&p.name)).cloned().collect();
+    if configs.is_empty() {
+        return Ok(None);
+    }
+    match PluginHost::load(&configs) {
+        Ok(host) => Ok(Some(Arc::new(host))),
+        Err(errors) => {
+            let lines: Vec<String> = errors.iter().map(|e| format!("  - {e}")).collect();
+            anyhow::bail!("config file {}: plugin problem(s):\n{}", cfg.source.display(), lines.join("\n"))
+        }
+    }
 }
 
 /// Look a site up by name, with an error that lists the configured ones.

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{runtime, ConfigArg, EXIT_OK};
+use super::{load_plugins, runtime, ConfigArg, EXIT_OK};
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -14,6 +14,8 @@ pub struct ServeArgs {
 
 pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let cfg = args.config.load()?;
+    let all: Vec<String> = cfg.plugins.iter().map(|p| p.name.clone()).collect();
+    let plugins = load_plugins(&cfg, &all)?;
     let rt = runtime()?;
     rt.block_on(async {
         let shutdown = CancellationToken::new();
@@ -23,7 +25,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             eprintln!("sitediff: stopping");
             on_signal.cancel();
         });
-        crate::daemon::run(cfg, shutdown, None).await
+        crate::daemon::run(cfg, plugins, shutdown, None).await
     })?;
     Ok(ExitCode::from(EXIT_OK))
 }

@@ -247,6 +247,9 @@ pub struct PageRecord {
     /// This page alone was approved as the new baseline.
     #[serde(default)]
     pub approved: bool,
+    /// Rectangles of the site's `mask_selectors` measured at capture (plugins get them).
+    #[serde(default)]
+    pub mask_rects: Vec<crate::capture::SelectorRects>,
 }
 
 impl PageRecord {
@@ -276,6 +279,7 @@ impl PageRecord {
             error: Some(error),
             timing: PageTiming::default(),
             approved: false,
+            mask_rects: Vec::new(),
         }
     }
 }

@@ -8,5 +8,6 @@ mod daemon;
 mod diff;
 mod helpers;
 mod hostile;
+mod pipeline;
 mod plugin;
 mod web;

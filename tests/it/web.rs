@@ -177,13 +177,8 @@ async fn start(token: Option<&str>, hang_site: bool) -> Fixture {
     let (old_png, new_png, new_html) = fill_store(&store);
     let metrics = Metrics::new().unwrap();
     let cancel = CancellationToken::new();
-    let sweeper = Arc::new(Sweeper {
-        store: store.clone(),
-        capturer: Arc::new(NoBrowser),
-        metrics: Some(metrics.clone()),
-        concurrency: 1,
-        keep_crawls: 20,
-    });
+    let sweeper =
+        Arc::new(Sweeper::new(store.clone(), Arc::new(NoBrowser), None, Some(metrics.clone()), 1, 20));
     let (scheduler, handle) =
         Scheduler::new(config.clone(), sweeper, metrics.clone(), TaskTracker::new(), cancel.clone());
     tokio::spawn(scheduler.run());
