@@ -10,4 +10,5 @@ mod helpers;
 mod hostile;
 mod pipeline;
 mod plugin;
+mod retention;
 mod web;
