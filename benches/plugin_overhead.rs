@@ -93,7 +93,8 @@ fn main() {
     std::fs::write(out.join("noop.wat"), NOOP).expect("write noop");
     std::fs::write(out.join("edited.wat"), edited()).expect("write edited");
 
-    let cfg = |name: &str, path: PathBuf| PluginConfig { name: name.into(), path, limits: PluginLimits::default() };
+    let cfg =
+        |name: &str, path: PathBuf| PluginConfig { name: name.into(), path, limits: PluginLimits::default() };
     let t = Instant::now();
     let host = PluginHost::load(&[
         cfg("noop", out.join("noop.wat")),
@@ -137,7 +138,8 @@ fn main() {
         let (d, m) = time(|| host.mask(name, &new, &ctx).unwrap_or_else(|e| panic!("{e}")));
         report(&format!("mask {name} ({} rects)", m.ignore.len()), d, m.stats.fuel_used);
     }
-    let (d, s) = time(|| host.score("score_top", &base, &new, &outcome, &ctx).unwrap_or_else(|e| panic!("{e}")));
+    let (d, s) =
+        time(|| host.score("score_top", &base, &new, &outcome, &ctx).unwrap_or_else(|e| panic!("{e}")));
     report(&format!("score score_top ({:.5})", s.score), d, s.stats.fuel_used);
     let names: Vec<String> = vec!["key_color".into(), "selectors".into()];
     let (d, m) = time(|| {
