@@ -27,6 +27,7 @@ const DEFAULT_SESSIONS: usize = 2;
 const MAX_SESSIONS: usize = 64;
 const DEFAULT_RECYCLE_AFTER: u32 = 200;
 const DEFAULT_MAX_PAGES: usize = 1000;
+const DEFAULT_MAX_QUERY_VARIANTS: usize = 100;
 const DEFAULT_VIEWPORT: Viewport = Viewport { width: 1280, height: 800 };
 const DEFAULT_THRESHOLD: f64 = 0.1;
 const DEFAULT_PAGE_TIMEOUT_MS: u64 = 30_000;
@@ -58,12 +59,66 @@ pub enum ConfigError {
 pub struct ConfigIssue {
     pub key: String,
     pub message: String,
+    /// The 1-based line of the key (or of its table) in the file, when found.
+    pub line: Option<usize>,
 }
 
 impl fmt::Display for ConfigIssue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.key, self.message)
+        match self.line {
+            Some(l) => write!(f, "line {l}: {}: {}", self.key, self.message),
+            None => write!(f, "{}: {}", self.key, self.message),
+        }
     }
+}
+
+/// Find the line of a key path like `sites[1].start` or `server.listen` in TOML text: the line
+/// assigning the key inside the right table, else the table's header line. A best-effort locator
+/// for messages (it understands `[table]` and `[[array]]` headers and `key = ...` lines).
+pub fn locate_key(text: &str, key: &str) -> Option<usize> {
+    let mut parts = key.split('.');
+    let first = parts.next()?;
+    let leaf = parts.last();
+    let (table, index) = match first.split_once('[') {
+        Some((t, rest)) => (t, rest.trim_end_matches(']').parse::<usize>().ok()),
+        None => (first, None),
+    };
+    let mut seen_arrays = 0usize;
+    let mut header_line = None;
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.starts_with('[') {
+            if header_line.is_some() {
+                break; // the next table starts: the key is not in this one
+            }
+            let is_array = line.starts_with("[[");
+            let name = line.trim_start_matches('[').split(']').next().unwrap_or("").trim();
+            if name == table {
+                let matches = match index {
+                    Some(n) if is_array => {
+                        seen_arrays += 1;
+                        seen_arrays == n + 1
+                    }
+                    _ => true,
+                };
+                if matches {
+                    header_line = Some(i + 1);
+                    if leaf.is_none() {
+                        return header_line;
+                    }
+                }
+            }
+            continue;
+        }
+        if let (Some(_), Some(leaf)) = (header_line, leaf) {
+            if let Some(rest) = line.strip_prefix(leaf) {
+                if rest.trim_start().starts_with('=') {
+                    return Some(i + 1);
+                }
+            }
+        }
+    }
+    header_line
 }
 
 struct ConfigIssues<'a>(&'a [ConfigIssue]);
@@ -106,6 +161,7 @@ pub struct RawConfig {
 pub struct RawServer {
     pub listen: Option<String>,
     pub token_env: Option<String>,
+    pub demo_site: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -148,6 +204,7 @@ pub struct RawSite {
     pub schedule: Option<String>,
     pub timezone: Option<String>,
     pub max_pages: Option<usize>,
+    pub max_query_variants: Option<usize>,
     pub viewport: Option<RawViewport>,
     pub threshold: Option<f64>,
     pub max_distortion: Option<f64>,
@@ -200,6 +257,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Name of the environment variable holding the write token.
     pub token_env: Option<String>,
+    /// Serve the bundled demo site (`web/demo/`) at `/demo/` (for the demo config).
+    pub demo_dir: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -282,6 +341,8 @@ pub struct SiteConfig {
     pub scope: Scope,
     pub schedule: Option<Schedule>,
     pub max_pages: usize,
+    /// Distinct query strings followed per path (bounds calendars, faceted search, `?page=N+1`).
+    pub max_query_variants: usize,
     pub viewport: Viewport,
     pub threshold: f64,
     pub max_distortion: f64,
@@ -349,7 +410,12 @@ impl Config {
             path: path.to_path_buf(),
             message: e.to_string().trim_end().to_string(),
         })?;
-        Self::from_raw(raw, path).map_err(|issues| ConfigError::Invalid { path: path.to_path_buf(), issues })
+        Self::from_raw(raw, path).map_err(|mut issues| {
+            for issue in &mut issues {
+                issue.line = locate_key(text, &issue.key);
+            }
+            ConfigError::Invalid { path: path.to_path_buf(), issues }
+        })
     }
 
     /// Validate a parsed file, collecting every problem.
@@ -373,7 +439,8 @@ impl Config {
                 v.issue("server.token_env", format!("{t:?} is not an environment variable name"));
             }
         }
-        let server = ServerConfig { listen, token_env: raw.server.token_env.clone() };
+        let demo_dir = raw.server.demo_site.unwrap_or(false).then(|| root.join("web").join("demo"));
+        let server = ServerConfig { listen, token_env: raw.server.token_env.clone(), demo_dir };
 
         let store_path = raw.store.path.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_STORE_PATH));
         if store_path.as_os_str().is_empty() {
@@ -555,6 +622,10 @@ fn validate_site(
     if max_pages == 0 {
         v.issue(key("max_pages"), "must be at least 1");
     }
+    let max_query_variants = s.max_query_variants.unwrap_or(DEFAULT_MAX_QUERY_VARIANTS);
+    if max_query_variants == 0 {
+        v.issue(key("max_query_variants"), "must be at least 1");
+    }
     let viewport = match s.viewport {
         Some(vp) => {
             if vp.width == 0 || vp.height == 0 || vp.width > MAX_VIEWPORT_DIM || vp.height > MAX_VIEWPORT_DIM
@@ -591,6 +662,12 @@ fn validate_site(
         }
     }
     let compare_to = s.compare_to.as_deref().and_then(|t| v.http_url(&key("compare_to"), &name, t));
+    if compare_to.is_some() {
+        v.issue(
+            key("compare_to"),
+            format!("site {name:?}: pair sweeps are not available in this version yet (use two sites)"),
+        );
+    }
     let mut urls = Vec::new();
     if let (Some(list), Some(start)) = (&s.urls, &start) {
         let base = scope.as_ref().map(|sc| sc.prefix().clone()).unwrap_or_else(|| start.clone());
@@ -630,6 +707,7 @@ fn validate_site(
         scope: scope?,
         schedule,
         max_pages,
+        max_query_variants,
         viewport,
         threshold,
         max_distortion,
@@ -657,7 +735,7 @@ struct Validator {
 
 impl Validator {
     fn issue(&mut self, key: impl Into<String>, message: impl Into<String>) {
-        self.issues.push(ConfigIssue { key: key.into(), message: message.into() });
+        self.issues.push(ConfigIssue { key: key.into(), message: message.into(), line: None });
     }
 
     fn http_url(&mut self, key: &str, site: &str, text: &str) -> Option<Url> {
@@ -726,6 +804,21 @@ start = "http://127.0.0.1:8000/docs/index.html"
 "#;
 
     #[test]
+    fn every_shipped_config_parses() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let cfg = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                assert!(!cfg.sites.is_empty(), "{} has no site", path.display());
+                n += 1;
+            }
+        }
+        assert!(n >= 2, "expected the example and the demo config");
+    }
+
+    #[test]
     fn minimal_config_gets_defaults() {
         let c = parse(MINIMAL).unwrap();
         assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
@@ -790,6 +883,18 @@ start = "not a url"
         let msg = err.to_string();
         assert!(msg.contains("ghost"), "{msg}");
         assert!(msg.contains("not a URL"), "{msg}");
+    }
+
+    #[test]
+    fn validation_errors_carry_their_line() {
+        let text = "[server]\nlisten = \"x\"\n\n[[sites]]\nname = \"a\"\nstart = \"http://127.0.0.1/\"\n\n[[sites]]\nname = \"b\"\n# comment\nthreshold = 3\n";
+        let msg = parse(text).unwrap_err().to_string();
+        assert!(msg.contains("line 2: server.listen"), "{msg}");
+        assert!(msg.contains("line 11: sites[1].threshold"), "{msg}");
+        // A missing key points at its table.
+        assert!(msg.contains("line 8: sites[1].start"), "{msg}");
+        assert_eq!(locate_key("[[sites]]\nname=1\n[[plugins]]\nname=2\n", "plugins[0].name"), Some(4));
+        assert_eq!(locate_key("", "server.listen"), None);
     }
 
     #[test]

@@ -1,6 +1,13 @@
 //! Capture: pages rendered and photographed in a real browser over WebDriver (fantoccini), through
 //! a pool of sessions against a chromedriver we spawn or a remote endpoint (Selenium Grid).
 
+pub mod driver;
+pub mod page;
+pub mod pool;
+
+pub use driver::{find_chromedriver, ChromeDriver};
+pub use pool::{BrowserPool, PoolStats};
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,12 +83,14 @@ pub enum CaptureError {
     Script { url: String, reason: String },
     #[error("browser pool is shut down")]
     Closed,
+    #[error("capture cancelled")]
+    Cancelled,
 }
 
 impl CaptureError {
     /// Whether the session that produced this error should be considered dead and replaced.
     pub fn session_is_suspect(&self) -> bool {
-        !matches!(self, CaptureError::Closed | CaptureError::DriverNotFound { .. })
+        !matches!(self, CaptureError::Closed | CaptureError::Cancelled | CaptureError::DriverNotFound { .. })
     }
 }
 

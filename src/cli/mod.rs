@@ -5,8 +5,15 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::config::{Config, SiteConfig};
+use crate::store::Store;
+
+pub mod crawl;
 pub mod diff;
 pub mod plugin;
+pub mod review;
+pub mod serve;
+pub mod status;
 
 /// Exit code: success, nothing over threshold.
 pub const EXIT_OK: u8 = 0;
@@ -31,6 +38,16 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the daemon: scheduled crawls, review UI, JSON API and /metrics.
+    Serve(serve::ServeArgs),
+    /// Crawl a site now, compare every page with its baseline, and report.
+    Crawl(crawl::CrawlArgs),
+    /// Make a crawl (default: the site's latest) the baseline.
+    Approve(review::ReviewArgs),
+    /// Mark a crawl (default: the site's latest) bad.
+    Reject(review::ReviewArgs),
+    /// Show sites, crawls and changed pages.
+    Status(status::StatusArgs),
     /// Compare two PNG images.
     Diff(diff::DiffArgs),
     /// Validate or try a WebAssembly plugin.
@@ -44,6 +61,42 @@ pub struct ConfigArg {
     /// Config file (default: $SITEDIFF_CONFIG, then config/sitediff.toml).
     #[arg(long, short = 'c', value_name = "PATH")]
     pub config: Option<PathBuf>,
+}
+
+impl ConfigArg {
+    /// Load and validate the config file this argument names.
+    pub fn load(&self) -> anyhow::Result<Config> {
+        let path = Config::resolve_path(self.config.as_deref());
+        Ok(Config::load(&path)?)
+    }
+}
+
+/// Open the configured store. The redb file lock guarantees no other sitediff process has it, so
+/// crawls still marked `running` were left by a process that died: mark them `interrupted`.
+pub fn open_store(cfg: &Config) -> anyhow::Result<Store> {
+    let store = Store::open(&cfg.store.path)?;
+    let stale = store.interrupt_running("sitediff stopped before the crawl finished")?;
+    if !stale.is_empty() {
+        tracing::warn!(crawls = ?stale, "crawls left running by a stopped process are now interrupted");
+    }
+    Ok(store)
+}
+
+/// Look a site up by name, with an error that lists the configured ones.
+pub fn find_site<'a>(cfg: &'a Config, name: &str) -> anyhow::Result<&'a SiteConfig> {
+    cfg.site(name).ok_or_else(|| {
+        let known: Vec<&str> = cfg.sites.iter().map(|s| s.name.as_str()).collect();
+        anyhow::anyhow!(
+            "no site named {name:?} in {} (configured: {})",
+            cfg.source.display(),
+            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+        )
+    })
+}
+
+/// A multi-threaded tokio runtime for commands that do async work.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
 /// Install the tracing subscriber (stderr).
@@ -61,6 +114,11 @@ pub fn init_tracing(verbose: u8) {
 /// Run one command.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Crawl(args) => crawl::run(&args),
+        Command::Serve(args) => serve::run(&args),
+        Command::Approve(args) => review::run(&args, review::Verdict::Approve),
+        Command::Reject(args) => review::run(&args, review::Verdict::Reject),
+        Command::Status(args) => status::run(&args),
         Command::Diff(args) => diff::run(&args),
         Command::Plugin(cmd) => plugin::run(&cmd),
     }

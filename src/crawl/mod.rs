@@ -1,3 +1,303 @@
-//! Discovery: breadth-first crawl of a site's prefix over HTTP (reqwest), feeding page URLs to capture.
+//! Discovery: breadth-first crawl of a site's prefix over HTTP (reqwest), yielding the pages to capture.
+//!
+//! Only `text/html` responses are pages; other content types are skipped and counted. Redirects are
+//! followed only while they stay inside the prefix. HTTP errors are page outcomes, not crawl failures.
 
 pub mod links;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use links::{extract_links, normalize_url, Scope};
+
+/// Concurrent HTTP fetches per crawl.
+pub const FETCH_CONCURRENCY: usize = 4;
+/// Largest HTML body read for link discovery; the rest is ignored.
+pub const MAX_HTML_BYTES: usize = 16 * 1024 * 1024;
+/// Redirect hops followed before giving up (a loop ends here).
+pub const MAX_REDIRECTS: usize = 10;
+
+/// Errors building the crawler.
+#[derive(Debug, thiserror::Error)]
+pub enum CrawlError {
+    #[error("site {site}: cannot build the HTTP client: {reason}")]
+    Client { site: String, reason: String },
+}
+
+/// What fetching one URL gave.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FetchResult {
+    /// An HTML page (2xx).
+    Page { status: u16, title: Option<String> },
+    /// The server answered with an error status (4xx/5xx) or the request failed.
+    HttpError { status: Option<u16>, reason: String },
+}
+
+/// One page found by discovery, ready to be captured (or recorded as failed).
+#[derive(Debug, Clone)]
+pub struct DiscoveredPage {
+    pub key: String,
+    /// The page's URL after in-prefix redirects.
+    pub url: Url,
+    pub result: FetchResult,
+    pub fetch_ms: u64,
+}
+
+/// Tallies of what discovery skipped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DiscoveryStats {
+    pub pages: u32,
+    pub skipped_non_html: u32,
+    pub skipped_off_prefix_redirect: u32,
+    pub skipped_max_pages: u32,
+    pub skipped_query_variants: u32,
+    pub ignored_links: u32,
+}
+
+/// Per-crawl settings of discovery.
+#[derive(Debug, Clone)]
+pub struct DiscoveryPlan {
+    pub site: String,
+    pub scope: Scope,
+    /// Where to start: the start URL and/or explicit URLs.
+    pub seeds: Vec<Url>,
+    /// Follow links found in pages.
+    pub follow_links: bool,
+    pub max_pages: usize,
+    pub max_query_variants: usize,
+    pub request_timeout: Duration,
+}
+
+enum Fetched {
+    Page { url: Url, status: u16, body: String },
+    NotHtml,
+    OffPrefixRedirect,
+    Error { url: Url, status: Option<u16>, reason: String },
+}
+
+/// Build the HTTP client for one crawl: redirects followed only inside the scope.
+pub fn http_client(site: &str, scope: &Scope, timeout: Duration) -> Result<reqwest::Client, CrawlError> {
+    let scope = scope.clone();
+    let policy = reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() >= MAX_REDIRECTS {
+            attempt.error("redirect loop (too many redirects)")
+        } else if scope.contains(&normalize_url(attempt.url())) {
+            attempt.follow()
+        } else {
+            attempt.stop()
+        }
+    });
+    reqwest::Client::builder()
+        .redirect(policy)
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .user_agent(concat!("sitediff/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| CrawlError::Client { site: site.to_string(), reason: e.to_string() })
+}
+
+async fn fetch(client: &reqwest::Client, url: &Url) -> Fetched {
+    let resp = match client.get(url.clone()).send().await {
+        Ok(r) => r,
+        Err(e) => {
+            let reason = if e.is_timeout() {
+                "request timed out".to_string()
+            } else if e.is_redirect() {
+                "redirect loop (too many redirects)".to_string()
+            } else {
+                error_chain(&e)
+            };
+            return Fetched::Error { url: url.clone(), status: None, reason };
+        }
+    };
+    let final_url = normalize_url(resp.url());
+    let status = resp.status();
+    if status.is_redirection() {
+        // The policy stopped: the redirect leaves the prefix.
+        return Fetched::OffPrefixRedirect;
+    }
+    if !status.is_success() {
+        return Fetched::Error {
+            url: final_url,
+            status: Some(status.as_u16()),
+            reason: format!("HTTP {}", status.as_u16()),
+        };
+    }
+    let is_html = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|ct| {
+            let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            mime == "text/html" || mime == "application/xhtml+xml"
+        })
+        .unwrap_or(false);
+    if !is_html {
+        return Fetched::NotHtml;
+    }
+    let mut resp = resp;
+    let mut body = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = MAX_HTML_BYTES.saturating_sub(body.len());
+                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                if body.len() >= MAX_HTML_BYTES {
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                return Fetched::Error {
+                    url: final_url,
+                    status: Some(status.as_u16()),
+                    reason: format!("reading the body failed: {}", error_chain(&e)),
+                }
+            }
+        }
+    }
+    Fetched::Page {
+        url: final_url,
+        status: status.as_u16(),
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        let m = inner.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        src = inner.source();
+    }
+    s
+}
+
+/// Breadth-first discovery. Sends every page (HTML or HTTP error) inside the prefix exactly once,
+/// up to `max_pages`, and returns what it skipped. Stops early when `cancel` fires or the receiver
+/// is gone.
+pub async fn discover(
+    plan: DiscoveryPlan,
+    client: reqwest::Client,
+    out: mpsc::Sender<DiscoveredPage>,
+    cancel: CancellationToken,
+) -> DiscoveryStats {
+    let mut stats = DiscoveryStats::default();
+    let mut seen: HashSet<Url> = HashSet::new();
+    let mut emitted_keys: HashSet<String> = HashSet::new();
+    let mut queue: VecDeque<Url> = VecDeque::new();
+    // Distinct query strings enqueued per path.
+    let mut variants: HashMap<String, usize> = HashMap::new();
+    for s in &plan.seeds {
+        let s = normalize_url(s);
+        if plan.scope.contains(&s) && seen.insert(s.clone()) {
+            queue.push_back(s);
+        }
+    }
+    let mut in_flight = FuturesUnordered::new();
+    loop {
+        while in_flight.len() < FETCH_CONCURRENCY && (emitted_keys.len() + in_flight.len()) < plan.max_pages {
+            let Some(url) = queue.pop_front() else { break };
+            let client = client.clone();
+            in_flight.push(async move {
+                let started = Instant::now();
+                let r = fetch(&client, &url).await;
+                (url, r, started.elapsed())
+            });
+        }
+        if in_flight.is_empty() {
+            break;
+        }
+        let next = tokio::select! {
+            _ = cancel.cancelled() => break,
+            n = in_flight.next() => n,
+        };
+        let Some((requested, fetched, elapsed)) = next else { break };
+        let fetch_ms = elapsed.as_millis() as u64;
+        let page = match fetched {
+            Fetched::NotHtml => {
+                stats.skipped_non_html += 1;
+                continue;
+            }
+            Fetched::OffPrefixRedirect => {
+                stats.skipped_off_prefix_redirect += 1;
+                continue;
+            }
+            Fetched::Error { url, status, reason } => {
+                let url = if plan.scope.contains(&url) { url } else { requested };
+                let Some(key) = plan.scope.page_key(&url) else { continue };
+                DiscoveredPage { key, url, result: FetchResult::HttpError { status, reason }, fetch_ms }
+            }
+            Fetched::Page { url, status, body } => {
+                seen.insert(url.clone());
+                let Some(key) = plan.scope.page_key(&url) else { continue };
+                let extracted = extract_links(&body, &url);
+                stats.ignored_links += extracted.ignored_schemes as u32;
+                if plan.follow_links {
+                    for link in extracted.links {
+                        if plan.scope.contains(&link) && !seen.contains(&link) {
+                            seen.insert(link.clone());
+                            if link.query().is_some() {
+                                let n = variants.entry(link.path().to_string()).or_default();
+                                if *n >= plan.max_query_variants {
+                                    stats.skipped_query_variants += 1;
+                                    continue;
+                                }
+                                *n += 1;
+                            }
+                            queue.push_back(link);
+                        }
+                    }
+                }
+                DiscoveredPage {
+                    key,
+                    url,
+                    result: FetchResult::Page { status, title: extracted.title },
+                    fetch_ms,
+                }
+            }
+        };
+        // Two URLs redirecting to one page give one page.
+        if !emitted_keys.insert(page.key.clone()) {
+            continue;
+        }
+        stats.pages += 1;
+        if out.send(page).await.is_err() {
+            break;
+        }
+    }
+    stats.skipped_max_pages = queue.len() as u32;
+    stats
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_chain_joins_sources() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("outer")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let e = Outer(std::io::Error::other("inner"));
+        assert_eq!(error_chain(&e), "outer: inner");
+    }
+}

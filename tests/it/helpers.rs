@@ -18,6 +18,8 @@ pub struct Response {
     pub body: Vec<u8>,
     /// Never answer (the connection is held open until the server stops).
     pub hang: bool,
+    /// Wait this long before answering.
+    pub delay: Duration,
 }
 
 impl Response {
@@ -25,7 +27,13 @@ impl Response {
         Response::with_type(200, "text/html; charset=utf-8", body.into().into_bytes())
     }
     pub fn with_type(status: u16, content_type: &str, body: Vec<u8>) -> Response {
-        Response { status, headers: vec![("Content-Type".into(), content_type.into())], body, hang: false }
+        Response {
+            status,
+            headers: vec![("Content-Type".into(), content_type.into())],
+            body,
+            hang: false,
+            delay: Duration::ZERO,
+        }
     }
     pub fn status(status: u16, body: &str) -> Response {
         Response::with_type(status, "text/html; charset=utf-8", body.as_bytes().to_vec())
@@ -37,6 +45,10 @@ impl Response {
     }
     pub fn hang() -> Response {
         Response { hang: true, ..Response::status(200, "") }
+    }
+    pub fn delayed(mut self, delay: Duration) -> Response {
+        self.delay = delay;
+        self
     }
 }
 
@@ -79,6 +91,9 @@ impl FixtureServer {
                     h.lock().unwrap().push(target.clone());
                     let resp = r.lock().unwrap().get(&target).cloned();
                     let resp = resp.unwrap_or_else(|| Response::status(404, "<h1>not found</h1>"));
+                    if !resp.delay.is_zero() {
+                        tokio::time::sleep(resp.delay).await;
+                    }
                     if resp.hang {
                         tokio::time::sleep(Duration::from_secs(3600)).await;
                         return;
@@ -123,5 +138,183 @@ impl FixtureServer {
 impl Drop for FixtureServer {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// The sitediff binary built for these tests.
+pub fn sitediff_bin() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_BIN_EXE_sitediff"))
+}
+
+/// Output of one sitediff run.
+pub struct RunOutput {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl RunOutput {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr)
+        })
+    }
+}
+
+/// Run sitediff with arguments (async-friendly: runs on the blocking pool).
+pub async fn run_sitediff(args: &[&str]) -> RunOutput {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let out = std::process::Command::new(sitediff_bin())
+            .args(&args)
+            .env_remove("SITEDIFF_CONFIG")
+            .output()
+            .expect("run sitediff");
+        RunOutput {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    })
+    .await
+    .expect("join")
+}
+
+/// A temp dir with a config file written into it; the store lives beside it.
+pub struct TempProject {
+    pub dir: tempfile::TempDir,
+}
+
+impl TempProject {
+    pub fn new() -> TempProject {
+        TempProject { dir: tempfile::tempdir().expect("tempdir") }
+    }
+    /// Write `sitediff.toml` with `[store] path` pointing into the temp dir, plus `body`.
+    pub fn write_config(&self, body: &str) -> String {
+        let path = self.dir.path().join("sitediff.toml");
+        let db = self.db_path();
+        let text = format!("[store]\npath = {:?}\n\n{body}", db.display().to_string());
+        std::fs::write(&path, text).expect("write config");
+        path.display().to_string()
+    }
+    pub fn db_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("sitediff.redb")
+    }
+}
+
+/// A `sitediff serve` child process; killed (and reaped) on drop.
+pub struct Daemon {
+    pub child: std::process::Child,
+    pub base: String,
+    pub stderr: Arc<Mutex<String>>,
+}
+
+impl Daemon {
+    /// Start `sitediff serve --config PATH` and wait until it prints its address.
+    pub fn start(config: &str) -> Daemon {
+        Daemon::start_with_env(config, &[])
+    }
+
+    pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> Daemon {
+        use std::io::BufRead;
+        let mut cmd = std::process::Command::new(sitediff_bin());
+        cmd.args(["serve", "--config", config])
+            .env_remove("SITEDIFF_CONFIG")
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn sitediff serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("serving on http://").nth(1) {
+                    let addr = rest.split('/').next().unwrap_or("").to_string();
+                    let _ = tx.send(addr);
+                }
+                let mut l = log2.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("daemon did not start:\n{}", log.lock().unwrap());
+            }
+        };
+        Daemon { child, base: format!("http://{addr}"), stderr: log }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn log(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Send SIGTERM and wait for the exit; returns the exit code and how long it took.
+    pub fn terminate(&mut self, limit: Duration) -> (Option<i32>, Duration) {
+        let started = std::time::Instant::now();
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return (status.code(), started.elapsed());
+            }
+            if started.elapsed() > limit {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("daemon did not stop within {limit:?}:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// GET a URL and return (status, body).
+pub async fn http_get(url: &str) -> (u16, String) {
+    let resp = reqwest::get(url).await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = resp.status().as_u16();
+    (status, resp.text().await.unwrap_or_default())
+}
+
+/// The value of one Prometheus sample line (exact series text before the value), if present.
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
+}
+
+/// Poll `f` every 200 ms until it returns Some, or panic after `limit` with `what`.
+pub async fn wait_for<T, F, Fut>(limit: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if started.elapsed() > limit {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

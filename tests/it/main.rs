@@ -1,5 +1,12 @@
 //! sitediff integration tests: one binary, real parts (Chromium via chromedriver, redb files, HTTP
 //! servers on 127.0.0.1:0, wasm modules). Shared fixtures live in `helpers`.
 
+mod capture;
+mod crash;
+mod crawl;
+mod daemon;
+mod diff;
 mod helpers;
+mod hostile;
 mod plugin;
+mod web;

@@ -1,0 +1,238 @@
+//! chromedriver process management: find the binary, spawn it on a free loopback port, wait until it
+//! is ready, and kill + reap it (and the browsers it started) on shutdown and on drop.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use super::CaptureError;
+
+/// Where Debian installs chromedriver (package `chromium-driver`).
+pub const DEFAULT_CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// Binary name looked up on PATH.
+const CHROMEDRIVER_NAME: &str = "chromedriver";
+/// How long chromedriver may take to answer `GET /status` with `ready: true`.
+const DRIVER_READY_TIMEOUT: Duration = Duration::from_secs(15);
+/// Pause between two readiness polls.
+const DRIVER_READY_POLL: Duration = Duration::from_millis(50);
+/// Timeout of one `GET /status` request.
+const STATUS_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// Attempts at spawning on a fresh port (the port picked can be taken between pick and bind).
+const DRIVER_SPAWN_ATTEMPTS: u32 = 3;
+/// How long to wait for the process to exit after SIGKILL before giving up on reaping it.
+const REAP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pause between two reap attempts.
+const REAP_POLL: Duration = Duration::from_millis(10);
+
+/// Find the chromedriver binary: the configured path, else PATH, else [`DEFAULT_CHROMEDRIVER`].
+pub fn find_chromedriver(configured: Option<&Path>) -> Result<PathBuf, CaptureError> {
+    if let Some(p) = configured {
+        return if p.is_file() {
+            Ok(p.to_path_buf())
+        } else {
+            Err(CaptureError::DriverNotFound { looked_in: format!("browser.chromedriver = {}", p.display()) })
+        };
+    }
+    let mut looked = Vec::new();
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let candidate = dir.join(CHROMEDRIVER_NAME);
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+        looked.push("PATH".to_string());
+    }
+    let default = PathBuf::from(DEFAULT_CHROMEDRIVER);
+    if default.is_file() {
+        return Ok(default);
+    }
+    looked.push(DEFAULT_CHROMEDRIVER.to_string());
+    Err(CaptureError::DriverNotFound { looked_in: looked.join(", ") })
+}
+
+/// A chromedriver process we started. Killed (with its process group, i.e. the browsers it
+/// launched) and reaped on [`ChromeDriver::kill`] and on drop.
+#[derive(Debug)]
+pub struct ChromeDriver {
+    path: PathBuf,
+    url: Url,
+    pid: u32,
+    child: Mutex<Option<Child>>,
+}
+
+impl ChromeDriver {
+    /// Spawn chromedriver on a free 127.0.0.1 port and wait until `/status` says ready.
+    pub async fn spawn(path: &Path, cancel: &CancellationToken) -> Result<ChromeDriver, CaptureError> {
+        let mut last_err = None;
+        for _ in 0..DRIVER_SPAWN_ATTEMPTS {
+            match Self::spawn_once(path, cancel).await {
+                Ok(d) => return Ok(d),
+                Err(e @ CaptureError::Cancelled) => return Err(e),
+                Err(e) => last_err = Some(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| CaptureError::DriverStart {
+            path: path.display().to_string(),
+            reason: "no attempt made".into(),
+        }))
+    }
+
+    async fn spawn_once(path: &Path, cancel: &CancellationToken) -> Result<ChromeDriver, CaptureError> {
+        let start_err =
+            |reason: String| CaptureError::DriverStart { path: path.display().to_string(), reason };
+        let port = free_port().map_err(|e| start_err(format!("cannot pick a free port: {e}")))?;
+        let mut cmd = Command::new(path);
+        cmd.arg(format!("--port={port}")).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        // Own process group: the browsers chromedriver launches inherit it, so one killpg cleans up
+        // everything even when chromedriver itself died first.
+        {
+            use std::os::unix::process::CommandExt;
+            cmd.process_group(0);
+        }
+        let child = cmd.spawn().map_err(|e| start_err(e.to_string()))?;
+        let url = Url::parse(&format!("http://127.0.0.1:{port}/")).map_err(|e| start_err(e.to_string()))?;
+        let driver =
+            ChromeDriver { path: path.to_path_buf(), url, pid: child.id(), child: Mutex::new(Some(child)) };
+        driver.wait_ready(cancel).await?;
+        tracing::debug!(pid = driver.pid, url = %driver.url, "chromedriver ready");
+        Ok(driver)
+    }
+
+    async fn wait_ready(&self, cancel: &CancellationToken) -> Result<(), CaptureError> {
+        let start_err =
+            |reason: String| CaptureError::DriverStart { path: self.path.display().to_string(), reason };
+        let http = reqwest::Client::builder()
+            .timeout(STATUS_REQUEST_TIMEOUT)
+            .no_proxy()
+            .build()
+            .map_err(|e| start_err(e.to_string()))?;
+        let status_url = self.url.join("status").map_err(|e| start_err(e.to_string()))?;
+        let deadline = Instant::now() + DRIVER_READY_TIMEOUT;
+        loop {
+            if let Some(code) = self.exit_status() {
+                return Err(start_err(format!("exited during startup ({code})")));
+            }
+            if let Ok(resp) = http.get(status_url.clone()).send().await {
+                let body = resp.bytes().await.ok();
+                if let Some(body) = body.and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok()) {
+                    if body.pointer("/value/ready").and_then(|v| v.as_bool()) == Some(true) {
+                        return Ok(());
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(start_err(format!("not ready after {DRIVER_READY_TIMEOUT:?}")));
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return Err(CaptureError::Cancelled),
+                _ = tokio::time::sleep(DRIVER_READY_POLL) => {}
+            }
+        }
+    }
+
+    /// The WebDriver base URL (`http://127.0.0.1:PORT/`).
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// The chromedriver process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Whether the process is still running (reaps it if it exited).
+    pub fn is_running(&self) -> bool {
+        self.exit_status().is_none()
+    }
+
+    /// `Some(description)` once the process has exited (it is reaped then), `None` while running.
+    fn exit_status(&self) -> Option<String> {
+        let mut guard = match self.child.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let child = guard.as_mut()?;
+        match child.try_wait() {
+            Ok(Some(status)) => Some(status.to_string()),
+            Ok(None) => None,
+            Err(e) => Some(format!("cannot query process: {e}")),
+        }
+    }
+
+    /// Kill chromedriver and its process group (the browsers), then reap chromedriver. Idempotent.
+    pub fn kill(&self) {
+        let mut guard = match self.child.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let Some(mut child) = guard.take() else { return };
+        kill_process_group(self.pid);
+        let _ = child.kill();
+        let deadline = Instant::now() + REAP_TIMEOUT;
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) | Err(_) => break,
+                Ok(None) if Instant::now() >= deadline => {
+                    tracing::warn!(pid = self.pid, "chromedriver did not exit after SIGKILL");
+                    break;
+                }
+                Ok(None) => std::thread::sleep(REAP_POLL),
+            }
+        }
+    }
+
+    /// [`ChromeDriver::kill`] off the async threads.
+    pub async fn shutdown(self: std::sync::Arc<Self>) {
+        let _ = tokio::task::spawn_blocking(move || self.kill()).await;
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// SIGKILL every process in the group led by `pgid` (chromedriver was spawned as a group leader).
+fn kill_process_group(pgid: u32) {
+    let Ok(pgid) = libc::pid_t::try_from(pgid) else { return };
+    if pgid <= 1 {
+        return;
+    }
+    // SAFETY: kill(2) with a negative pid only sends a signal to that process group; no memory is
+    // touched. The group is one we created (process_group(0) at spawn).
+    unsafe {
+        libc::kill(-pgid, libc::SIGKILL);
+    }
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+fn free_port() -> std::io::Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configured_missing_path_is_driver_not_found() {
+        let err = find_chromedriver(Some(Path::new("/nonexistent/chromedriver"))).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, CaptureError::DriverNotFound { .. }));
+        assert!(msg.contains("/nonexistent/chromedriver"), "{msg}");
+        assert!(msg.contains("`chromium`") && msg.contains("`chromium-driver`"), "{msg}");
+    }
+
+    #[test]
+    fn free_port_is_nonzero() {
+        assert_ne!(free_port().unwrap(), 0);
+    }
+}

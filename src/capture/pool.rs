@@ -1,0 +1,442 @@
+//! The browser pool: a bounded set of WebDriver sessions (against a chromedriver we spawn or a
+//! remote endpoint) that captures pages, replaces dead sessions, restarts a dead chromedriver and
+//! recycles sessions after a number of pages.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::sync::{Mutex, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use url::Url;
+
+use super::driver::{find_chromedriver, ChromeDriver};
+use super::page::{capture_page, BrowserSession};
+use super::{Capture, CaptureError, CaptureRequest, Capturer};
+use crate::config::{BrowserConfig, WebDriverEndpoint};
+
+/// How many times a page is retried on a fresh session after its session died under it.
+pub const MAX_PAGE_RETRIES: u32 = 2;
+/// Where Debian installs Chromium (package `chromium`).
+pub const DEFAULT_CHROMIUM: &str = "/usr/bin/chromium";
+/// Chromium flags: headless in a container, nothing phoning home, stable rendering.
+pub const CHROMIUM_ARGS: &[&str] = &[
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--force-device-scale-factor=1",
+    "--force-color-profile=srgb",
+    "--mute-audio",
+    "--disable-extensions",
+    "--disable-default-apps",
+];
+/// Bound on opening one WebDriver session (starts a browser).
+const SESSION_START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Bound on the liveness probe of a session that failed.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bound on closing one session.
+const SESSION_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bound on waiting for background session closes at shutdown.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(20);
+/// Page used by the liveness probe (also stops whatever the old page was still loading).
+const PROBE_URL: &str = "about:blank";
+
+/// Counters about the pool's life, for logs, metrics and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// WebDriver sessions opened.
+    pub sessions_started: u64,
+    /// Sessions closed because they died or failed their liveness probe.
+    pub sessions_replaced: u64,
+    /// Sessions closed after `recycle_after` pages.
+    pub sessions_recycled: u64,
+    /// chromedriver restarts after it died.
+    pub driver_restarts: u64,
+    /// Page attempts repeated on a fresh session.
+    pub page_retries: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    sessions_started: AtomicU64,
+    sessions_replaced: AtomicU64,
+    sessions_recycled: AtomicU64,
+    driver_restarts: AtomicU64,
+    page_retries: AtomicU64,
+}
+
+/// The WebDriver endpoint in use; `generation` changes whenever chromedriver is restarted.
+#[derive(Debug)]
+struct Endpoint {
+    url: Url,
+    driver: Option<Arc<ChromeDriver>>,
+    generation: u64,
+}
+
+#[derive(Debug)]
+struct PooledSession {
+    session: BrowserSession,
+    pages: u32,
+    generation: u64,
+}
+
+#[derive(Debug)]
+struct Inner {
+    cfg: BrowserConfig,
+    /// Resolved chromedriver binary (spawn mode).
+    driver_path: Option<PathBuf>,
+    cancel: CancellationToken,
+    endpoint: Mutex<Endpoint>,
+    /// Sessions not in use. Only touched briefly, never across an await.
+    idle: StdMutex<Vec<PooledSession>>,
+    /// One permit per session slot: the bounded queue captures wait in.
+    slots: Semaphore,
+    closed: AtomicBool,
+    /// Background session closes (awaited at shutdown).
+    tasks: TaskTracker,
+    counters: Counters,
+}
+
+/// A pool of WebDriver sessions implementing [`Capturer`]. Cheap to clone (shared state).
+#[derive(Debug, Clone)]
+pub struct BrowserPool {
+    inner: Arc<Inner>,
+}
+
+impl BrowserPool {
+    /// Start the pool: find and spawn chromedriver (spawn mode) and open a first session, so a
+    /// broken browser setup fails here rather than on the first page. Further sessions (up to
+    /// `cfg.sessions`) are opened on demand.
+    pub async fn start(cfg: &BrowserConfig, cancel: CancellationToken) -> Result<BrowserPool, CaptureError> {
+        let (driver_path, endpoint) = match &cfg.webdriver {
+            WebDriverEndpoint::Spawn => {
+                let path = find_chromedriver(cfg.chromedriver.as_deref())?;
+                let driver = ChromeDriver::spawn(&path, &cancel).await?;
+                let url = driver.url().clone();
+                (Some(path), Endpoint { url, driver: Some(Arc::new(driver)), generation: 0 })
+            }
+            WebDriverEndpoint::Remote(url) => {
+                (None, Endpoint { url: with_trailing_slash(url), driver: None, generation: 0 })
+            }
+        };
+        let sessions = cfg.sessions.max(1);
+        let pool = BrowserPool {
+            inner: Arc::new(Inner {
+                cfg: cfg.clone(),
+                driver_path,
+                cancel: cancel.child_token(),
+                endpoint: Mutex::new(endpoint),
+                idle: StdMutex::new(Vec::with_capacity(sessions)),
+                slots: Semaphore::new(sessions),
+                closed: AtomicBool::new(false),
+                tasks: TaskTracker::new(),
+                counters: Counters::default(),
+            }),
+        };
+        match pool.open_session().await {
+            Ok(s) => pool.inner.lock_idle().push(s),
+            Err(e) => {
+                pool.shutdown().await;
+                return Err(e);
+            }
+        }
+        Ok(pool)
+    }
+
+    /// Close every session, stop chromedriver (if spawned) and refuse further captures.
+    /// In-flight captures end with [`CaptureError::Cancelled`].
+    pub async fn shutdown(&self) {
+        let inner = &self.inner;
+        inner.closed.store(true, Ordering::SeqCst);
+        inner.cancel.cancel();
+        inner.slots.close();
+        let idle: Vec<PooledSession> = std::mem::take(&mut *inner.lock_idle());
+        futures::future::join_all(idle.into_iter().map(|s| close_session(s.session))).await;
+        inner.tasks.close();
+        let _ = tokio::time::timeout(SHUTDOWN_TIMEOUT, inner.tasks.wait()).await;
+        let driver = inner.endpoint.lock().await.driver.take();
+        if let Some(d) = driver {
+            d.shutdown().await;
+        }
+    }
+
+    /// The pid of the chromedriver we spawned (spawn mode), if running.
+    pub async fn driver_pid(&self) -> Option<u32> {
+        self.inner.endpoint.lock().await.driver.as_ref().map(|d| d.pid())
+    }
+
+    /// The WebDriver endpoint in use.
+    pub async fn endpoint_url(&self) -> Url {
+        self.inner.endpoint.lock().await.url.clone()
+    }
+
+    /// Counters since start.
+    pub fn stats(&self) -> PoolStats {
+        let c = &self.inner.counters;
+        PoolStats {
+            sessions_started: c.sessions_started.load(Ordering::Relaxed),
+            sessions_replaced: c.sessions_replaced.load(Ordering::Relaxed),
+            sessions_recycled: c.sessions_recycled.load(Ordering::Relaxed),
+            driver_restarts: c.driver_restarts.load(Ordering::Relaxed),
+            page_retries: c.page_retries.load(Ordering::Relaxed),
+        }
+    }
+
+    async fn capture_inner(&self, req: CaptureRequest) -> Result<Capture, CaptureError> {
+        let inner = &self.inner;
+        let mut last_err = None;
+        for attempt in 0..=MAX_PAGE_RETRIES {
+            if inner.closed.load(Ordering::SeqCst) {
+                return Err(CaptureError::Closed);
+            }
+            if attempt > 0 {
+                inner.counters.page_retries.fetch_add(1, Ordering::Relaxed);
+            }
+            let _permit = tokio::select! {
+                _ = inner.cancel.cancelled() => return Err(self.stopped_error()),
+                p = inner.slots.acquire() => p.map_err(|_| CaptureError::Closed)?,
+            };
+            let mut ps = match self.checkout().await {
+                Ok(ps) => ps,
+                Err(e) if attempt < MAX_PAGE_RETRIES && matches!(e, CaptureError::Session { .. }) => {
+                    tracing::warn!(site = %req.site, error = %e, "cannot open a session; retrying");
+                    self.ensure_driver().await?;
+                    last_err = Some(e);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let result = tokio::select! {
+                _ = inner.cancel.cancelled() => {
+                    // The session is mid-command: drop it (fantoccini ends it in the background).
+                    return Err(self.stopped_error());
+                }
+                r = capture_page(&mut ps.session, &req) => r,
+            };
+            ps.pages = ps.pages.saturating_add(1);
+            match result {
+                Ok(c) => {
+                    self.checkin(ps);
+                    return Ok(c);
+                }
+                Err(e) if !e.session_is_suspect() => {
+                    self.checkin(ps);
+                    return Err(e);
+                }
+                Err(e) => {
+                    if self.is_alive(&ps).await {
+                        // The page's fault, not the session's.
+                        self.checkin(ps);
+                        return Err(e);
+                    }
+                    tracing::warn!(site = %req.site, url = %req.url, error = %e,
+                        "browser session died; replacing it");
+                    inner.counters.sessions_replaced.fetch_add(1, Ordering::Relaxed);
+                    self.discard(ps);
+                    self.ensure_driver().await?;
+                    last_err = Some(e);
+                }
+            }
+        }
+        Err(last_err.unwrap_or(CaptureError::Closed))
+    }
+
+    fn stopped_error(&self) -> CaptureError {
+        if self.inner.closed.load(Ordering::SeqCst) {
+            CaptureError::Closed
+        } else {
+            CaptureError::Cancelled
+        }
+    }
+
+    /// An idle session of the current driver generation, or a new one.
+    async fn checkout(&self) -> Result<PooledSession, CaptureError> {
+        let generation = self.inner.endpoint.lock().await.generation;
+        loop {
+            let next = self.inner.lock_idle().pop();
+            match next {
+                Some(ps) if ps.generation == generation => return Ok(ps),
+                Some(stale) => self.discard(stale),
+                None => break,
+            }
+        }
+        self.open_session().await
+    }
+
+    /// Put a session back, or close it when it has served `recycle_after` pages.
+    fn checkin(&self, ps: PooledSession) {
+        let inner = &self.inner;
+        if inner.closed.load(Ordering::SeqCst) {
+            self.discard(ps);
+        } else if inner.cfg.recycle_after > 0 && ps.pages >= inner.cfg.recycle_after {
+            inner.counters.sessions_recycled.fetch_add(1, Ordering::Relaxed);
+            self.discard(ps);
+        } else {
+            inner.lock_idle().push(ps);
+        }
+    }
+
+    /// Close a session in the background.
+    fn discard(&self, ps: PooledSession) {
+        self.inner.tasks.spawn(close_session(ps.session));
+    }
+
+    /// Cheap liveness probe of a session that just failed: is chromedriver alive, and does the
+    /// session still navigate (to `about:blank`, which also stops a hanging load)?
+    async fn is_alive(&self, ps: &PooledSession) -> bool {
+        {
+            let ep = self.inner.endpoint.lock().await;
+            if ep.generation != ps.generation {
+                return false;
+            }
+            if let Some(d) = &ep.driver {
+                if !d.is_running() {
+                    return false;
+                }
+            }
+        }
+        matches!(tokio::time::timeout(PROBE_TIMEOUT, ps.session.client.goto(PROBE_URL)).await, Ok(Ok(())))
+    }
+
+    /// Spawn mode: restart chromedriver if it is no longer running.
+    async fn ensure_driver(&self) -> Result<(), CaptureError> {
+        let Some(path) = self.inner.driver_path.as_deref() else { return Ok(()) };
+        let mut ep = self.inner.endpoint.lock().await;
+        if ep.driver.as_ref().is_some_and(|d| d.is_running()) {
+            return Ok(());
+        }
+        if self.inner.closed.load(Ordering::SeqCst) {
+            return Err(CaptureError::Closed);
+        }
+        if let Some(old) = ep.driver.take() {
+            tracing::warn!(pid = old.pid(), "chromedriver died; restarting it");
+            old.shutdown().await;
+        }
+        let driver = ChromeDriver::spawn(path, &self.inner.cancel).await?;
+        ep.url = driver.url().clone();
+        ep.driver = Some(Arc::new(driver));
+        ep.generation += 1;
+        self.inner.counters.driver_restarts.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Open a new WebDriver session on the current endpoint (restarting chromedriver first if it died).
+    async fn open_session(&self) -> Result<PooledSession, CaptureError> {
+        self.ensure_driver().await?;
+        let (url, generation) = {
+            let ep = self.inner.endpoint.lock().await;
+            (ep.url.clone(), ep.generation)
+        };
+        let session_err = |reason: String| CaptureError::Session { endpoint: url.to_string(), reason };
+        let caps = capabilities(&self.inner.cfg, self.inner.driver_path.is_some());
+        let mut builder = fantoccini::ClientBuilder::rustls().map_err(|e| session_err(e.to_string()))?;
+        builder.capabilities(caps);
+        let connect = tokio::time::timeout(SESSION_START_TIMEOUT, builder.connect(url.as_str()));
+        let client = tokio::select! {
+            _ = self.inner.cancel.cancelled() => return Err(self.stopped_error()),
+            r = connect => match r {
+                Err(_) => return Err(session_err(format!("no session after {SESSION_START_TIMEOUT:?}"))),
+                Ok(Err(e)) => return Err(session_err(e.to_string())),
+                Ok(Ok(c)) => c,
+            },
+        };
+        self.inner.counters.sessions_started.fetch_add(1, Ordering::Relaxed);
+        Ok(PooledSession { session: BrowserSession::new(client), pages: 0, generation })
+    }
+}
+
+impl Capturer for BrowserPool {
+    async fn capture(&self, req: CaptureRequest) -> Result<Capture, CaptureError> {
+        self.capture_inner(req).await
+    }
+}
+
+impl Inner {
+    fn lock_idle(&self) -> std::sync::MutexGuard<'_, Vec<PooledSession>> {
+        match self.idle.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+}
+
+async fn close_session(session: BrowserSession) {
+    let _ = tokio::time::timeout(SESSION_CLOSE_TIMEOUT, session.close()).await;
+}
+
+/// The new-session capabilities: Chrome with our flags; the Chromium binary when we spawned
+/// chromedriver ourselves (a remote node knows its own browser).
+pub fn capabilities(cfg: &BrowserConfig, spawned: bool) -> serde_json::Map<String, Value> {
+    let mut chrome = serde_json::Map::new();
+    chrome.insert("args".into(), json!(CHROMIUM_ARGS));
+    let binary = match (&cfg.chromium, spawned) {
+        (Some(p), _) => Some(p.clone()),
+        (None, true) => Some(PathBuf::from(DEFAULT_CHROMIUM)).filter(|p| Path::new(p).is_file()),
+        (None, false) => None,
+    };
+    if let Some(b) = binary {
+        chrome.insert("binary".into(), json!(b.display().to_string()));
+    }
+    let mut caps = serde_json::Map::new();
+    caps.insert("browserName".into(), json!("chrome"));
+    caps.insert("goog:chromeOptions".into(), Value::Object(chrome));
+    caps.insert("unhandledPromptBehavior".into(), json!("dismiss"));
+    caps.insert("pageLoadStrategy".into(), json!("normal"));
+    caps
+}
+
+/// `url` with a trailing slash on its path, so that joining `session/...` keeps a base path like
+/// `/wd/hub`.
+fn with_trailing_slash(url: &Url) -> Url {
+    let mut u = url.clone();
+    if !u.path().ends_with('/') {
+        let p = format!("{}/", u.path());
+        u.set_path(&p);
+    }
+    u
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(chromium: Option<&str>) -> BrowserConfig {
+        BrowserConfig {
+            webdriver: WebDriverEndpoint::Spawn,
+            sessions: 2,
+            chromedriver: None,
+            chromium: chromium.map(PathBuf::from),
+            recycle_after: 10,
+        }
+    }
+
+    #[test]
+    fn capabilities_carry_flags_and_binary() {
+        let caps = capabilities(&cfg(Some("/opt/chrome")), true);
+        assert_eq!(caps["browserName"], "chrome");
+        assert_eq!(caps["unhandledPromptBehavior"], "dismiss");
+        let args = caps["goog:chromeOptions"]["args"].as_array().unwrap();
+        assert!(args.iter().any(|a| a == "--headless=new"));
+        assert!(args.iter().any(|a| a == "--no-sandbox"));
+        assert_eq!(caps["goog:chromeOptions"]["binary"], "/opt/chrome");
+        let remote = capabilities(&cfg(None), false);
+        assert!(remote["goog:chromeOptions"].get("binary").is_none());
+    }
+
+    #[test]
+    fn trailing_slash_is_added_once() {
+        let u = Url::parse("http://grid:4444/wd/hub").unwrap();
+        assert_eq!(with_trailing_slash(&u).as_str(), "http://grid:4444/wd/hub/");
+        let u = Url::parse("http://grid:4444/").unwrap();
+        assert_eq!(with_trailing_slash(&u).as_str(), "http://grid:4444/");
+    }
+}

@@ -1,0 +1,99 @@
+//! `sitediff crawl SITE [--json]`: one crawl now, with a progress bar; exit 0 no change, 1 changes, 2 error.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio_util::sync::CancellationToken;
+
+use super::{find_site, open_store, runtime, ConfigArg, EXIT_CHANGES, EXIT_ERROR, EXIT_OK};
+use crate::capture::pool::BrowserPool;
+use crate::crawl::DiscoveredPage;
+use crate::report::CrawlReport;
+use crate::store::{CrawlRecord, CrawlStatus, PageRecord};
+use crate::sweep::{SweepObserver, Sweeper};
+
+/// Pages in flight per browser session (one capturing, one being diffed/stored).
+pub const PAGES_PER_SESSION: usize = 2;
+
+#[derive(Debug, clap::Args)]
+pub struct CrawlArgs {
+    /// The site to crawl (its `name` in the config).
+    pub site: String,
+    /// One JSON object on stdout instead of the human summary.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub config: ConfigArg,
+}
+
+struct Progress(ProgressBar);
+
+impl SweepObserver for Progress {
+    fn started(&self, crawl: &CrawlRecord) {
+        self.0.set_message(format!("crawl {} of {}", crawl.id, crawl.site));
+    }
+    fn discovered(&self, _page: &DiscoveredPage) {
+        self.0.inc_length(1);
+    }
+    fn page_done(&self, page: &PageRecord) {
+        self.0.inc(1);
+        if page.change == crate::store::PageChange::Failed {
+            self.0.println(format!(
+                "  failed {}: {}",
+                page.key,
+                page.error.as_deref().unwrap_or("unknown error")
+            ));
+        }
+    }
+}
+
+pub fn run(args: &CrawlArgs) -> anyhow::Result<ExitCode> {
+    let cfg = args.config.load()?;
+    let site = find_site(&cfg, &args.site)?.clone();
+    let store = open_store(&cfg)?;
+    let rt = runtime()?;
+    let (crawl, pages) = rt.block_on(async {
+        let cancel = CancellationToken::new();
+        let on_signal = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("sitediff: stopping: finishing pages in flight (ctrl-c again to abort)");
+                on_signal.cancel();
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(i32::from(EXIT_ERROR));
+                }
+            }
+        });
+        let pool = Arc::new(BrowserPool::start(&cfg.browser, cancel.child_token()).await?);
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} pages {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        let sweeper = Sweeper {
+            store: store.clone(),
+            capturer: pool.clone(),
+            metrics: None,
+            concurrency: cfg.browser.sessions * PAGES_PER_SESSION,
+            keep_crawls: cfg.store.keep_crawls as usize,
+        };
+        let result = sweeper.run(&site, cancel, Arc::new(Progress(bar.clone()))).await;
+        bar.finish_and_clear();
+        pool.shutdown().await;
+        let crawl = result?;
+        let pages = store.pages(crawl.id)?;
+        anyhow::Ok((crawl, pages))
+    })?;
+    let report = CrawlReport::new(&crawl, &pages);
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        eprint!("{}", report.human());
+    }
+    Ok(ExitCode::from(match crawl.status {
+        CrawlStatus::Reviewing if crawl.counts.changed > 0 => EXIT_CHANGES,
+        CrawlStatus::Reviewing => EXIT_OK,
+        _ => EXIT_ERROR,
+    }))
+}

@@ -1,0 +1,42 @@
+//! `sitediff approve|reject SITE [--crawl ID]`: review verdicts from the command line.
+
+use std::process::ExitCode;
+
+use super::{find_site, open_store, ConfigArg, EXIT_OK};
+
+#[derive(Debug, clap::Args)]
+pub struct ReviewArgs {
+    /// The site whose crawl is reviewed.
+    pub site: String,
+    /// The crawl id (default: the site's latest crawl).
+    #[arg(long)]
+    pub crawl: Option<u64>,
+    #[command(flatten)]
+    pub config: ConfigArg,
+}
+
+/// Which verdict to record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Approve,
+    Reject,
+}
+
+pub fn run(args: &ReviewArgs, verdict: Verdict) -> anyhow::Result<ExitCode> {
+    let cfg = args.config.load()?;
+    find_site(&cfg, &args.site)?;
+    let store = open_store(&cfg)?;
+    let crawl = store.resolve_crawl(&args.site, args.crawl)?;
+    let rec = match verdict {
+        Verdict::Approve => store.approve_crawl(crawl.id)?,
+        Verdict::Reject => store.reject_crawl(crawl.id)?,
+    };
+    match verdict {
+        Verdict::Approve => {
+            let n = store.baselines(&args.site)?.len();
+            eprintln!("crawl {} of {} approved: {n} page baselines", rec.id, rec.site);
+        }
+        Verdict::Reject => eprintln!("crawl {} of {} rejected; baselines unchanged", rec.id, rec.site),
+    }
+    Ok(ExitCode::from(EXIT_OK))
+}

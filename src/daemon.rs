@@ -1,0 +1,127 @@
+//! The daemon (`sitediff serve`): store, browser pool, scheduler and web server started in order and
+//! shut down in reverse order when the cancellation token fires.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::capture::pool::BrowserPool;
+use crate::capture::CaptureError;
+use crate::config::Config;
+use crate::metrics::{Metrics, MetricsError};
+use crate::scheduler::Scheduler;
+use crate::store::{Store, StoreError};
+use crate::sweep::Sweeper;
+use crate::web::{self, WebError, WebState};
+
+/// How long in-flight pages may take to finish after a stop request.
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(20);
+/// Pages in flight per browser session (one capturing, one being diffed/stored).
+pub const PAGES_PER_SESSION: usize = 2;
+
+/// Errors that stop the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Browser(#[from] CaptureError),
+    #[error(transparent)]
+    Web(#[from] WebError),
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+    #[error("background task failed: {0}")]
+    Task(String),
+}
+
+/// How long the health probe waits for the WebDriver endpoint.
+const HEALTH_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Whether the WebDriver endpoint answers `GET /status` with success.
+async fn webdriver_ready(endpoint: &url::Url) -> bool {
+    let Ok(url) = endpoint.join("status") else { return false };
+    let Ok(client) = reqwest::Client::builder().timeout(HEALTH_PROBE_TIMEOUT).build() else { return false };
+    matches!(client.get(url).send().await, Ok(r) if r.status().is_success())
+}
+
+/// Run the daemon until `shutdown` fires. `ready` receives the bound address once serving.
+pub async fn run(
+    config: Config,
+    shutdown: CancellationToken,
+    ready: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
+) -> Result<(), DaemonError> {
+    let config = Arc::new(config);
+    let path = config.store.path.clone();
+    let store = tokio::task::spawn_blocking(move || {
+        let store = Store::open(&path)?;
+        let stale = store.interrupt_running("sitediff stopped before the crawl finished")?;
+        if !stale.is_empty() {
+            tracing::warn!(crawls = ?stale, "crawls left running by a stopped process are now interrupted");
+        }
+        Ok::<_, StoreError>(store)
+    })
+    .await
+    .map_err(|e| DaemonError::Task(e.to_string()))??;
+    let metrics = Metrics::new()?;
+
+    // Crawls get their own token so the web server can keep answering while they wind down.
+    let crawl_cancel = CancellationToken::new();
+    let pool = Arc::new(BrowserPool::start(&config.browser, crawl_cancel.clone()).await?);
+    let sweeper = Arc::new(Sweeper {
+        store: store.clone(),
+        capturer: pool.clone(),
+        metrics: Some(metrics.clone()),
+        concurrency: config.browser.sessions * PAGES_PER_SESSION,
+        keep_crawls: config.store.keep_crawls as usize,
+    });
+    let tracker = TaskTracker::new();
+    let (scheduler, handle) =
+        Scheduler::new(config.clone(), sweeper, metrics.clone(), tracker.clone(), crawl_cancel.clone());
+    let scheduler_task = tokio::spawn(scheduler.run());
+
+    let listener = web::bind(config.server.listen).await?;
+    let addr =
+        listener.local_addr().map_err(|source| WebError::Bind { addr: config.server.listen, source })?;
+    let probe_pool = pool.clone();
+    let state = WebState {
+        config: config.clone(),
+        store: store.clone(),
+        metrics,
+        scheduler: handle,
+        token: config.server.token(),
+        browser: Arc::new(move || {
+            let p = probe_pool.clone();
+            Box::pin(async move { webdriver_ready(&p.endpoint_url().await).await })
+        }),
+    };
+    let web_cancel = CancellationToken::new();
+    let web_task = tokio::spawn(web::serve(state, listener, web_cancel.clone()));
+    tracing::info!(%addr, sites = config.sites.len(), "sitediff serving");
+    eprintln!("sitediff: serving on http://{addr}/ ({} sites)", config.sites.len());
+    if let Some(tx) = ready {
+        let _ = tx.send(addr);
+    }
+
+    shutdown.cancelled().await;
+    tracing::info!("shutting down: no new crawls; in-flight pages finish");
+    // 1. Stop scheduling and tell crawls to stop taking pages.
+    crawl_cancel.cancel();
+    let _ = scheduler_task.await;
+    tracker.close();
+    // 2. Let in-flight pages finish, within the deadline.
+    if tokio::time::timeout(SHUTDOWN_DEADLINE, tracker.wait()).await.is_err() {
+        tracing::warn!("crawls did not finish within {SHUTDOWN_DEADLINE:?}; marking them interrupted");
+    }
+    // 3. Whatever is still marked running is interrupted.
+    let s = store.clone();
+    let _ = tokio::task::spawn_blocking(move || s.interrupt_running("sitediff was stopped during the crawl"))
+        .await;
+    // 4. Browser, then web server.
+    pool.shutdown().await;
+    web_cancel.cancel();
+    let _ = web_task.await;
+    tracing::info!("stopped");
+    Ok(())
+}

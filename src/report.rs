@@ -1,0 +1,138 @@
+//! Summaries of crawls for people and programs: the `crawl --json` / `status --json` shapes and
+//! the human lines on stderr. Shared by the CLI and the JSON API.
+
+use serde::Serialize;
+
+use crate::store::{CrawlRecord, PageChange, PageRecord};
+
+/// One page in a crawl report.
+#[derive(Debug, Clone, Serialize)]
+pub struct PageResult {
+    pub key: String,
+    pub url: String,
+    pub outcome: &'static str,
+    pub change: &'static str,
+    pub http_status: Option<u16>,
+    pub distortion: Option<f64>,
+    pub changed: bool,
+    pub error: Option<String>,
+}
+
+impl From<&PageRecord> for PageResult {
+    fn from(p: &PageRecord) -> Self {
+        PageResult {
+            key: p.key.clone(),
+            url: p.url.clone(),
+            outcome: p.outcome.as_str(),
+            change: p.change.as_str(),
+            http_status: p.http_status,
+            distortion: p.distortion,
+            changed: p.change == PageChange::Changed,
+            error: p.error.clone(),
+        }
+    }
+}
+
+/// The report of one crawl (`sitediff crawl --json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct CrawlReport {
+    pub site: String,
+    pub crawl: u64,
+    pub status: &'static str,
+    pub pages: u32,
+    pub changed: u32,
+    pub new: u32,
+    pub unchanged: u32,
+    pub failed: u32,
+    pub skipped_non_html: u32,
+    pub skipped_max_pages: u32,
+    pub skipped_query_variants: u32,
+    pub skipped_off_prefix_redirect: u32,
+    pub max_distortion: f64,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub page_results: Vec<PageResult>,
+}
+
+impl CrawlReport {
+    /// Pages sorted: changed first (by distortion, largest first), then failed, new, unchanged.
+    pub fn new(crawl: &CrawlRecord, pages: &[PageRecord]) -> CrawlReport {
+        let mut results: Vec<PageResult> = pages.iter().map(PageResult::from).collect();
+        results.sort_by(|a, b| {
+            rank(a.change).cmp(&rank(b.change)).then_with(|| {
+                b.distortion
+                    .unwrap_or(0.0)
+                    .total_cmp(&a.distortion.unwrap_or(0.0))
+                    .then_with(|| a.key.cmp(&b.key))
+            })
+        });
+        CrawlReport {
+            site: crawl.site.clone(),
+            crawl: crawl.id,
+            status: crawl.status.as_str(),
+            pages: crawl.counts.pages,
+            changed: crawl.counts.changed,
+            new: crawl.counts.new,
+            unchanged: crawl.counts.unchanged,
+            failed: crawl.counts.failed,
+            skipped_non_html: crawl.counts.skipped_non_html,
+            skipped_max_pages: crawl.counts.skipped_max_pages,
+            skipped_query_variants: crawl.counts.skipped_query_variants,
+            skipped_off_prefix_redirect: crawl.counts.skipped_off_prefix_redirect,
+            max_distortion: crawl.max_distortion,
+            started_at: crawl.started_at,
+            finished_at: crawl.finished_at,
+            page_results: results,
+        }
+    }
+
+    /// Human summary for stderr.
+    pub fn human(&self) -> String {
+        let mut s = format!(
+            "crawl {} of {}: {} ({} pages: {} changed, {} new, {} unchanged, {} failed; max distortion {:.6})\n",
+            self.crawl,
+            self.site,
+            self.status,
+            self.pages,
+            self.changed,
+            self.new,
+            self.unchanged,
+            self.failed,
+            self.max_distortion
+        );
+        for p in &self.page_results {
+            match p.change {
+                "changed" => {
+                    s.push_str(&format!("  changed  {:.6}  {}\n", p.distortion.unwrap_or(0.0), p.key))
+                }
+                "failed" => s.push_str(&format!(
+                    "  failed   {}  {}\n",
+                    p.key,
+                    p.error.as_deref().unwrap_or("unknown error")
+                )),
+                _ => {}
+            }
+        }
+        let skipped = [
+            (self.skipped_non_html, "non-HTML links"),
+            (self.skipped_max_pages, "links beyond max_pages"),
+            (self.skipped_query_variants, "links beyond max_query_variants"),
+            (self.skipped_off_prefix_redirect, "redirects out of the prefix"),
+        ];
+        let parts: Vec<String> =
+            skipped.iter().filter(|(n, _)| *n > 0).map(|(n, what)| format!("{n} {what}")).collect();
+        if !parts.is_empty() {
+            s.push_str(&format!("  skipped: {}\n", parts.join(", ")));
+        }
+        s
+    }
+}
+
+fn rank(change: &str) -> u8 {
+    match change {
+        "changed" => 0,
+        "failed" => 1,
+        "new" => 2,
+        _ => 3,
+    }
+}

@@ -1,0 +1,312 @@
+//! Records kept in the store: crawls, page results, baselines, artifact hashes.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::diff::Rect;
+
+/// A content hash (blake3) naming an artifact.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Hash(pub [u8; 32]);
+
+impl Hash {
+    pub fn of(bytes: &[u8]) -> Hash {
+        Hash(*blake3::hash(bytes).as_bytes())
+    }
+
+    pub fn to_hex(&self) -> String {
+        let mut s = String::with_capacity(64);
+        for b in self.0 {
+            s.push_str(&format!("{b:02x}"));
+        }
+        s
+    }
+
+    /// Parse 64 lower- or upper-case hex digits; anything else is `None`.
+    pub fn from_hex(s: &str) -> Option<Hash> {
+        if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (i, chunk) in s.as_bytes().chunks(2).enumerate() {
+            let hex = std::str::from_utf8(chunk).ok()?;
+            out[i] = u8::from_str_radix(hex, 16).ok()?;
+        }
+        Some(Hash(out))
+    }
+}
+
+impl fmt::Debug for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Hash({})", &self.to_hex()[..12])
+    }
+}
+
+impl fmt::Display for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl Serialize for Hash {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for Hash {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Hash, D::Error> {
+        let s = String::deserialize(d)?;
+        Hash::from_hex(&s).ok_or_else(|| serde::de::Error::custom("bad artifact hash"))
+    }
+}
+
+/// Where a crawl is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CrawlStatus {
+    Running,
+    Reviewing,
+    Approved,
+    Rejected,
+    Interrupted,
+    Failed,
+}
+
+impl CrawlStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CrawlStatus::Running => "running",
+            CrawlStatus::Reviewing => "reviewing",
+            CrawlStatus::Approved => "approved",
+            CrawlStatus::Rejected => "rejected",
+            CrawlStatus::Interrupted => "interrupted",
+            CrawlStatus::Failed => "failed",
+        }
+    }
+
+    /// Every status, for metrics that pre-register their label values.
+    pub const ALL: [CrawlStatus; 6] = [
+        CrawlStatus::Running,
+        CrawlStatus::Reviewing,
+        CrawlStatus::Approved,
+        CrawlStatus::Rejected,
+        CrawlStatus::Interrupted,
+        CrawlStatus::Failed,
+    ];
+}
+
+impl fmt::Display for CrawlStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a crawl's pages were obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CrawlKind {
+    /// Crawled and captured, compared with the site's baselines.
+    #[default]
+    Site,
+    /// Two live prefixes compared page by page.
+    Pair,
+    /// Screenshots supplied by the user.
+    Upload,
+}
+
+/// The per-page capture outcome (also the `outcome` label of `sitediff_pages_captured_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PageOutcome {
+    Ok,
+    HttpError,
+    CaptureError,
+    PluginError,
+}
+
+impl PageOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PageOutcome::Ok => "ok",
+            PageOutcome::HttpError => "http_error",
+            PageOutcome::CaptureError => "capture_error",
+            PageOutcome::PluginError => "plugin_error",
+        }
+    }
+
+    pub const ALL: [PageOutcome; 4] =
+        [PageOutcome::Ok, PageOutcome::HttpError, PageOutcome::CaptureError, PageOutcome::PluginError];
+}
+
+/// How a page compares with its baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PageChange {
+    /// No baseline for this key yet.
+    New,
+    Unchanged,
+    /// Distortion (or score) above the site's `max_distortion`.
+    Changed,
+    /// Not compared: the capture or a plugin failed.
+    Failed,
+}
+
+impl PageChange {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PageChange::New => "new",
+            PageChange::Unchanged => "unchanged",
+            PageChange::Changed => "changed",
+            PageChange::Failed => "failed",
+        }
+    }
+}
+
+/// Page counts of a crawl.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrawlCounts {
+    pub pages: u32,
+    pub changed: u32,
+    pub unchanged: u32,
+    pub new: u32,
+    pub failed: u32,
+    /// Links skipped because their content type was not HTML.
+    pub skipped_non_html: u32,
+    /// Links not followed because the `max_pages` bound was reached.
+    pub skipped_max_pages: u32,
+    /// Links not followed because their path had `max_query_variants` query strings already.
+    #[serde(default)]
+    pub skipped_query_variants: u32,
+    /// Redirects that left the prefix (not followed).
+    #[serde(default)]
+    pub skipped_off_prefix_redirect: u32,
+}
+
+/// One crawl (sweep) of a site.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CrawlRecord {
+    pub id: u64,
+    pub site: String,
+    #[serde(default)]
+    pub kind: CrawlKind,
+    pub status: CrawlStatus,
+    /// Unix milliseconds.
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub reviewed_at: Option<i64>,
+    /// The prefix that was crawled.
+    pub prefix: String,
+    /// Pair sweeps: the prefix compared against.
+    #[serde(default)]
+    pub compare_to: Option<String>,
+    pub counts: CrawlCounts,
+    pub max_distortion: f64,
+    /// Why the crawl failed or was interrupted.
+    pub error: Option<String>,
+}
+
+/// Per-step timings of one page, milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct PageTiming {
+    pub fetch_ms: u64,
+    pub navigate_ms: u64,
+    pub settle_ms: u64,
+    pub screenshot_ms: u64,
+    pub diff_ms: u64,
+}
+
+/// One page's result in a crawl.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PageRecord {
+    pub key: String,
+    pub url: String,
+    pub title: Option<String>,
+    pub outcome: PageOutcome,
+    pub change: PageChange,
+    pub http_status: Option<u16>,
+    pub png: Option<Hash>,
+    pub html: Option<Hash>,
+    pub diff: Option<Hash>,
+    pub width: u32,
+    pub height: u32,
+    pub truncated: bool,
+    /// The crawl whose capture served as the baseline.
+    pub baseline_crawl: Option<u64>,
+    pub baseline_png: Option<Hash>,
+    pub diff_pixels: u64,
+    pub distortion: Option<f64>,
+    /// The score that decided `change` (distortion unless a score plugin gave another).
+    pub score: Option<f64>,
+    pub score_reason: Option<String>,
+    pub size_changed: bool,
+    pub regions: Vec<Rect>,
+    pub error: Option<String>,
+    pub timing: PageTiming,
+    /// This page alone was approved as the new baseline.
+    #[serde(default)]
+    pub approved: bool,
+}
+
+impl PageRecord {
+    /// A record for a page that produced no capture.
+    pub fn failed(key: String, url: String, outcome: PageOutcome, error: String) -> PageRecord {
+        PageRecord {
+            key,
+            url,
+            title: None,
+            outcome,
+            change: PageChange::Failed,
+            http_status: None,
+            png: None,
+            html: None,
+            diff: None,
+            width: 0,
+            height: 0,
+            truncated: false,
+            baseline_crawl: None,
+            baseline_png: None,
+            diff_pixels: 0,
+            distortion: None,
+            score: None,
+            score_reason: None,
+            size_changed: false,
+            regions: Vec::new(),
+            error: Some(error),
+            timing: PageTiming::default(),
+            approved: false,
+        }
+    }
+}
+
+/// The approved capture of one page key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BaselineRecord {
+    pub crawl: u64,
+    pub png: Hash,
+    pub html: Option<Hash>,
+    pub width: u32,
+    pub height: u32,
+    pub approved_at: i64,
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_hex_round_trip() {
+        let h = Hash::of(b"hello");
+        assert_eq!(Hash::from_hex(&h.to_hex()), Some(h));
+        assert_eq!(Hash::from_hex("../../etc/passwd"), None);
+        assert_eq!(Hash::from_hex(&"g".repeat(64)), None);
+        let json = serde_json::to_string(&h).unwrap();
+        assert_eq!(serde_json::from_str::<Hash>(&json).unwrap(), h);
+    }
+}

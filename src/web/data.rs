@@ -1,0 +1,396 @@
+//! What the UI and the API show, read from the store off the async threads: site overviews, crawl
+//! page listings (sorted, filtered, paged, cached per finished crawl) and page details with their
+//! text change.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::error::RequestError;
+use super::textdiff::{self, TextChange};
+use super::WebState;
+use crate::store::{CrawlRecord, CrawlStatus, Hash, PageChange, PageRecord, Store};
+
+/// Finished crawls whose sorted page list is kept in memory.
+const MAX_CACHED_CRAWLS: usize = 16;
+/// Captured HTML larger than this is not parsed for the text change.
+pub const MAX_HTML_BYTES: usize = 8 * 1024 * 1024;
+
+/// Run blocking store work on the blocking pool.
+pub async fn blocking<T, F>(op: &'static str, f: F) -> Result<T, RequestError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, RequestError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f).await.map_err(|e| RequestError::Internal { op, reason: e.to_string() })?
+}
+
+/// Which pages of a crawl to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PageFilter {
+    #[default]
+    All,
+    Changed,
+    Failed,
+    New,
+}
+
+impl PageFilter {
+    pub const ALL: [PageFilter; 4] =
+        [PageFilter::All, PageFilter::Changed, PageFilter::Failed, PageFilter::New];
+
+    pub fn parse(s: &str) -> Result<PageFilter, RequestError> {
+        match s {
+            "" | "all" => Ok(PageFilter::All),
+            "changed" => Ok(PageFilter::Changed),
+            "failed" => Ok(PageFilter::Failed),
+            "new" => Ok(PageFilter::New),
+            other => Err(RequestError::bad_request(format!(
+                "unknown filter {other:?} (expected changed, failed, new or all)"
+            ))),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PageFilter::All => "all",
+            PageFilter::Changed => "changed",
+            PageFilter::Failed => "failed",
+            PageFilter::New => "new",
+        }
+    }
+
+    pub fn matches(self, change: PageChange) -> bool {
+        match self {
+            PageFilter::All => true,
+            PageFilter::Changed => change == PageChange::Changed,
+            PageFilter::Failed => change == PageChange::Failed,
+            PageFilter::New => change == PageChange::New,
+        }
+    }
+}
+
+/// The listing fields of one page.
+#[derive(Debug, Clone, Serialize)]
+pub struct PageSummary {
+    pub key: String,
+    pub url: String,
+    pub title: Option<String>,
+    pub outcome: &'static str,
+    pub change: &'static str,
+    #[serde(skip)]
+    pub change_kind: PageChange,
+    pub http_status: Option<u16>,
+    pub distortion: Option<f64>,
+    pub score: Option<f64>,
+    pub approved: bool,
+    pub width: u32,
+    pub height: u32,
+    /// Artifact hashes (`/artifacts/{hash}`).
+    pub png: Option<Hash>,
+    pub baseline_png: Option<Hash>,
+    pub diff: Option<Hash>,
+    pub error: Option<String>,
+}
+
+impl From<&PageRecord> for PageSummary {
+    fn from(p: &PageRecord) -> Self {
+        PageSummary {
+            key: p.key.clone(),
+            url: p.url.clone(),
+            title: p.title.clone(),
+            outcome: p.outcome.as_str(),
+            change: p.change.as_str(),
+            change_kind: p.change,
+            http_status: p.http_status,
+            distortion: p.distortion,
+            score: p.score,
+            approved: p.approved,
+            width: p.width,
+            height: p.height,
+            png: p.png,
+            baseline_png: p.baseline_png,
+            diff: p.diff,
+            error: p.error.clone(),
+        }
+    }
+}
+
+fn rank(c: PageChange) -> u8 {
+    match c {
+        PageChange::Changed => 0,
+        PageChange::Failed => 1,
+        PageChange::New => 2,
+        PageChange::Unchanged => 3,
+    }
+}
+
+/// Review order: changed (largest distortion first), failed, new, unchanged; then by key.
+pub fn sort_pages(pages: &mut [PageSummary]) {
+    pages.sort_by(|a, b| {
+        rank(a.change_kind)
+            .cmp(&rank(b.change_kind))
+            .then_with(|| b.distortion.unwrap_or(-1.0).total_cmp(&a.distortion.unwrap_or(-1.0)))
+            .then_with(|| a.key.cmp(&b.key))
+    });
+}
+
+/// Whether a crawl waits for someone's verdict.
+pub fn needs_review(c: &CrawlRecord) -> bool {
+    c.status == CrawlStatus::Reviewing && c.counts.changed + c.counts.new + c.counts.failed > 0
+}
+
+/// One site on the dashboard / in `GET /api/sites`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SiteOverview {
+    pub name: String,
+    /// False for sites found only in the store (removed from the config).
+    pub configured: bool,
+    pub start: Option<String>,
+    pub schedule: Option<String>,
+    /// RFC 3339, UTC.
+    #[serde(serialize_with = "rfc3339")]
+    pub next_run: Option<DateTime<Utc>>,
+    pub busy: bool,
+    pub running_crawl: Option<u64>,
+    pub last_crawl: Option<CrawlRecord>,
+    pub pending_reviews: usize,
+    pub crawls: usize,
+}
+
+fn rfc3339<S: serde::Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_some(&t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        None => s.serialize_none(),
+    }
+}
+
+/// A page of a crawl's page list.
+#[derive(Debug, Clone)]
+pub struct Listing {
+    pub crawl: CrawlRecord,
+    pub filter: PageFilter,
+    /// Pages matching the filter.
+    pub total: usize,
+    pub offset: usize,
+    pub pages: Vec<PageSummary>,
+    /// Page counts per filter, for the filter tabs.
+    pub counts: [usize; 4],
+}
+
+/// Everything the page view shows.
+#[derive(Debug, Clone)]
+pub struct PageDetail {
+    pub crawl: CrawlRecord,
+    pub page: PageRecord,
+    pub prev: Option<String>,
+    pub next: Option<String>,
+    /// 1-based position within the filtered list (0 when the page is not in it).
+    pub position: usize,
+    pub total: usize,
+    pub text: Result<TextChange, String>,
+}
+
+/// Read access to the store with a cache of sorted page lists of finished crawls.
+pub struct Catalog {
+    store: Store,
+    cache: Mutex<HashMap<u64, Arc<Vec<PageSummary>>>>,
+}
+
+impl Catalog {
+    pub fn new(store: Store) -> Catalog {
+        Catalog { store, cache: Mutex::new(HashMap::new()) }
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Vec<PageSummary>>>> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Forget a crawl's cached list (after a page approval changed it).
+    pub fn invalidate(&self, crawl: u64) {
+        self.cache().remove(&crawl);
+    }
+
+    /// The crawl record, or 404.
+    pub fn crawl(&self, id: u64) -> Result<CrawlRecord, RequestError> {
+        self.store.crawl(id)?.ok_or_else(|| RequestError::not_found(format!("crawl {id}")))
+    }
+
+    /// All pages of a crawl in review order (blocking).
+    pub fn sorted_pages(&self, crawl: &CrawlRecord) -> Result<Arc<Vec<PageSummary>>, RequestError> {
+        if let Some(hit) = self.cache().get(&crawl.id) {
+            return Ok(hit.clone());
+        }
+        let mut pages: Vec<PageSummary> = self.store.pages(crawl.id)?.iter().map(PageSummary::from).collect();
+        sort_pages(&mut pages);
+        let pages = Arc::new(pages);
+        if crawl.status != CrawlStatus::Running {
+            let mut cache = self.cache();
+            if cache.len() >= MAX_CACHED_CRAWLS {
+                if let Some(oldest) = cache.keys().min().copied() {
+                    cache.remove(&oldest);
+                }
+            }
+            cache.insert(crawl.id, pages.clone());
+        }
+        Ok(pages)
+    }
+
+    /// One window of a crawl's filtered page list (blocking).
+    pub fn listing(
+        &self,
+        id: u64,
+        filter: PageFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Listing, RequestError> {
+        let crawl = self.crawl(id)?;
+        let all = self.sorted_pages(&crawl)?;
+        let mut counts = [0usize; 4];
+        for p in all.iter() {
+            for (i, f) in PageFilter::ALL.iter().enumerate() {
+                if f.matches(p.change_kind) {
+                    counts[i] += 1;
+                }
+            }
+        }
+        let matching = all.iter().filter(|p| filter.matches(p.change_kind));
+        let total = counts[PageFilter::ALL.iter().position(|f| *f == filter).unwrap_or(0)];
+        let pages = matching.skip(offset).take(limit).cloned().collect();
+        Ok(Listing { crawl, filter, total, offset, pages, counts })
+    }
+
+    /// Overviews of every configured site and every site with crawls (blocking).
+    pub fn sites(&self, state: &WebState) -> Result<Vec<SiteOverview>, RequestError> {
+        let mut names: Vec<(String, bool)> =
+            state.config.sites.iter().map(|s| (s.name.clone(), true)).collect();
+        for n in self.store.site_names()? {
+            if !names.iter().any(|(m, _)| *m == n) {
+                names.push((n, false));
+            }
+        }
+        let mut out = Vec::with_capacity(names.len());
+        for (name, configured) in names {
+            let crawls = self.store.crawls(&name)?;
+            let site = state.config.site(&name);
+            out.push(SiteOverview {
+                start: site.map(|s| s.start.to_string()),
+                schedule: site.and_then(|s| s.schedule.as_ref().map(|c| c.expr.clone())),
+                next_run: state.scheduler.next_run(&name),
+                busy: state.scheduler.is_busy(&name),
+                running_crawl: state.scheduler.running_crawl(&name),
+                pending_reviews: crawls.iter().filter(|c| needs_review(c)).count(),
+                crawls: crawls.len(),
+                last_crawl: crawls.into_iter().next(),
+                configured,
+                name,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Whether a site exists (configured or with crawls) (blocking).
+    pub fn site_exists(&self, state: &WebState, name: &str) -> Result<bool, RequestError> {
+        Ok(state.config.site(name).is_some() || !self.store.crawl_ids(name)?.is_empty())
+    }
+
+    /// A site's crawls, newest first (blocking).
+    pub fn crawls(&self, site: &str) -> Result<Vec<CrawlRecord>, RequestError> {
+        Ok(self.store.crawls(site)?)
+    }
+
+    /// The page view's data (blocking).
+    pub fn page_detail(&self, id: u64, key: &str, filter: PageFilter) -> Result<PageDetail, RequestError> {
+        let crawl = self.crawl(id)?;
+        let page = self
+            .store
+            .page(id, key)?
+            .ok_or_else(|| RequestError::not_found(format!("page {key:?} in crawl {id}")))?;
+        let all = self.sorted_pages(&crawl)?;
+        let list: Vec<&PageSummary> = all.iter().filter(|p| filter.matches(p.change_kind)).collect();
+        let idx = list.iter().position(|p| p.key == key);
+        let prev = idx.and_then(|i| i.checked_sub(1)).and_then(|i| list.get(i)).map(|p| p.key.clone());
+        let next = idx.and_then(|i| list.get(i + 1)).map(|p| p.key.clone());
+        let text = self.text_change(&crawl, &page);
+        Ok(PageDetail {
+            position: idx.map_or(0, |i| i + 1),
+            total: list.len(),
+            crawl,
+            page,
+            prev,
+            next,
+            text,
+        })
+    }
+
+    fn html_text(&self, hash: Option<Hash>) -> Result<Option<Vec<String>>, RequestError> {
+        let Some(h) = hash else { return Ok(None) };
+        let Some(bytes) = self.store.blob(&h)? else { return Ok(None) };
+        if bytes.len() > MAX_HTML_BYTES {
+            return Err(RequestError::bad_request(format!("captured HTML over {MAX_HTML_BYTES} bytes")));
+        }
+        Ok(Some(textdiff::visible_text(&String::from_utf8_lossy(&bytes))))
+    }
+
+    /// The text change against the HTML of the capture this page was compared with.
+    fn text_change(&self, crawl: &CrawlRecord, page: &PageRecord) -> Result<TextChange, String> {
+        let inner = || -> Result<Result<TextChange, String>, RequestError> {
+            let baseline_html = match page.baseline_crawl {
+                Some(b) => self.store.page(b, &page.key)?.and_then(|p| p.html),
+                None => self
+                    .store
+                    .baseline(&crawl.site, &page.key)?
+                    .filter(|b| b.crawl != crawl.id)
+                    .and_then(|b| b.html),
+            };
+            let new = self.html_text(page.html)?;
+            let old = self.html_text(baseline_html)?;
+            Ok(match (old, new) {
+                (Some(old), Some(new)) => Ok(textdiff::line_diff(&old, &new)),
+                (None, Some(new)) => Ok(textdiff::line_diff(&[], &new)),
+                (_, None) => Err("no HTML was captured for this page".to_string()),
+            })
+        };
+        inner().unwrap_or_else(|e| Err(e.to_string()))
+    }
+}
+
+/// Recompute `sitediff_review_pending_crawls` for every configured site from the store (blocking).
+pub fn refresh_review_pending(state: &WebState) -> Result<(), RequestError> {
+    for site in &state.config.sites {
+        let n = state.store.crawls(&site.name)?.iter().filter(|c| needs_review(c)).count();
+        state.metrics.set_review_pending(&site.name, n);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::PageOutcome;
+
+    fn summary(key: &str, change: PageChange, d: Option<f64>) -> PageSummary {
+        let mut p = PageRecord::failed(key.into(), format!("http://h{key}"), PageOutcome::Ok, String::new());
+        p.change = change;
+        p.distortion = d;
+        PageSummary::from(&p)
+    }
+
+    #[test]
+    fn review_order() {
+        let mut v = vec![
+            summary("/u", PageChange::Unchanged, Some(0.0)),
+            summary("/n", PageChange::New, None),
+            summary("/c1", PageChange::Changed, Some(0.1)),
+            summary("/f", PageChange::Failed, None),
+            summary("/c2", PageChange::Changed, Some(0.5)),
+        ];
+        sort_pages(&mut v);
+        let keys: Vec<&str> = v.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["/c2", "/c1", "/f", "/n", "/u"]);
+        assert!(PageFilter::parse("bogus").is_err());
+        assert_eq!(PageFilter::parse("failed").unwrap(), PageFilter::Failed);
+    }
+}

@@ -1,0 +1,667 @@
+//! Capture layer against real chromedriver + Chromium and pages served by `FixtureServer`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sitediff::capture::{BrowserPool, Capture, CaptureError, CaptureRequest, Capturer};
+use sitediff::config::{BrowserConfig, CaptureOptions, Viewport, WebDriverEndpoint};
+use sitediff::diff::{decode_png, Rect, RgbaImage};
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use crate::helpers::{FixtureServer, Response};
+
+/// Browser tests share 2 cores: run them one at a time.
+static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    BROWSER.lock().await
+}
+
+fn browser_cfg(sessions: usize) -> BrowserConfig {
+    BrowserConfig {
+        webdriver: WebDriverEndpoint::Spawn,
+        sessions,
+        chromedriver: None,
+        chromium: None,
+        recycle_after: 200,
+    }
+}
+
+fn options() -> CaptureOptions {
+    CaptureOptions {
+        hide_selectors: vec![],
+        mask_selectors: vec![],
+        inject_css: String::new(),
+        page_timeout: Duration::from_secs(30),
+        max_height: 30_000,
+    }
+}
+
+fn request(url: &str, width: u32, height: u32, options: CaptureOptions) -> CaptureRequest {
+    CaptureRequest {
+        site: "test".into(),
+        url: Url::parse(url).unwrap(),
+        viewport: Viewport { width, height },
+        options: Arc::new(options),
+    }
+}
+
+async fn pool(sessions: usize) -> BrowserPool {
+    BrowserPool::start(&browser_cfg(sessions), CancellationToken::new()).await.expect("browser pool starts")
+}
+
+fn pixels(c: &Capture) -> RgbaImage {
+    decode_png(&c.png, "capture").expect("capture is a PNG")
+}
+
+fn px(img: &RgbaImage, x: u32, y: u32) -> [u8; 4] {
+    let i = ((y * img.width + x) * 4) as usize;
+    [img.data[i], img.data[i + 1], img.data[i + 2], img.data[i + 3]]
+}
+
+const RED: [u8; 4] = [255, 0, 0, 255];
+const BLUE: [u8; 4] = [0, 0, 255, 255];
+const WHITE: [u8; 4] = [255, 255, 255, 255];
+
+fn page(body: &str) -> Response {
+    Response::html(format!(
+        "<!doctype html><html><head><meta charset=utf-8><title>t</title>\
+         <style>html,body{{margin:0;padding:0;background:#fff}}</style></head><body>{body}</body></html>"
+    ))
+}
+
+#[tokio::test]
+async fn viewport_width_and_height_are_exact() {
+    let _g = serial().await;
+    let srv = FixtureServer::start().await;
+    srv.set(
+        "/vp",
+        page(
+            "<div style='width:100vw;height:100vh;background:#f00'></div>\
+             <script>document.title = innerWidth + 'x' + innerHeight</script>",
+        ),
+    );
+    let pool = pool(1).await;
+    let c = pool.capture(request(&srv.url("/vp"), 1000, 700, options())).await.unwrap();
+    assert_eq!(c.title.as_deref(), Some("1000x700"));
+    assert_eq!((c.width, c.height), (1000, 700));
+    let img = pixels(&c);
+    assert_eq!(px(&img, 999, 699), RED);
+    assert!(!c.truncated);
+    // Another viewport on the same session.
+    let c = pool.capture(request(&srv.url("/vp"), 412, 915, options())).await.unwrap();
+    assert_eq!(c.title.as_deref(), Some("412x915"));
+    assert_eq!((c.width, c.height), (412, 915));
+    pool.shutdown().await;
+}
+
+const TALL: &str =
+    "<div style='height:5990px;background:#f00'></div><div style='height:10px;background:#00f'></div>";
+
+#[tokio::test]
+async fn tall_page_is_captured_at_full_height() {
+    let _g = serial().await;
+    let srv = FixtureServer::start().await;
+    srv.set("/tall", page(TALL));
+    let pool = pool(1).await;
+    let c = pool.capture(request(&srv.url("/tall"), 800, 600, options())).await.unwrap();
+    assert_eq!((c.width, c.height), (800, 6000));
+    assert!(!c.truncated);
+    let img = pixels(&c);
+    assert_eq!(px(&img, 400, 10), RED);
+    assert_eq!(px(&img, 400, 3000), RED);
+    assert_eq!(px(&img, 400, 5995), BLUE);
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn page_taller_than_max_height_is_truncated() {
+    let _g = serial().await;
+    let srv = FixtureServer::start().await;
+    srv.set("/tall", page(TALL));
+    let pool = pool(1).await;
+    let opts = CaptureOptions { max_height: 2000, ..options() };
+    let c = pool.capture(request(&srv.url("/tall"), 800, 600, opts)).await.unwrap();
+    assert_eq!((c.width, c.height), (800, 2000));
+    assert!(c.truncated);
+    assert_eq!(px(&pixels(&c), 400, 1999), RED);
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn hide_selectors_hide_and_inject_css_applies() {
+    let _g = serial().await;
+    let srv = FixtureServer::start().await;
+    srv.set(
+        "/hide",
+        page(
+            "<div class='ad' style='position:absolute;left:0;top:0;width:100px;height:100px;background:#f00'></div>\
+             <div id='keep' style='position:absolute;left:200px;top:0;width:100px;height:100px;background:#f00'></div>\
+             <div id='styled' style='position:absolute;left:400px;top:0;width:100px;height:100px'></div>",
+        ),
+    );
+    let pool = pool(1).await;
+    let opts = CaptureOptions {
+        hide_selectors: vec![".ad".into()],
+        inject_css: "#styled { background: #00f; }".into(),
+        ..options()
+    };
+    let c = pool.capture(request(&srv.url("/hide"), 800, 600, opts)).await.unwrap();
+    let img = pixels(&c);
+    assert_eq!(px(&img, 50, 50), WHITE, "hidden element must not be painted");
+    assert_eq!(px(&img, 250, 50), RED, "other elements stay visible");
+    assert_eq!(px(&img, 450, 50), BLUE, "inject_css applies");
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn mask_rects_are_measured_in_page_coordinates() {
+    let _g = serial().await;
+    let srv = FixtureServer::start().await;
+    srv.set(
+        "/mask",
+        page(
+            "<div style='height:3000px'></div>\
+             <div class='m' style='position:absolute;left:100px;top:2500px;width:50px;height:60px'></div>\
+             <div class='m' style='position:absolute;left:750px;top:10px;width:100px;height:20px'></div>\
+             <div class='m' style='display:none'></div>\
+             <span id='s' style='position:absolute;left:10.5px;top:20.25px;width:5px;height:5px;display:block'></span>",
+        ),
+    );
+    let pool = pool(1).await;
+    let opts = CaptureOptions { mask_selectors: vec![".m".into(), "#s".into(), ".none".into()], ..options() };
+    let c = pool.capture(request(&srv.url("/mask"), 800, 600, opts)).await.unwrap();
+    assert_eq!(c.height, 3000);
+    assert_eq!(c.mask_rects.len(), 3);
+    assert_eq!(c.mask_rects[0].selector, ".m");
+    assert_eq!(
+        c.mask_rects[0].rects,
+        vec![Rect { x: 100, y: 2500, width: 50, height: 60 }, Rect { x: 750, y: 10, width: 50, height: 20 }]
+    );
+    assert_eq!(c.mask_rects[1].rects, vec![Rect { x: 10, y: 20, width: 6, height: 6 }]);
+    assert!(c.mask_rects[2].rects.is_empty());
+    pool.shutdown().await;
+}
+
+const RICH: &str = "<h1>Heading</h1><p>Some <b>text</b> with <a href='#'>a link</a>, \
+    <input value='an input' autofocus> and a <button>button</button>.</p>\
+    <ul><li>one</li><li>two</li></ul><div style='height:2000px;background:linear-gradient(#fff,#abc)'></div>";
+
+#[tokio::test]
+async fn same_page_twice_gives_identical_png_bytes() {
+    let _g = serial().await;
+    let srv = FixtureServer::start().await;
+    srv.set("/rich", page(RICH));
+    srv.set("/other", page("<p>another page, another viewport</p>"));
+    let pool = pool(1).await;
+    let a = pool.capture(request(&srv.url("/rich"), 800, 600, options())).await.unwrap();
+    // Something else in between on the same session, at another viewport.
+    pool.capture(request(&srv.url("/other"), 1280, 900, options())).await.unwrap();
+    let b = pool.capture(request(&srv.url("/rich"), 800, 600, options())).await.unwrap();
+    pool.shutdown().await;
+    // A fresh browser (the next crawl).
+    let pool = self::pool(1).await;
+    let c = pool.capture(request(&srv.url("/rich"), 800, 600, options())).await.unwrap();
+    pool.shutdown().await;
+    assert!(a.height > 2000);
+    assert_eq!((a.width, a.height), (b.width, b.height));
+    assert!(a.png == b.png, "screenshots of an unchanged page differ (same session)");
+    assert!(a.png == c.png, "screenshots of an unchanged page differ (new browser)");
+    assert!(a.html.contains("<h1>Heading</h1>"));
+    assert_eq!(a.title.as_deref(), Some("t"));
+    assert_eq!(a.final_url.as_str(), srv.url("/rich"));
+}
+
+#[tokio::test]
+async fn animated_page_twice_gives_identical_pixels() {
+    let _g = serial().await;
+    let srv = FixtureServer::start().await;
+    srv.set(
+        "/anim",
+        page(
+            "<style>@keyframes spin { from { transform: rotate(0deg) } to { transform: rotate(360deg) } }\
+             @keyframes fade { from { opacity: 0 } to { opacity: 1 } }\
+             .spin { animation: spin 0.7s linear infinite; width:200px; height:40px; background:#f00; margin:80px }\
+             .fade { animation: fade 3.3s linear infinite; width:100px; height:100px; background:#00f }\
+             .tr { transition: width 5s; width: 10px; height: 30px; background: #0a0 }</style>\
+             <div class='spin'></div><div class='fade'></div><div class='tr' id='tr'></div><div id='js'>js</div>\
+             <script>setTimeout(() => { document.getElementById('tr').style.width = '400px' }, 10);\
+             document.getElementById('js').animate([{ transform: 'translateX(0)' }, { transform: 'translateX(300px)' }],\
+             { duration: 900, iterations: Infinity });</script>",
+        ),
+    );
+    let pool = pool(1).await;
+    let a = pool.capture(request(&srv.url("/anim"), 800, 600, options())).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(333)).await;
+    let b = pool.capture(request(&srv.url("/anim"), 800, 600, options())).await.unwrap();
+    assert_eq!(pixels(&a), pixels(&b), "animations must be frozen");
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn two_sessions_capture_ten_pages_concurrently() {
+    let _g = serial().await;
+    let srv = FixtureServer::start().await;
+    for i in 0..10 {
+        srv.set(&format!("/p{i}"), Response::html(format!("<title>page {i}</title><h1>Page {i}</h1>")));
+    }
+    let pool = pool(2).await;
+    let caps = futures::future::join_all((0..10).map(|i| {
+        let pool = pool.clone();
+        let url = srv.url(&format!("/p{i}"));
+        async move { pool.capture(request(&url, 640, 480, options())).await }
+    }))
+    .await;
+    for (i, c) in caps.into_iter().enumerate() {
+        let c = c.unwrap_or_else(|e| panic!("page {i}: {e}"));
+        assert_eq!(c.title, Some(format!("page {i}")));
+        assert_eq!(c.final_url.as_str(), srv.url(&format!("/p{i}")));
+        assert!(c.html.contains(&format!("<h1>Page {i}</h1>")));
+    }
+    let stats = pool.stats();
+    assert_eq!(stats.sessions_started, 2, "{stats:?}");
+    assert_eq!(stats.sessions_replaced, 0, "{stats:?}");
+    pool.shutdown().await;
+}
+
+fn process_exists(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[tokio::test]
+async fn killed_chromedriver_is_restarted_and_reaped() {
+    let _g = serial().await;
+    let srv = FixtureServer::start().await;
+    srv.set("/a", Response::html("<title>a</title>A"));
+    let pool = pool(1).await;
+    pool.capture(request(&srv.url("/a"), 640, 480, options())).await.unwrap();
+    let pid = pool.driver_pid().await.expect("spawned chromedriver has a pid");
+    assert!(process_exists(pid));
+    // SAFETY: signalling a process this test's pool spawned.
+    assert_eq!(unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) }, 0);
+    for i in 0..3 {
+        let c = pool.capture(request(&srv.url("/a"), 640, 480, options())).await;
+        let c = c.unwrap_or_else(|e| panic!("capture {i} after the kill: {e}"));
+        assert_eq!(c.title.as_deref(), Some("a"));
+    }
+    let stats = pool.stats();
+    assert_eq!(stats.driver_restarts, 1, "{stats:?}");
+    let new_pid = pool.driver_pid().await.expect("restarted chromedriver");
+    assert_ne!(new_pid, pid);
+    assert!(!process_exists(pid), "the killed chromedriver was not reaped");
+    pool.shutdown().await;
+    assert!(!process_exists(new_pid), "chromedriver left running (or unreaped) after shutdown");
+    assert_eq!(pool.driver_pid().await, None);
+    let after = pool.capture(request(&srv.url("/a"), 640, 480, options())).await;
+    assert!(matches!(after, Err(CaptureError::Closed)), "{after:?}");
+}
+
+#[tokio::test]
+async fn missing_chromedriver_names_the_debian_packages() {
+    let cfg =
+        BrowserConfig { chromedriver: Some(PathBuf::from("/nonexistent/chromedriver")), ..browser_cfg(1) };
+    let err = BrowserPool::start(&cfg, CancellationToken::new()).await.unwrap_err();
+    assert!(matches!(err, CaptureError::DriverNotFound { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("`chromium`") && msg.contains("`chromium-driver`"), "{msg}");
+    assert!(msg.contains("/nonexistent/chromedriver"), "{msg}");
+}
+
+#[tokio::test]
+async fn page_that_alerts_on_load_is_captured() {
+    let _g = serial().await;
+    let srv = FixtureServer::start().await;
+    srv.set(
+        "/alert",
+        page(
+            "<div style='width:100px;height:100px;background:#f00'></div>\
+             <script>alert('hello'); document.title = 'after alert';</script>",
+        ),
+    );
+    srv.set(
+        "/confirm",
+        page("<script>window.onload = () => { confirm('sure?'); alert('again'); };</script>B"),
+    );
+    let pool = pool(1).await;
+    let c = pool.capture(request(&srv.url("/alert"), 640, 480, options())).await.unwrap();
+    assert_eq!(c.title.as_deref(), Some("after alert"));
+    assert_eq!(px(&pixels(&c), 50, 50), RED);
+    let c = pool.capture(request(&srv.url("/confirm"), 640, 480, options())).await.unwrap();
+    assert!(c.html.contains("B"));
+    assert_eq!(pool.stats().sessions_replaced, 0);
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn navigation_timeout_then_session_still_usable() {
+    let _g = serial().await;
+    let srv = FixtureServer::start().await;
+    srv.set("/hang", Response::hang());
+    srv.set("/ok", Response::html("<title>ok</title>fine"));
+    let pool = pool(1).await;
+    let opts = CaptureOptions { page_timeout: Duration::from_secs(2), ..options() };
+    let err = pool.capture(request(&srv.url("/hang"), 640, 480, opts.clone())).await.unwrap_err();
+    assert!(matches!(err, CaptureError::Timeout { .. }), "{err:?}");
+    assert!(err.to_string().contains("/hang"), "{err}");
+    let c = pool.capture(request(&srv.url("/ok"), 640, 480, opts)).await.unwrap();
+    assert_eq!(c.title.as_deref(), Some("ok"));
+    let stats = pool.stats();
+    assert_eq!((stats.sessions_started, stats.sessions_replaced), (1, 0), "{stats:?}");
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn sessions_are_recycled_after_recycle_after_pages() {
+    let _g = serial().await;
+    let srv = FixtureServer::start().await;
+    srv.set("/r", Response::html("<title>r</title>r"));
+    let cfg = BrowserConfig { recycle_after: 2, ..browser_cfg(1) };
+    let pool = BrowserPool::start(&cfg, CancellationToken::new()).await.unwrap();
+    for _ in 0..5 {
+        pool.capture(request(&srv.url("/r"), 640, 480, options())).await.unwrap();
+    }
+    let stats = pool.stats();
+    assert_eq!(stats.sessions_recycled, 2, "{stats:?}");
+    assert_eq!(stats.sessions_started, 3, "{stats:?}");
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn cancelling_the_token_ends_a_hanging_capture() {
+    let _g = serial().await;
+    let srv = FixtureServer::start().await;
+    srv.set("/hang", Response::hang());
+    let cancel = CancellationToken::new();
+    let pool = BrowserPool::start(&browser_cfg(1), cancel.clone()).await.unwrap();
+    let req = request(&srv.url("/hang"), 640, 480, options());
+    let p = pool.clone();
+    let task = tokio::spawn(async move { p.capture(req).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cancel.cancel();
+    let res = task.await.unwrap();
+    assert!(matches!(res, Err(CaptureError::Cancelled)), "{res:?}");
+    pool.shutdown().await;
+}
+
+/// Throughput benchmark (not a pass/fail test): `cargo test --test it capture::throughput -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore]
+async fn throughput() {
+    let _g = serial().await;
+    let srv = FixtureServer::start().await;
+    const PAGES: usize = 30;
+    for i in 0..PAGES {
+        srv.set(
+            &format!("/s{i}"),
+            Response::html(format!("<title>{i}</title><h1>Small page {i}</h1><p>text</p>")),
+        );
+    }
+    for sessions in [1, 2] {
+        let pool = pool(sessions).await;
+        // Warm up every session.
+        futures::future::join_all((0..sessions).map(|i| {
+            let pool = pool.clone();
+            let url = srv.url(&format!("/s{i}"));
+            async move { pool.capture(request(&url, 1280, 800, options())).await.unwrap() }
+        }))
+        .await;
+        let t = Instant::now();
+        let caps = futures::future::join_all((0..PAGES).map(|i| {
+            let pool = pool.clone();
+            let url = srv.url(&format!("/s{i}"));
+            async move { pool.capture(request(&url, 1280, 800, options())).await }
+        }))
+        .await;
+        let secs = t.elapsed().as_secs_f64();
+        assert!(caps.iter().all(|c| c.is_ok()));
+        println!("sessions={sessions}: {PAGES} pages in {secs:.2}s = {:.2} pages/s", PAGES as f64 / secs);
+        pool.shutdown().await;
+    }
+}
+
+/// A W3C-only WebDriver endpoint: forwards to a real chromedriver but answers `unknown command` to
+/// chromedriver's DevTools passthrough (like a Grid that does not forward vendor commands). The
+/// base path `/wd/hub/` is stripped. Returns the proxy's base URL and a counter of refused CDP calls.
+async fn w3c_only_proxy(upstream: Url) -> (Url, Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = Url::parse(&format!("http://{}/wd/hub/", listener.local_addr().unwrap())).unwrap();
+    let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = refused.clone();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else { break };
+            let (http, upstream, counter) = (http.clone(), upstream.clone(), counter.clone());
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                let head_end = loop {
+                    if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break p + 4;
+                    }
+                    match sock.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                let mut parts = head.split_whitespace();
+                let (method, target) =
+                    (parts.next().unwrap_or("GET").to_string(), parts.next().unwrap_or("/").to_string());
+                let len = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string())
+                    })
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .unwrap_or(0);
+                while buf.len() < head_end + len {
+                    match sock.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let body = buf[head_end..head_end + len].to_vec();
+                let (status, reply) = if target.contains("/goog/cdp/") {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let v = serde_json::json!({"value": {"error": "unknown command",
+                        "message": "no DevTools here", "stacktrace": ""}});
+                    (404, v.to_string().into_bytes())
+                } else {
+                    let path = target.strip_prefix("/wd/hub").unwrap_or(&target);
+                    let url = upstream.join(path.trim_start_matches('/')).unwrap();
+                    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+                    let mut rb = http.request(m, url).header("Content-Type", "application/json");
+                    if len > 0 {
+                        rb = rb.body(body);
+                    }
+                    match rb.send().await {
+                        Ok(r) => {
+                            (r.status().as_u16(), r.bytes().await.map(|b| b.to_vec()).unwrap_or_default())
+                        }
+                        Err(_) => return,
+                    }
+                };
+                let head = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json; charset=utf-8\r\n\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n",
+                    reply.len()
+                );
+                let _ = sock.write_all(head.as_bytes()).await;
+                let _ = sock.write_all(&reply).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    (base, refused)
+}
+
+#[tokio::test]
+async fn remote_w3c_only_endpoint_uses_window_resize_fallbacks() {
+    let _g = serial().await;
+    let srv = FixtureServer::start().await;
+    srv.set(
+        "/tall",
+        page(
+            "<div style='height:2990px;background:#f00'></div><div style='height:10px;background:#00f'></div>\
+             <script>document.title = innerWidth + 'x' + innerHeight</script>",
+        ),
+    );
+    let cancel = CancellationToken::new();
+    let path = sitediff::capture::find_chromedriver(None).unwrap();
+    let driver = sitediff::capture::ChromeDriver::spawn(&path, &cancel).await.unwrap();
+    let (proxy, refused) = w3c_only_proxy(driver.url().clone()).await;
+    let cfg = BrowserConfig { webdriver: WebDriverEndpoint::Remote(proxy.clone()), ..browser_cfg(1) };
+    let pool = BrowserPool::start(&cfg, cancel.clone()).await.unwrap();
+    assert_eq!(pool.driver_pid().await, None, "remote mode spawns nothing");
+    let c = pool.capture(request(&srv.url("/tall"), 800, 600, options())).await.unwrap();
+    assert!(refused.load(std::sync::atomic::Ordering::SeqCst) > 0, "the CDP path was not even tried");
+    assert_eq!(c.title.as_deref(), Some("800x600"), "viewport corrected for the browser chrome");
+    assert_eq!((c.width, c.height), (800, 3000));
+    let img = pixels(&c);
+    assert_eq!(px(&img, 400, 100), RED);
+    assert_eq!(px(&img, 400, 2995), BLUE);
+    // The viewport is restored for the next page.
+    let c = pool.capture(request(&srv.url("/tall"), 800, 600, options())).await.unwrap();
+    assert_eq!(c.title.as_deref(), Some("800x600"));
+    pool.shutdown().await;
+    driver.kill();
+}
+
+#[tokio::test]
+async fn page_navigating_during_stabilisation_is_captured_on_its_final_document() {
+    let _g = serial().await;
+    let srv = FixtureServer::start().await;
+    // Page A leaves as soon as our stabilisation style lands in it.
+    srv.set(
+        "/a",
+        Response::html(
+            "<title>A</title><body style='margin:0;background:#f00'>A\
+             <script>new MutationObserver(() => { if (document.querySelector('style[data-sitediff]')) \
+             location.href = '/b'; }).observe(document.documentElement, { childList: true, subtree: true });\
+             </script>",
+        ),
+    );
+    srv.set(
+        "/b",
+        Response::html(
+            "<title>B</title><body style='margin:0;background:#00f'><p id=b>B</p>\
+             <div class=ad style='position:absolute;left:0;top:0;width:100px;height:100px;background:#f00'></div>",
+        ),
+    );
+    let pool = pool(1).await;
+    let opts = CaptureOptions { hide_selectors: vec![".ad".into()], ..options() };
+    let c = pool.capture(request(&srv.url("/a"), 640, 480, opts)).await.unwrap();
+    assert_eq!(c.final_url.as_str(), srv.url("/b"));
+    assert_eq!(c.title.as_deref(), Some("B"));
+    assert!(c.html.contains("<p id=\"b\">B</p>"), "{}", c.html);
+    let img = pixels(&c);
+    assert_eq!(px(&img, 600, 400), BLUE);
+    assert_eq!(px(&img, 50, 50), BLUE, "the final document was not stabilised (hide_selectors)");
+    pool.shutdown().await;
+}
+
+/// Pids of the processes whose parent is `ppid`, with their command names.
+fn children_of(ppid: u32) -> Vec<(u32, String)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // pid (comm) state ppid ...
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let comm = stat[open + 1..close].to_string();
+        let ppid_field = stat[close + 1..].split_whitespace().nth(1).and_then(|v| v.parse::<u32>().ok());
+        if ppid_field == Some(ppid) {
+            out.push((pid, comm));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn crashed_browser_session_is_replaced() {
+    let _g = serial().await;
+    let srv = FixtureServer::start().await;
+    srv.set("/a", Response::html("<title>a</title>A"));
+    let pool = pool(1).await;
+    pool.capture(request(&srv.url("/a"), 640, 480, options())).await.unwrap();
+    let driver = pool.driver_pid().await.unwrap();
+    let browsers: Vec<u32> =
+        children_of(driver).into_iter().filter(|(_, c)| c.contains("chrom")).map(|(p, _)| p).collect();
+    assert!(!browsers.is_empty(), "no browser process under chromedriver {driver}");
+    for b in &browsers {
+        // SAFETY: signalling the browser this test's pool started.
+        unsafe { libc::kill(*b as libc::pid_t, libc::SIGKILL) };
+    }
+    let c = pool.capture(request(&srv.url("/a"), 640, 480, options())).await.unwrap();
+    assert_eq!(c.title.as_deref(), Some("a"));
+    let stats = pool.stats();
+    assert_eq!(
+        (stats.sessions_replaced, stats.driver_restarts, stats.sessions_started),
+        (1, 0, 2),
+        "{stats:?}"
+    );
+    assert_eq!(pool.driver_pid().await, Some(driver));
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn unreachable_remote_endpoint_is_a_session_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = Url::parse(&format!("http://127.0.0.1:{port}/wd/hub")).unwrap();
+    let cfg = BrowserConfig { webdriver: WebDriverEndpoint::Remote(url), ..browser_cfg(1) };
+    let err = BrowserPool::start(&cfg, CancellationToken::new()).await.unwrap_err();
+    assert!(matches!(err, CaptureError::Session { .. }), "{err:?}");
+    assert!(err.to_string().contains(&format!("127.0.0.1:{port}/wd/hub/")), "{err}");
+}
+
+fn solid_png(width: u32, height: u32, rgba: [u8; 4]) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let mut enc = png::Encoder::new(&mut buf, width, height);
+    enc.set_color(png::ColorType::Rgba);
+    let mut w = enc.write_header().unwrap();
+    w.write_image_data(&rgba.repeat((width * height) as usize)).unwrap();
+    w.finish().unwrap();
+    buf
+}
+
+#[tokio::test]
+async fn lazy_images_below_the_fold_are_in_the_shot() {
+    let _g = serial().await;
+    let srv = FixtureServer::start().await;
+    srv.set("/red.png", Response::with_type(200, "image/png", solid_png(100, 100, RED)));
+    srv.set(
+        "/lazy",
+        page(
+            "<div style='height:5000px'></div>\
+             <img loading=lazy src='/red.png' width=100 height=100 style='display:block'>\
+             <div style='height:500px'></div>",
+        ),
+    );
+    let pool = pool(1).await;
+    let c = pool.capture(request(&srv.url("/lazy"), 800, 600, options())).await.unwrap();
+    assert_eq!(c.height, 5600);
+    assert_eq!(px(&pixels(&c), 50, 5050), RED, "lazy image missing from the full-page shot");
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn refused_connection_is_a_navigation_error_and_keeps_the_session() {
+    let _g = serial().await;
+    let srv = FixtureServer::start().await;
+    srv.set("/ok", Response::html("<title>ok</title>ok"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let pool = pool(1).await;
+    let err =
+        pool.capture(request(&format!("http://127.0.0.1:{port}/x"), 640, 480, options())).await.unwrap_err();
+    assert!(matches!(err, CaptureError::Navigate { .. }), "{err:?}");
+    assert!(err.to_string().contains("ERR_CONNECTION_REFUSED"), "{err}");
+    let c = pool.capture(request(&srv.url("/ok"), 640, 480, options())).await.unwrap();
+    assert_eq!(c.title.as_deref(), Some("ok"));
+    let stats = pool.stats();
+    assert_eq!((stats.sessions_started, stats.sessions_replaced, stats.page_retries), (1, 0, 0), "{stats:?}");
+    pool.shutdown().await;
+}

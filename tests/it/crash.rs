@@ -1,0 +1,134 @@
+//! Crash safety: the real binary is killed with SIGKILL at 20 moments of crawls and approvals; the
+//! database must open every time, with every approval committed before the kill intact.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::helpers::{run_sitediff, sitediff_bin, FixtureServer, Response, TempProject};
+use sitediff::store::{CrawlStatus, Store};
+
+const KILLS: usize = 20;
+
+/// Pids of the processes whose parent is `pid`.
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else { return out };
+    for e in dir.flatten() {
+        let Some(child) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else { continue };
+        // The fields after the `(comm)`: state, ppid, ...
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { continue };
+        let ppid = rest.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(pid) {
+            out.push(child);
+        }
+    }
+    out
+}
+
+/// Kill `pid` with SIGKILL, then the process groups its children lead (chromedriver and its
+/// browsers), so nothing leaks between rounds.
+fn kill_hard(child: &mut std::process::Child) {
+    let pid = child.id();
+    let groups = children_of(pid);
+    // SAFETY: kill(2) on processes this test started (directly or through sitediff).
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGKILL);
+    }
+    let _ = child.wait();
+    for g in groups {
+        unsafe {
+            libc::kill(-(g as libc::pid_t), libc::SIGKILL);
+            libc::kill(g as libc::pid_t, libc::SIGKILL);
+        }
+    }
+}
+
+/// Approved crawls and baselines: what must survive every crash.
+fn approvals(store: &Store, site: &str) -> (Vec<u64>, BTreeMap<String, u64>) {
+    let approved = store
+        .crawls(site)
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.status == CrawlStatus::Approved)
+        .map(|c| c.id)
+        .collect();
+    let baselines = store.baselines(site).unwrap().into_iter().map(|(k, b)| (k, b.crawl)).collect();
+    (approved, baselines)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_twenty_moments_loses_no_approval() {
+    let srv = FixtureServer::start().await;
+    let links: String = (1..=12).map(|i| format!("<a href='p{i}.html'>{i}</a> ")).collect();
+    srv.set("/c/", Response::html(format!("<title>c</title>{links}")));
+    for i in 1..=12 {
+        srv.set(
+            &format!("/c/p{i}.html"),
+            Response::html(format!("<h1>Page {i}</h1>")).delayed(Duration::from_millis(60)),
+        );
+    }
+    let project = TempProject::new();
+    let cfg = project.write_config(&format!(
+        "[browser]\nsessions = 1\n[[sites]]\nname = \"c\"\nstart = \"{}\"\nviewport = {{ width = 480, height = 360 }}\n",
+        srv.url("/c/")
+    ));
+    // A first crawl, approved: there is something to lose from the start.
+    let out = run_sitediff(&["crawl", "c", "--config", &cfg]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(run_sitediff(&["approve", "c", "--config", &cfg]).await.code, 0);
+
+    let mut kills_during_crawl = 0;
+    for round in 0..KILLS {
+        let before = {
+            let store = Store::open(&project.db_path()).unwrap();
+            approvals(&store, "c")
+        };
+        assert!(!before.0.is_empty());
+        // Alternate: kill a crawl at a growing delay, or an approval right after it starts.
+        let (args, delay): (Vec<&str>, Duration) = if round % 2 == 0 {
+            (vec!["crawl", "c", "--config", &cfg], Duration::from_millis(300 + 250 * round as u64))
+        } else {
+            (vec!["approve", "c", "--config", &cfg], Duration::from_millis(5 * round as u64))
+        };
+        let mut child = std::process::Command::new(sitediff_bin())
+            .args(&args)
+            .env_remove("SITEDIFF_CONFIG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(delay).await;
+        let finished = child.try_wait().unwrap().is_some();
+        if !finished && round % 2 == 0 {
+            kills_during_crawl += 1;
+        }
+        kill_hard(&mut child);
+
+        // The database opens, and nothing approved before the kill is lost.
+        let store = Store::open(&project.db_path())
+            .unwrap_or_else(|e| panic!("round {round}: database does not open after SIGKILL: {e}"));
+        let after = approvals(&store, "c");
+        for id in &before.0 {
+            assert!(after.0.contains(id), "round {round}: approval of crawl {id} lost");
+        }
+        for (key, crawl) in &before.1 {
+            let now = after.1.get(key).unwrap_or_else(|| panic!("round {round}: baseline {key} lost"));
+            assert!(now >= crawl, "round {round}: baseline {key} went back from crawl {crawl} to {now}");
+        }
+        for (key, _) in store.baselines("c").unwrap() {
+            let b = store.baseline("c", &key).unwrap().unwrap();
+            assert!(store.blob(&b.png).unwrap().is_some(), "round {round}: baseline PNG of {key} missing");
+        }
+    }
+    assert!(kills_during_crawl >= 5, "only {kills_during_crawl} kills landed during a crawl");
+
+    // Crawls killed mid-way are marked interrupted on the next open, and the next crawl works.
+    let out = run_sitediff(&["crawl", "c", "--config", &cfg, "--json"]).await;
+    assert!(out.code == 0 || out.code == 1, "{}", out.stderr);
+    assert_eq!(out.json()["status"], "reviewing");
+    let store = Store::open(&project.db_path()).unwrap();
+    let crawls = store.crawls("c").unwrap();
+    assert!(crawls.iter().all(|c| c.status != CrawlStatus::Running), "{crawls:?}");
+    assert!(crawls.iter().any(|c| c.status == CrawlStatus::Interrupted));
+}
