@@ -96,6 +96,13 @@ impl ResourceLimiter for Limiter {
     }
 }
 
+/// `sitediff_mask(image, width, height, context, context_len, rects, rect_count) -> i64`.
+type MaskFn = TypedFunc<(i32, i32, i32, i32, i32, i32, i32), i64>;
+/// `sitediff_score(base, base_w, base_h, new, new_w, new_h, context, context_len) -> i64`.
+type ScoreFn = TypedFunc<(i32, i32, i32, i32, i32, i32, i32, i32), i64>;
+/// A required function export: name, parameter count (all i32), result check, description.
+type FuncSpec = (&'static str, usize, fn(&ValType) -> bool, &'static str);
+
 /// The data of one call's store.
 struct CallState {
     plugin: String,
@@ -284,7 +291,7 @@ fn check_module(name: &str, module: &Module) -> Result<PluginKind, Vec<PluginErr
         }
         None => problems.push(missing(abi::EXPORT_MEMORY, "the module's linear memory")),
     }
-    let funcs: [(&str, usize, fn(&ValType) -> bool, &str); 2] = [
+    let funcs: [FuncSpec; 2] = [
         (abi::EXPORT_ABI_VERSION, 0, is_i32, "a function () -> i32"),
         (abi::EXPORT_ALLOC, 1, is_i32, "a function (i32) -> i32"),
     ];
@@ -535,8 +542,7 @@ impl PluginHost {
             let img_ptr = put(store, plugin, &alloc, memory, &img.data, "image")?;
             let ctx_ptr = put(store, plugin, &alloc, memory, &json, "context")?;
             let rects_ptr = put(store, plugin, &alloc, memory, &rects, "selector rectangles")?;
-            let f: TypedFunc<(i32, i32, i32, i32, i32, i32, i32), i64> =
-                instance.get_typed_func(&mut *store, abi::EXPORT_MASK)?;
+            let f: MaskFn = instance.get_typed_func(&mut *store, abi::EXPORT_MASK)?;
             let result = f.call(
                 &mut *store,
                 (
@@ -605,8 +611,7 @@ impl PluginHost {
             let base_ptr = put(store, plugin, &alloc, memory, &base.data, "baseline image")?;
             let new_ptr = put(store, plugin, &alloc, memory, &new.data, "new image")?;
             let ctx_ptr = put(store, plugin, &alloc, memory, &json, "context")?;
-            let f: TypedFunc<(i32, i32, i32, i32, i32, i32, i32, i32), i64> =
-                instance.get_typed_func(&mut *store, abi::EXPORT_SCORE)?;
+            let f: ScoreFn = instance.get_typed_func(&mut *store, abi::EXPORT_SCORE)?;
             let result = f.call(
                 &mut *store,
                 (
