@@ -10,5 +10,6 @@ mod helpers;
 mod hostile;
 mod pipeline;
 mod plugin;
+mod prometheus;
 mod retention;
 mod web;
