@@ -32,6 +32,12 @@ pub struct Compared {
     pub blobs: Vec<Vec<u8>>,
 }
 
+/// The score plugins' verdict on a page: the highest score and its plugin's reason.
+struct Verdict {
+    score: f64,
+    reason: Option<String>,
+}
+
 /// Why the plugin step failed (kept apart from store errors, which fail the crawl).
 enum Step {
     Plugin(PluginError),
@@ -111,9 +117,9 @@ impl Comparer {
                             rec.distortion = Some(outcome.distortion);
                             rec.size_changed = outcome.size_changed;
                             rec.regions = outcome.regions;
-                            if let Some((s, reason)) = score {
-                                rec.score = Some(s);
-                                rec.score_reason = reason;
+                            if let Some(v) = score {
+                                rec.score = Some(v.score);
+                                rec.score_reason = v.reason;
                             }
                             if outcome.diff_pixels > 0 {
                                 if let Some(png) = outcome.diff_png {
@@ -198,7 +204,7 @@ impl Comparer {
         base_png: &[u8],
         new_png: &[u8],
         base_rects: &[SelectorRects],
-    ) -> Result<(DiffOutcome, Option<(f64, Option<String>)>), Step> {
+    ) -> Result<(DiffOutcome, Option<Verdict>), Step> {
         let mut opts = DiffOptions {
             threshold: site.threshold,
             include_aa: site.count_aa,
@@ -233,13 +239,14 @@ impl Comparer {
         let outcome =
             diff::compare_sources(ImageSource::Decoded(&base), ImageSource::Decoded(&new), &opts, None)
                 .map_err(Step::Diff)?;
-        let mut verdict: Option<(f64, Option<String>)> = None;
+        let mut verdict: Option<Verdict> = None;
         for name in site.plugins.iter().filter(|p| host.kind(p) == Some(PluginKind::Score)) {
             let out = host.score(name, &base, &new, &outcome, &ctx_new);
             self.count_call(name, out.is_ok());
             let out = out.map_err(Step::Plugin)?;
-            if verdict.as_ref().is_none_or(|(s, _)| out.score > *s) {
-                verdict = Some((out.score, out.reason.map(|r| format!("{name}: {r}"))));
+            if verdict.as_ref().is_none_or(|v| out.score > v.score) {
+                verdict =
+                    Some(Verdict { score: out.score, reason: out.reason.map(|r| format!("{name}: {r}")) });
             }
         }
         Ok((outcome, verdict))

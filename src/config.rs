@@ -76,9 +76,10 @@ impl fmt::Display for ConfigIssue {
 /// assigning the key inside the right table, else the table's header line. A best-effort locator
 /// for messages (it understands `[table]` and `[[array]]` headers and `key = ...` lines).
 pub fn locate_key(text: &str, key: &str) -> Option<usize> {
-    let mut parts = key.split('.');
-    let first = parts.next()?;
-    let leaf = parts.last();
+    let (first, leaf) = match key.split_once('.') {
+        Some((first, rest)) => (first, rest.rsplit('.').next()),
+        None => (key, None),
+    };
     let (table, index) = match first.split_once('[') {
         Some((t, rest)) => (t, rest.trim_end_matches(']').parse::<usize>().ok()),
         None => (first, None),

@@ -107,7 +107,7 @@ impl<'a> Feed<'a> {
 
 fn memory_view(img: &RgbaImage) -> View<'_> {
     let stride = img.width as usize * 4;
-    let rows = if stride == 0 { 0 } else { (img.data.len() / stride).min(img.height as usize) };
+    let rows = img.data.len().checked_div(stride).unwrap_or(0).min(img.height as usize);
     View { first: 0, end: rows, stride, data: &img.data }
 }
 
@@ -172,6 +172,7 @@ fn params(opts: &DiffOptions) -> Params {
 }
 
 /// A source opened for reading: header known.
+#[allow(clippy::large_enum_variant)] // one per side per comparison; boxing buys nothing
 enum Opened<'a> {
     Memory(&'a RgbaImage),
     Png(PngRows<'a>),

@@ -70,8 +70,8 @@ fn page(rng: &mut StdRng, w: u32, h: u32, translucent: bool) -> RgbaImage {
                 let i = ((y * w + x) * 4) as usize;
                 let edge = x == x0 || y == y0;
                 let k = if edge { 2 } else { 1 };
-                for ch in 0..3 {
-                    img.data[i + ch] = ((img.data[i + ch] as u32 * (k - 1) + c[ch] as u32) / k) as u8;
+                for (ch, &cv) in c.iter().enumerate() {
+                    img.data[i + ch] = ((img.data[i + ch] as u32 * (k - 1) + cv as u32) / k) as u8;
                 }
                 img.data[i + 3] = a;
             }

@@ -166,9 +166,7 @@ impl Store {
                     if meta.get(META_NEXT_CRAWL_ID).map_err(db_err("initialising the schema"))?.is_none() {
                         meta.insert(META_NEXT_CRAWL_ID, 1).map_err(db_err("initialising the schema"))?;
                     }
-                    for def in [CRAWLS] {
-                        wtx.open_table(def).map_err(db_err("initialising the schema"))?;
-                    }
+                    wtx.open_table(CRAWLS).map_err(db_err("initialising the schema"))?;
                     wtx.open_table(SITE_CRAWLS).map_err(db_err("initialising the schema"))?;
                     wtx.open_table(PAGES).map_err(db_err("initialising the schema"))?;
                     wtx.open_table(BASELINES).map_err(db_err("initialising the schema"))?;
