@@ -12,4 +12,5 @@ mod pipeline;
 mod plugin;
 mod prometheus;
 mod retention;
+mod store;
 mod web;
