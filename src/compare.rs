@@ -58,27 +58,15 @@ impl Comparer {
         let png_hash = Hash::of(&capture.png);
         let html_bytes = capture.html.into_bytes();
         let mut rec = PageRecord {
-            key: page.key.clone(),
-            url: page.url.to_string(),
             title: capture.title.or(fetched_title),
-            outcome: PageOutcome::Ok,
-            change: PageChange::New,
             http_status: Some(http_status),
             png: Some(png_hash),
             html: Some(Hash::of(&html_bytes)),
-            diff: None,
             width: capture.width,
             height: capture.height,
             truncated: capture.truncated,
             baseline_crawl: baseline.as_ref().map(|b| b.crawl),
             baseline_png: baseline.as_ref().map(|b| b.png),
-            diff_pixels: 0,
-            distortion: None,
-            score: None,
-            score_reason: None,
-            size_changed: false,
-            regions: Vec::new(),
-            error: None,
             timing: PageTiming {
                 fetch_ms: page.fetch_ms,
                 navigate_ms: capture.timing.navigate_ms,
@@ -86,8 +74,8 @@ impl Comparer {
                 screenshot_ms: capture.timing.screenshot_ms,
                 diff_ms: 0,
             },
-            approved: false,
             mask_rects: capture.mask_rects,
+            ..PageRecord::new(page.key.clone(), page.url.to_string())
         };
         let mut blobs = vec![capture.png, html_bytes];
         let Some(b) = baseline else { return Ok(Compared { record: rec, blobs }) };

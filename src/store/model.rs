@@ -253,14 +253,14 @@ pub struct PageRecord {
 }
 
 impl PageRecord {
-    /// A record for a page that produced no capture.
-    pub fn failed(key: String, url: String, outcome: PageOutcome, error: String) -> PageRecord {
+    /// A record for a page with nothing measured yet: outcome ok, change new, no artifacts.
+    pub fn new(key: String, url: String) -> PageRecord {
         PageRecord {
             key,
             url,
             title: None,
-            outcome,
-            change: PageChange::Failed,
+            outcome: PageOutcome::Ok,
+            change: PageChange::New,
             http_status: None,
             png: None,
             html: None,
@@ -276,11 +276,16 @@ impl PageRecord {
             score_reason: None,
             size_changed: false,
             regions: Vec::new(),
-            error: Some(error),
+            error: None,
             timing: PageTiming::default(),
             approved: false,
             mask_rects: Vec::new(),
         }
+    }
+
+    /// A record for a page that produced no capture.
+    pub fn failed(key: String, url: String, outcome: PageOutcome, error: String) -> PageRecord {
+        PageRecord { outcome, change: PageChange::Failed, error: Some(error), ..PageRecord::new(key, url) }
     }
 }
 

@@ -106,13 +106,7 @@ pub async fn handle(app: &Arc<App>, req: &Request, segs: &[&str]) -> Result<Resp
         Route::SiteCrawls(site) => {
             let a = app.clone();
             let s = site.clone();
-            let crawls = blocking("listing crawls", move || {
-                if !a.catalog.site_exists(&a.state, &s)? {
-                    return Err(RequestError::not_found(format!("site {s:?}")));
-                }
-                a.catalog.crawls(&s)
-            })
-            .await?;
+            let crawls = blocking("listing crawls", move || a.catalog.site_crawls(&a.state, &s)).await?;
             let crawls: Vec<ApiCrawl> = crawls.into_iter().map(ApiCrawl::from).collect();
             Ok(json(StatusCode::OK, &serde_json::json!({ "site": site, "crawls": crawls })))
         }

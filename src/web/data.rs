@@ -296,8 +296,11 @@ impl Catalog {
         Ok(state.config.site(name).is_some() || !self.store.crawl_ids(name)?.is_empty())
     }
 
-    /// A site's crawls, newest first (blocking).
-    pub fn crawls(&self, site: &str) -> Result<Vec<CrawlRecord>, RequestError> {
+    /// A known site's crawls, newest first; 404 for a site neither configured nor crawled (blocking).
+    pub fn site_crawls(&self, state: &WebState, site: &str) -> Result<Vec<CrawlRecord>, RequestError> {
+        if !self.site_exists(state, site)? {
+            return Err(RequestError::not_found(format!("site {site:?}")));
+        }
         Ok(self.store.crawls(site)?)
     }
 

@@ -144,13 +144,7 @@ async fn dispatch(
         Route::Site(site) => {
             let a = app.clone();
             let s = site.clone();
-            let crawls = blocking("listing crawls", move || {
-                if !a.catalog.site_exists(&a.state, &s)? {
-                    return Err(RequestError::not_found(format!("site {s:?}")));
-                }
-                a.catalog.crawls(&s)
-            })
-            .await?;
+            let crawls = blocking("listing crawls", move || a.catalog.site_crawls(&a.state, &s)).await?;
             page(templates::site_history(ctx, &site, &crawls))
         }
         Route::Crawl(id) => {
