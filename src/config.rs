@@ -4,7 +4,7 @@
 //! ([`Config::from_raw`]) checks every value and reports *all* problems at once, each with the path
 //! of the key it concerns (`sites[1].start`).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -38,6 +38,8 @@ const DEFAULT_PLUGIN_FUEL: u64 = 500_000_000;
 const DEFAULT_PLUGIN_MEMORY_MB: u32 = 64;
 const DEFAULT_PLUGIN_TIMEOUT_MS: u64 = 2_000;
 const MAX_VIEWPORT_DIM: u32 = 10_000;
+/// Most viewports one site may be captured at.
+const MAX_VIEWPORTS: usize = 8;
 
 /// Everything that can go wrong loading a config file.
 #[derive(Debug, thiserror::Error)]
@@ -195,6 +197,20 @@ pub struct RawViewport {
     pub height: u32,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCookie {
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBasicAuth {
+    pub user: String,
+    pub password_env: String,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSite {
@@ -206,6 +222,7 @@ pub struct RawSite {
     pub max_pages: Option<usize>,
     pub max_query_variants: Option<usize>,
     pub viewport: Option<RawViewport>,
+    pub viewports: Option<Vec<RawViewport>>,
     pub threshold: Option<f64>,
     pub max_distortion: Option<f64>,
     pub count_aa: Option<bool>,
@@ -214,6 +231,17 @@ pub struct RawSite {
     #[serde(default)]
     pub mask_selectors: Vec<String>,
     pub inject_css: Option<String>,
+    pub inject_js: Option<String>,
+    #[serde(default)]
+    pub remove_selectors: Vec<String>,
+    #[serde(default)]
+    pub cookies: Vec<RawCookie>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub basic_auth: Option<RawBasicAuth>,
+    pub user_agent: Option<String>,
+    #[serde(default)]
+    pub block_urls: Vec<String>,
     #[serde(default)]
     pub plugins: Vec<String>,
     pub compare_to: Option<String>,
@@ -324,12 +352,44 @@ impl Schedule {
     }
 }
 
+/// A cookie set in the browser (for the page's URL) and sent by discovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cookie {
+    pub name: String,
+    pub value: String,
+}
+
+/// HTTP basic auth credentials; the password comes from an environment variable at load time.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BasicAuth {
+    pub user: String,
+    pub password: String,
+}
+
+impl fmt::Debug for BasicAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BasicAuth").field("user", &self.user).field("password", &"<redacted>").finish()
+    }
+}
+
 /// What the browser does to a page before the shot.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CaptureOptions {
+    /// `visibility: hidden` before the shot.
     pub hide_selectors: Vec<String>,
     pub mask_selectors: Vec<String>,
+    /// `display: none` before the shot.
+    pub remove_selectors: Vec<String>,
     pub inject_css: String,
+    /// Script run in the page after load, before stabilisation (a returned promise is awaited).
+    pub inject_js: String,
+    pub cookies: Vec<Cookie>,
+    /// Extra request headers (browser: DevTools only; discovery: always).
+    pub headers: Vec<(String, String)>,
+    pub basic_auth: Option<BasicAuth>,
+    pub user_agent: Option<String>,
+    /// URL patterns (`*` wildcards) the browser must not load (DevTools only).
+    pub block_urls: Vec<String>,
     pub page_timeout: Duration,
     pub max_height: u32,
 }
@@ -343,7 +403,10 @@ pub struct SiteConfig {
     pub max_pages: usize,
     /// Distinct query strings followed per path (bounds calendars, faceted search, `?page=N+1`).
     pub max_query_variants: usize,
+    /// The first (primary) viewport: pages captured at it keep their plain page key.
     pub viewport: Viewport,
+    /// Every viewport, `viewport` first; the others give page keys suffixed `@WIDTH`.
+    pub viewports: Vec<Viewport>,
     pub threshold: f64,
     pub max_distortion: f64,
     pub count_aa: bool,
@@ -626,19 +689,31 @@ fn validate_site(
     if max_query_variants == 0 {
         v.issue(key("max_query_variants"), "must be at least 1");
     }
-    let viewport = match s.viewport {
-        Some(vp) => {
-            if vp.width == 0 || vp.height == 0 || vp.width > MAX_VIEWPORT_DIM || vp.height > MAX_VIEWPORT_DIM
-            {
-                v.issue(
-                    key("viewport"),
-                    format!("{}x{} is out of range 1..={MAX_VIEWPORT_DIM}", vp.width, vp.height),
-                );
-            }
-            Viewport { width: vp.width, height: vp.height }
+    let check_viewport = |v: &mut Validator, field: &str, vp: RawViewport| {
+        if vp.width == 0 || vp.height == 0 || vp.width > MAX_VIEWPORT_DIM || vp.height > MAX_VIEWPORT_DIM {
+            v.issue(key(field), format!("{}x{} is out of range 1..={MAX_VIEWPORT_DIM}", vp.width, vp.height));
         }
-        None => DEFAULT_VIEWPORT,
+        Viewport { width: vp.width, height: vp.height }
     };
+    let viewports: Vec<Viewport> = match (s.viewport, &s.viewports) {
+        (Some(_), Some(_)) => {
+            v.issue(key("viewports"), "give either `viewport` or `viewports`, not both");
+            vec![DEFAULT_VIEWPORT]
+        }
+        (Some(vp), None) => vec![check_viewport(v, "viewport", vp)],
+        (None, Some(list)) => {
+            let list: Vec<Viewport> = list.iter().map(|vp| check_viewport(v, "viewports", *vp)).collect();
+            let widths: HashSet<u32> = list.iter().map(|vp| vp.width).collect();
+            if list.is_empty() || list.len() > MAX_VIEWPORTS {
+                v.issue(key("viewports"), format!("needs 1..={MAX_VIEWPORTS} viewports, not {}", list.len()));
+            } else if widths.len() != list.len() {
+                v.issue(key("viewports"), "two viewports have the same width (pages are named by width)");
+            }
+            list
+        }
+        (None, None) => vec![DEFAULT_VIEWPORT],
+    };
+    let viewport = viewports.first().copied().unwrap_or(DEFAULT_VIEWPORT);
     let threshold = s.threshold.unwrap_or(DEFAULT_THRESHOLD);
     if !(0.0..=1.0).contains(&threshold) {
         v.issue(key("threshold"), format!("{threshold} is out of range 0..=1"));
@@ -647,10 +722,29 @@ fn validate_site(
     if !(0.0..=1.0).contains(&max_distortion) {
         v.issue(key("max_distortion"), format!("{max_distortion} is out of range 0..=1"));
     }
-    for (j, sel) in s.hide_selectors.iter().chain(&s.mask_selectors).enumerate() {
-        if sel.trim().is_empty() || scraper::Selector::parse(sel).is_err() {
-            let field = if j < s.hide_selectors.len() { "hide_selectors" } else { "mask_selectors" };
-            v.issue(key(field), format!("{sel:?} is not a CSS selector"));
+    for (field, list) in [
+        ("hide_selectors", &s.hide_selectors),
+        ("mask_selectors", &s.mask_selectors),
+        ("remove_selectors", &s.remove_selectors),
+    ] {
+        for sel in list {
+            if sel.trim().is_empty() || sel.contains(['{', '}']) || scraper::Selector::parse(sel).is_err() {
+                v.issue(key(field), format!("{sel:?} is not a CSS selector"));
+            }
+        }
+    }
+    let cookies = validate_cookies(v, &key("cookies"), &s.cookies);
+    let headers = validate_headers(v, &key("headers"), &s.headers);
+    let basic_auth = s.basic_auth.as_ref().and_then(|a| validate_basic_auth(v, &key("basic_auth"), a));
+    let user_agent = s.user_agent.clone();
+    if let Some(ua) = &user_agent {
+        if ua.trim().is_empty() || ua.chars().any(char::is_control) {
+            v.issue(key("user_agent"), format!("{ua:?} must be non-empty text without control characters"));
+        }
+    }
+    for p in &s.block_urls {
+        if p.trim().is_empty() || p.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            v.issue(key("block_urls"), format!("{p:?} is not a URL pattern (text with `*` wildcards)"));
         }
     }
     for p in &s.plugins {
@@ -709,13 +803,21 @@ fn validate_site(
         max_pages,
         max_query_variants,
         viewport,
+        viewports,
         threshold,
         max_distortion,
         count_aa: s.count_aa.unwrap_or(false),
         capture: CaptureOptions {
             hide_selectors: s.hide_selectors.clone(),
             mask_selectors: s.mask_selectors.clone(),
+            remove_selectors: s.remove_selectors.clone(),
             inject_css: s.inject_css.clone().unwrap_or_default(),
+            inject_js: s.inject_js.clone().unwrap_or_default(),
+            cookies,
+            headers,
+            basic_auth,
+            user_agent,
+            block_urls: s.block_urls.clone(),
             page_timeout,
             max_height,
         },
@@ -726,6 +828,64 @@ fn validate_site(
         request_timeout,
         page_metrics: s.page_metrics.unwrap_or(true),
     })
+}
+
+fn validate_cookies(v: &mut Validator, key: &str, raw: &[RawCookie]) -> Vec<Cookie> {
+    let mut names = HashSet::new();
+    for c in raw {
+        let bad_name = c.name.is_empty()
+            || c.name.chars().any(|ch| ch.is_control() || ch.is_whitespace() || "=;,\"".contains(ch));
+        if bad_name {
+            v.issue(key, format!("cookie name {:?} is empty or has spaces, '=', ';', ',' or quotes", c.name));
+        } else if !names.insert(c.name.as_str()) {
+            v.issue(key, format!("cookie {:?} is given twice", c.name));
+        }
+        if c.value.chars().any(|ch| ch.is_control() || ch.is_whitespace() || ";,\"\\".contains(ch)) {
+            v.issue(
+                key,
+                format!("cookie {:?}: the value has spaces, ';', ',', quotes or backslashes", c.name),
+            );
+        }
+    }
+    raw.iter().map(|c| Cookie { name: c.name.clone(), value: c.value.clone() }).collect()
+}
+
+fn validate_headers(v: &mut Validator, key: &str, raw: &BTreeMap<String, String>) -> Vec<(String, String)> {
+    for (name, value) in raw {
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            v.issue(key, format!("{name:?} is not an HTTP header name"));
+        } else if ["host", "content-length", "cookie", "authorization"]
+            .contains(&name.to_ascii_lowercase().as_str())
+        {
+            v.issue(key, format!("header {name:?} cannot be set here (use `cookies` / `basic_auth`)"));
+        }
+        if http::HeaderValue::from_str(value).is_err() {
+            v.issue(key, format!("header {name:?}: the value is not valid header text"));
+        }
+    }
+    raw.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+fn validate_basic_auth(v: &mut Validator, key: &str, raw: &RawBasicAuth) -> Option<BasicAuth> {
+    if raw.user.is_empty() || raw.user.contains(':') || raw.user.chars().any(char::is_control) {
+        v.issue(format!("{key}.user"), format!("{:?} must be non-empty, without ':'", raw.user));
+        return None;
+    }
+    let var = &raw.password_env;
+    if var.is_empty() || var.contains('=') || var.contains('\0') {
+        v.issue(format!("{key}.password_env"), format!("{var:?} is not an environment variable name"));
+        return None;
+    }
+    match std::env::var(var) {
+        Ok(password) if !password.is_empty() => Some(BasicAuth { user: raw.user.clone(), password }),
+        _ => {
+            v.issue(
+                format!("{key}.password_env"),
+                format!("environment variable {var} (the basic auth password) is not set"),
+            );
+            None
+        }
+    }
 }
 
 #[derive(Default)]

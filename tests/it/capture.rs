@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use sitediff::capture::{BrowserPool, Capture, CaptureError, CaptureRequest, Capturer};
 use sitediff::config::{BrowserConfig, CaptureOptions, Viewport, WebDriverEndpoint};
+use sitediff::crawl::links::Scope;
 use sitediff::diff::{decode_png, Rect, RgbaImage};
 use tokio_util::sync::CancellationToken;
 use url::Url;
@@ -30,19 +31,17 @@ fn browser_cfg(sessions: usize) -> BrowserConfig {
 }
 
 fn options() -> CaptureOptions {
-    CaptureOptions {
-        hide_selectors: vec![],
-        mask_selectors: vec![],
-        inject_css: String::new(),
-        page_timeout: Duration::from_secs(30),
-        max_height: 30_000,
-    }
+    CaptureOptions { page_timeout: Duration::from_secs(30), max_height: 30_000, ..CaptureOptions::default() }
 }
 
+/// A request whose site prefix is the URL's origin (`/`).
 fn request(url: &str, width: u32, height: u32, options: CaptureOptions) -> CaptureRequest {
+    let url = Url::parse(url).unwrap();
+    let scope = Scope::new(&url.join("/").unwrap());
     CaptureRequest {
         site: "test".into(),
-        url: Url::parse(url).unwrap(),
+        url,
+        scope,
         viewport: Viewport { width, height },
         options: Arc::new(options),
     }
@@ -663,5 +662,80 @@ async fn refused_connection_is_a_navigation_error_and_keeps_the_session() {
     assert_eq!(c.title.as_deref(), Some("ok"));
     let stats = pool.stats();
     assert_eq!((stats.sessions_started, stats.sessions_replaced, stats.page_retries), (1, 0, 0), "{stats:?}");
+    pool.shutdown().await;
+}
+
+/// A request for a site whose prefix is `/p/` on the fixture server.
+fn scoped_request(srv: &FixtureServer, path: &str, options: CaptureOptions) -> CaptureRequest {
+    let url = Url::parse(&srv.url(path)).unwrap();
+    let scope = Scope::new(&Url::parse(&srv.url("/p/")).unwrap());
+    CaptureRequest {
+        site: "test".into(),
+        url,
+        scope,
+        viewport: Viewport { width: 640, height: 480 },
+        options: Arc::new(options),
+    }
+}
+
+#[tokio::test]
+async fn pages_cannot_navigate_the_browser_outside_the_prefix() {
+    let _g = serial().await;
+    let srv = FixtureServer::start().await;
+    let traps =
+        ["/x/loc.html", "/x/meta.html", "/x/form.html", "/x/open.html", "/x/late.html", "/x/top.html"];
+    for t in traps {
+        srv.set(t, Response::html("<h1>trap</h1>"));
+    }
+    srv.set("/p/loc", page("<h1>loc</h1><script>location.href = '/x/loc.html'</script>"));
+    srv.set("/p/meta", page("<meta http-equiv=refresh content='0;url=/x/meta.html'><h1>meta</h1>"));
+    srv.set("/p/form", page("<form id=f action='/x/form.html'></form><script>f.submit()</script>"));
+    srv.set(
+        "/p/open",
+        page("<script>window.open('/x/open.html'); window.open('/x/open.html', '_self')</script>"),
+    );
+    srv.set("/p/late", page("<script>setTimeout(() => location.replace('/x/late.html'), 50)</script>"));
+    srv.set(
+        "/p/frame",
+        page("<iframe srcdoc=\"<script>top.location.href = '/x/top.html'</script>\"></iframe>"),
+    );
+    srv.set("/p/inside", page("<script>location.href = '/p/target'</script>"));
+    srv.set("/p/target", Response::html("<title>target</title><h1>target</h1>"));
+    let pool = pool(1).await;
+    for p in ["/p/loc", "/p/meta", "/p/form", "/p/open", "/p/late", "/p/frame"] {
+        let c = pool.capture(scoped_request(&srv, p, options())).await.unwrap_or_else(|e| panic!("{p}: {e}"));
+        assert_eq!(c.final_url.as_str(), srv.url(p), "{p}");
+        if p != "/p/open" {
+            assert_eq!(c.blocked_navigations.len(), 1, "{p}: {:?}", c.blocked_navigations);
+            assert!(c.blocked_navigations[0].contains("/x/"), "{p}: {:?}", c.blocked_navigations);
+        }
+    }
+    // Navigation inside the prefix is allowed.
+    let c = pool.capture(scoped_request(&srv, "/p/inside", options())).await.unwrap();
+    assert_eq!(c.final_url.as_str(), srv.url("/p/target"));
+    assert_eq!(c.title.as_deref(), Some("target"));
+    let hits = srv.hits();
+    assert!(!hits.iter().any(|h| h.starts_with("/x/")), "the browser left the prefix: {hits:?}");
+    assert_eq!(pool.stats().sessions_started, 1, "no extra window or session");
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn redirect_outside_the_prefix_is_a_capture_error_naming_it() {
+    let _g = serial().await;
+    let srv = FixtureServer::start().await;
+    srv.set("/p/away", Response::redirect("/x/landing.html"));
+    srv.set("/x/landing.html", Response::html("<h1>elsewhere</h1>"));
+    let pool = pool(1).await;
+    let err = pool.capture(scoped_request(&srv, "/p/away", options())).await.unwrap_err();
+    assert!(matches!(err, CaptureError::OffPrefix { .. }), "{err:?}");
+    assert!(err.to_string().contains(&srv.url("/x/landing.html")), "{err}");
+    // The session is kept: it is the page's fault.
+    srv.set("/p/ok", Response::html("<title>ok</title>"));
+    assert_eq!(
+        pool.capture(scoped_request(&srv, "/p/ok", options())).await.unwrap().title.as_deref(),
+        Some("ok")
+    );
+    assert_eq!(pool.stats().sessions_started, 1);
     pool.shutdown().await;
 }
