@@ -1118,4 +1118,82 @@ start = "not a url"
                 .to_string();
         assert!(msg.contains("outside the prefix"), "{msg}");
     }
+
+    #[test]
+    fn capture_options_are_parsed() {
+        std::env::set_var("SITEDIFF_TEST_PW_OK", "s3cret");
+        let c = parse(
+            r#"
+[[sites]]
+name = "a"
+start = "http://127.0.0.1/d/"
+viewports = [{ width = 1280, height = 800 }, { width = 375, height = 667 }]
+inject_js = "document.body.dataset.x = 1"
+remove_selectors = [".banner"]
+cookies = [{ name = "consent", value = "yes" }]
+headers = { X-Env = "staging" }
+basic_auth = { user = "me", password_env = "SITEDIFF_TEST_PW_OK" }
+user_agent = "sitediff-test"
+block_urls = ["*.ads.*", "*/tracker.js"]
+"#,
+        )
+        .unwrap();
+        let s = &c.sites[0];
+        assert_eq!(s.viewport, Viewport { width: 1280, height: 800 });
+        assert_eq!(s.viewports, vec![s.viewport, Viewport { width: 375, height: 667 }]);
+        let o = &s.capture;
+        assert_eq!(o.inject_js, "document.body.dataset.x = 1");
+        assert_eq!(o.remove_selectors, vec![".banner".to_string()]);
+        assert_eq!(o.cookies, vec![Cookie { name: "consent".into(), value: "yes".into() }]);
+        assert_eq!(o.headers, vec![("X-Env".to_string(), "staging".to_string())]);
+        assert_eq!(o.basic_auth, Some(BasicAuth { user: "me".into(), password: "s3cret".into() }));
+        assert!(!format!("{o:?}").contains("s3cret"), "the password is redacted in Debug");
+        assert_eq!(o.user_agent.as_deref(), Some("sitediff-test"));
+        assert_eq!(o.block_urls.len(), 2);
+        // Defaults: one viewport, nothing else.
+        let d = parse(MINIMAL).unwrap();
+        assert_eq!(d.sites[0].viewports, vec![DEFAULT_VIEWPORT]);
+        assert!(d.sites[0].capture.cookies.is_empty() && d.sites[0].capture.basic_auth.is_none());
+    }
+
+    #[test]
+    fn bad_capture_options_are_each_reported() {
+        let text = r#"
+[[sites]]
+name = "a"
+start = "http://127.0.0.1/d/"
+viewport = { width = 800, height = 600 }
+viewports = [{ width = 800, height = 600 }]
+remove_selectors = ["}{"]
+cookies = [{ name = "a b", value = "1" }, { name = "c", value = "x;y" }]
+headers = { "Bad Header" = "v", Cookie = "x=1" }
+basic_auth = { user = "me", password_env = "SITEDIFF_TEST_PW_SURELY_UNSET" }
+user_agent = ""
+block_urls = [""]
+[[sites]]
+name = "b"
+start = "http://127.0.0.1/e/"
+viewports = [{ width = 800, height = 600 }, { width = 800, height = 900 }]
+"#;
+        let err = parse(text).unwrap_err();
+        let ConfigError::Invalid { issues, .. } = &err else { panic!("{err}") };
+        let keys: Vec<&str> = issues.iter().map(|i| i.key.as_str()).collect();
+        for k in [
+            "sites[0].viewports",
+            "sites[0].remove_selectors",
+            "sites[0].cookies",
+            "sites[0].headers",
+            "sites[0].basic_auth.password_env",
+            "sites[0].user_agent",
+            "sites[0].block_urls",
+            "sites[1].viewports",
+        ] {
+            assert!(keys.contains(&k), "missing {k} in {keys:?}");
+        }
+        assert_eq!(keys.iter().filter(|k| **k == "sites[0].cookies").count(), 2, "{keys:?}");
+        assert_eq!(keys.iter().filter(|k| **k == "sites[0].headers").count(), 2, "{keys:?}");
+        let msg = err.to_string();
+        assert!(msg.contains("SITEDIFF_TEST_PW_SURELY_UNSET"), "{msg}");
+        assert!(msg.contains("same width"), "{msg}");
+    }
 }

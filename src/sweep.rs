@@ -178,7 +178,7 @@ impl<C: Capturer + 'static> Sweeper<C> {
         cancel: CancellationToken,
         observer: Arc<dyn SweepObserver>,
     ) -> Result<(Vec<PageRecord>, DiscoveryStats), SweepError> {
-        let client = crawl::http_client(&site.name, &site.scope, site.request_timeout)?;
+        let client = crawl::http_client(&site.name, &site.scope, site.request_timeout, &site.capture)?;
         let mut seeds = Vec::new();
         if site.crawl || site.urls.is_empty() {
             seeds.push(site.start.clone());

@@ -266,6 +266,25 @@ impl WebDriverCompatibleCommand for Cdp {
     }
 }
 
+/// W3C "Add Cookie" for the current document's host. fantoccini sends an unset domain as `null`,
+/// which chromedriver refuses, and a set domain fails for IP hosts: this omits the key.
+#[derive(Debug)]
+struct W3cAddCookie {
+    name: String,
+    value: String,
+}
+
+impl WebDriverCompatibleCommand for W3cAddCookie {
+    fn endpoint(&self, base_url: &Url, session_id: Option<&str>) -> Result<Url, url::ParseError> {
+        base_url.join(&format!("session/{}/cookie", session_id.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _request_url: &Url) -> (http::Method, Option<String>) {
+        let body = json!({ "cookie": { "name": self.name, "value": self.value, "path": "/" } });
+        (http::Method::POST, Some(body.to_string()))
+    }
+}
+
 /// Whether the endpoint can pass DevTools commands through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CdpSupport {
@@ -620,9 +639,8 @@ async fn w3c_add_cookies(session: &mut BrowserSession, req: &CaptureRequest) -> 
         return Ok(false);
     }
     for c in &opts.cookies {
-        let mut cookie = fantoccini::cookies::Cookie::new(c.name.clone(), c.value.clone());
-        cookie.set_path("/");
-        bounded(session.client.add_cookie(cookie)).await.map_err(|e| CaptureError::Script {
+        let cmd = W3cAddCookie { name: c.name.clone(), value: c.value.clone() };
+        bounded(session.client.issue_cmd(cmd)).await.map_err(|e| CaptureError::Script {
             url: req.url.to_string(),
             reason: format!("cookie {}: {e}", c.name),
         })?;
@@ -646,6 +664,11 @@ async fn check_location(
 ) -> Result<(), CaptureError> {
     let here = run_script(session, req.url.as_str(), timeout, |c| c.execute(LOCATION_JS, vec![])).await?;
     match here.as_str().and_then(|u| Url::parse(u).ok()) {
+        // Chromium shows `chrome-error://chromewebdata/` when a load fails (e.g. auth refused).
+        Some(u) if !matches!(u.scheme(), "http" | "https") => Err(CaptureError::Navigate {
+            url: req.url.to_string(),
+            reason: format!("the browser shows an error page ({u})"),
+        }),
         Some(u) => ensure_in_scope(req, &without_credentials(&u)),
         None => Ok(()),
     }
