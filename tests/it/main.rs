@@ -5,5 +5,6 @@ mod capture;
 mod crash;
 mod crawl;
 mod daemon;
+mod flake;
 mod helpers;
 mod hostile;
