@@ -4,7 +4,7 @@
 //! ([`Config::from_raw`]) checks every value and reports *all* problems at once, each with the path
 //! of the key it concerns (`sites[1].start`).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -38,6 +38,8 @@ const DEFAULT_PLUGIN_FUEL: u64 = 5_000_000_000;
 const DEFAULT_PLUGIN_MEMORY_MB: u32 = 64;
 const DEFAULT_PLUGIN_TIMEOUT_MS: u64 = 2_000;
 const MAX_VIEWPORT_DIM: u32 = 10_000;
+/// Most viewports one site may be captured at.
+const MAX_VIEWPORTS: usize = 8;
 
 /// Everything that can go wrong loading a config file.
 #[derive(Debug, thiserror::Error)]
@@ -196,6 +198,20 @@ pub struct RawViewport {
     pub height: u32,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCookie {
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBasicAuth {
+    pub user: String,
+    pub password_env: String,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSite {
@@ -207,6 +223,7 @@ pub struct RawSite {
     pub max_pages: Option<usize>,
     pub max_query_variants: Option<usize>,
     pub viewport: Option<RawViewport>,
+    pub viewports: Option<Vec<RawViewport>>,
     pub threshold: Option<f64>,
     pub max_distortion: Option<f64>,
     pub count_aa: Option<bool>,
@@ -215,6 +232,17 @@ pub struct RawSite {
     #[serde(default)]
     pub mask_selectors: Vec<String>,
     pub inject_css: Option<String>,
+    pub inject_js: Option<String>,
+    #[serde(default)]
+    pub remove_selectors: Vec<String>,
+    #[serde(default)]
+    pub cookies: Vec<RawCookie>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub basic_auth: Option<RawBasicAuth>,
+    pub user_agent: Option<String>,
+    #[serde(default)]
+    pub block_urls: Vec<String>,
     #[serde(default)]
     pub plugins: Vec<String>,
     pub compare_to: Option<String>,
@@ -325,12 +353,44 @@ impl Schedule {
     }
 }
 
+/// A cookie set in the browser (for the page's URL) and sent by discovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cookie {
+    pub name: String,
+    pub value: String,
+}
+
+/// HTTP basic auth credentials; the password comes from an environment variable at load time.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BasicAuth {
+    pub user: String,
+    pub password: String,
+}
+
+impl fmt::Debug for BasicAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BasicAuth").field("user", &self.user).field("password", &"<redacted>").finish()
+    }
+}
+
 /// What the browser does to a page before the shot.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CaptureOptions {
+    /// `visibility: hidden` before the shot.
     pub hide_selectors: Vec<String>,
     pub mask_selectors: Vec<String>,
+    /// `display: none` before the shot.
+    pub remove_selectors: Vec<String>,
     pub inject_css: String,
+    /// Script run in the page after load, before stabilisation (a returned promise is awaited).
+    pub inject_js: String,
+    pub cookies: Vec<Cookie>,
+    /// Extra request headers (browser: DevTools only; discovery: always).
+    pub headers: Vec<(String, String)>,
+    pub basic_auth: Option<BasicAuth>,
+    pub user_agent: Option<String>,
+    /// URL patterns (`*` wildcards) the browser must not load (DevTools only).
+    pub block_urls: Vec<String>,
     pub page_timeout: Duration,
     pub max_height: u32,
 }
@@ -344,7 +404,10 @@ pub struct SiteConfig {
     pub max_pages: usize,
     /// Distinct query strings followed per path (bounds calendars, faceted search, `?page=N+1`).
     pub max_query_variants: usize,
+    /// The first (primary) viewport: pages captured at it keep their plain page key.
     pub viewport: Viewport,
+    /// Every viewport, `viewport` first; the others give page keys suffixed `@WIDTH`.
+    pub viewports: Vec<Viewport>,
     pub threshold: f64,
     pub max_distortion: f64,
     pub count_aa: bool,
@@ -627,19 +690,31 @@ fn validate_site(
     if max_query_variants == 0 {
         v.issue(key("max_query_variants"), "must be at least 1");
     }
-    let viewport = match s.viewport {
-        Some(vp) => {
-            if vp.width == 0 || vp.height == 0 || vp.width > MAX_VIEWPORT_DIM || vp.height > MAX_VIEWPORT_DIM
-            {
-                v.issue(
-                    key("viewport"),
-                    format!("{}x{} is out of range 1..={MAX_VIEWPORT_DIM}", vp.width, vp.height),
-                );
-            }
-            Viewport { width: vp.width, height: vp.height }
+    let check_viewport = |v: &mut Validator, field: &str, vp: RawViewport| {
+        if vp.width == 0 || vp.height == 0 || vp.width > MAX_VIEWPORT_DIM || vp.height > MAX_VIEWPORT_DIM {
+            v.issue(key(field), format!("{}x{} is out of range 1..={MAX_VIEWPORT_DIM}", vp.width, vp.height));
         }
-        None => DEFAULT_VIEWPORT,
+        Viewport { width: vp.width, height: vp.height }
     };
+    let viewports: Vec<Viewport> = match (s.viewport, &s.viewports) {
+        (Some(_), Some(_)) => {
+            v.issue(key("viewports"), "give either `viewport` or `viewports`, not both");
+            vec![DEFAULT_VIEWPORT]
+        }
+        (Some(vp), None) => vec![check_viewport(v, "viewport", vp)],
+        (None, Some(list)) => {
+            let list: Vec<Viewport> = list.iter().map(|vp| check_viewport(v, "viewports", *vp)).collect();
+            let widths: HashSet<u32> = list.iter().map(|vp| vp.width).collect();
+            if list.is_empty() || list.len() > MAX_VIEWPORTS {
+                v.issue(key("viewports"), format!("needs 1..={MAX_VIEWPORTS} viewports, not {}", list.len()));
+            } else if widths.len() != list.len() {
+                v.issue(key("viewports"), "two viewports have the same width (pages are named by width)");
+            }
+            list
+        }
+        (None, None) => vec![DEFAULT_VIEWPORT],
+    };
+    let viewport = viewports.first().copied().unwrap_or(DEFAULT_VIEWPORT);
     let threshold = s.threshold.unwrap_or(DEFAULT_THRESHOLD);
     if !(0.0..=1.0).contains(&threshold) {
         v.issue(key("threshold"), format!("{threshold} is out of range 0..=1"));
@@ -648,10 +723,29 @@ fn validate_site(
     if !(0.0..=1.0).contains(&max_distortion) {
         v.issue(key("max_distortion"), format!("{max_distortion} is out of range 0..=1"));
     }
-    for (j, sel) in s.hide_selectors.iter().chain(&s.mask_selectors).enumerate() {
-        if sel.trim().is_empty() || scraper::Selector::parse(sel).is_err() {
-            let field = if j < s.hide_selectors.len() { "hide_selectors" } else { "mask_selectors" };
-            v.issue(key(field), format!("{sel:?} is not a CSS selector"));
+    for (field, list) in [
+        ("hide_selectors", &s.hide_selectors),
+        ("mask_selectors", &s.mask_selectors),
+        ("remove_selectors", &s.remove_selectors),
+    ] {
+        for sel in list {
+            if sel.trim().is_empty() || sel.contains(['{', '}']) || scraper::Selector::parse(sel).is_err() {
+                v.issue(key(field), format!("{sel:?} is not a CSS selector"));
+            }
+        }
+    }
+    let cookies = validate_cookies(v, &key("cookies"), &s.cookies);
+    let headers = validate_headers(v, &key("headers"), &s.headers);
+    let basic_auth = s.basic_auth.as_ref().and_then(|a| validate_basic_auth(v, &key("basic_auth"), a));
+    let user_agent = s.user_agent.clone();
+    if let Some(ua) = &user_agent {
+        if ua.trim().is_empty() || ua.chars().any(char::is_control) {
+            v.issue(key("user_agent"), format!("{ua:?} must be non-empty text without control characters"));
+        }
+    }
+    for p in &s.block_urls {
+        if p.trim().is_empty() || p.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            v.issue(key("block_urls"), format!("{p:?} is not a URL pattern (text with `*` wildcards)"));
         }
     }
     for p in &s.plugins {
@@ -710,13 +804,21 @@ fn validate_site(
         max_pages,
         max_query_variants,
         viewport,
+        viewports,
         threshold,
         max_distortion,
         count_aa: s.count_aa.unwrap_or(false),
         capture: CaptureOptions {
             hide_selectors: s.hide_selectors.clone(),
             mask_selectors: s.mask_selectors.clone(),
+            remove_selectors: s.remove_selectors.clone(),
             inject_css: s.inject_css.clone().unwrap_or_default(),
+            inject_js: s.inject_js.clone().unwrap_or_default(),
+            cookies,
+            headers,
+            basic_auth,
+            user_agent,
+            block_urls: s.block_urls.clone(),
             page_timeout,
             max_height,
         },
@@ -727,6 +829,64 @@ fn validate_site(
         request_timeout,
         page_metrics: s.page_metrics.unwrap_or(true),
     })
+}
+
+fn validate_cookies(v: &mut Validator, key: &str, raw: &[RawCookie]) -> Vec<Cookie> {
+    let mut names = HashSet::new();
+    for c in raw {
+        let bad_name = c.name.is_empty()
+            || c.name.chars().any(|ch| ch.is_control() || ch.is_whitespace() || "=;,\"".contains(ch));
+        if bad_name {
+            v.issue(key, format!("cookie name {:?} is empty or has spaces, '=', ';', ',' or quotes", c.name));
+        } else if !names.insert(c.name.as_str()) {
+            v.issue(key, format!("cookie {:?} is given twice", c.name));
+        }
+        if c.value.chars().any(|ch| ch.is_control() || ch.is_whitespace() || ";,\"\\".contains(ch)) {
+            v.issue(
+                key,
+                format!("cookie {:?}: the value has spaces, ';', ',', quotes or backslashes", c.name),
+            );
+        }
+    }
+    raw.iter().map(|c| Cookie { name: c.name.clone(), value: c.value.clone() }).collect()
+}
+
+fn validate_headers(v: &mut Validator, key: &str, raw: &BTreeMap<String, String>) -> Vec<(String, String)> {
+    for (name, value) in raw {
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            v.issue(key, format!("{name:?} is not an HTTP header name"));
+        } else if ["host", "content-length", "cookie", "authorization"]
+            .contains(&name.to_ascii_lowercase().as_str())
+        {
+            v.issue(key, format!("header {name:?} cannot be set here (use `cookies` / `basic_auth`)"));
+        }
+        if http::HeaderValue::from_str(value).is_err() {
+            v.issue(key, format!("header {name:?}: the value is not valid header text"));
+        }
+    }
+    raw.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+fn validate_basic_auth(v: &mut Validator, key: &str, raw: &RawBasicAuth) -> Option<BasicAuth> {
+    if raw.user.is_empty() || raw.user.contains(':') || raw.user.chars().any(char::is_control) {
+        v.issue(format!("{key}.user"), format!("{:?} must be non-empty, without ':'", raw.user));
+        return None;
+    }
+    let var = &raw.password_env;
+    if var.is_empty() || var.contains('=') || var.contains('\0') {
+        v.issue(format!("{key}.password_env"), format!("{var:?} is not an environment variable name"));
+        return None;
+    }
+    match std::env::var(var) {
+        Ok(password) if !password.is_empty() => Some(BasicAuth { user: raw.user.clone(), password }),
+        _ => {
+            v.issue(
+                format!("{key}.password_env"),
+                format!("environment variable {var} (the basic auth password) is not set"),
+            );
+            None
+        }
+    }
 }
 
 #[derive(Default)]
@@ -958,5 +1118,83 @@ start = "not a url"
                 .unwrap_err()
                 .to_string();
         assert!(msg.contains("outside the prefix"), "{msg}");
+    }
+
+    #[test]
+    fn capture_options_are_parsed() {
+        std::env::set_var("SITEDIFF_TEST_PW_OK", "s3cret");
+        let c = parse(
+            r#"
+[[sites]]
+name = "a"
+start = "http://127.0.0.1/d/"
+viewports = [{ width = 1280, height = 800 }, { width = 375, height = 667 }]
+inject_js = "document.body.dataset.x = 1"
+remove_selectors = [".banner"]
+cookies = [{ name = "consent", value = "yes" }]
+headers = { X-Env = "staging" }
+basic_auth = { user = "me", password_env = "SITEDIFF_TEST_PW_OK" }
+user_agent = "sitediff-test"
+block_urls = ["*.ads.*", "*/tracker.js"]
+"#,
+        )
+        .unwrap();
+        let s = &c.sites[0];
+        assert_eq!(s.viewport, Viewport { width: 1280, height: 800 });
+        assert_eq!(s.viewports, vec![s.viewport, Viewport { width: 375, height: 667 }]);
+        let o = &s.capture;
+        assert_eq!(o.inject_js, "document.body.dataset.x = 1");
+        assert_eq!(o.remove_selectors, vec![".banner".to_string()]);
+        assert_eq!(o.cookies, vec![Cookie { name: "consent".into(), value: "yes".into() }]);
+        assert_eq!(o.headers, vec![("X-Env".to_string(), "staging".to_string())]);
+        assert_eq!(o.basic_auth, Some(BasicAuth { user: "me".into(), password: "s3cret".into() }));
+        assert!(!format!("{o:?}").contains("s3cret"), "the password is redacted in Debug");
+        assert_eq!(o.user_agent.as_deref(), Some("sitediff-test"));
+        assert_eq!(o.block_urls.len(), 2);
+        // Defaults: one viewport, nothing else.
+        let d = parse(MINIMAL).unwrap();
+        assert_eq!(d.sites[0].viewports, vec![DEFAULT_VIEWPORT]);
+        assert!(d.sites[0].capture.cookies.is_empty() && d.sites[0].capture.basic_auth.is_none());
+    }
+
+    #[test]
+    fn bad_capture_options_are_each_reported() {
+        let text = r#"
+[[sites]]
+name = "a"
+start = "http://127.0.0.1/d/"
+viewport = { width = 800, height = 600 }
+viewports = [{ width = 800, height = 600 }]
+remove_selectors = ["}{"]
+cookies = [{ name = "a b", value = "1" }, { name = "c", value = "x;y" }]
+headers = { "Bad Header" = "v", Cookie = "x=1" }
+basic_auth = { user = "me", password_env = "SITEDIFF_TEST_PW_SURELY_UNSET" }
+user_agent = ""
+block_urls = [""]
+[[sites]]
+name = "b"
+start = "http://127.0.0.1/e/"
+viewports = [{ width = 800, height = 600 }, { width = 800, height = 900 }]
+"#;
+        let err = parse(text).unwrap_err();
+        let ConfigError::Invalid { issues, .. } = &err else { panic!("{err}") };
+        let keys: Vec<&str> = issues.iter().map(|i| i.key.as_str()).collect();
+        for k in [
+            "sites[0].viewports",
+            "sites[0].remove_selectors",
+            "sites[0].cookies",
+            "sites[0].headers",
+            "sites[0].basic_auth.password_env",
+            "sites[0].user_agent",
+            "sites[0].block_urls",
+            "sites[1].viewports",
+        ] {
+            assert!(keys.contains(&k), "missing {k} in {keys:?}");
+        }
+        assert_eq!(keys.iter().filter(|k| **k == "sites[0].cookies").count(), 2, "{keys:?}");
+        assert_eq!(keys.iter().filter(|k| **k == "sites[0].headers").count(), 2, "{keys:?}");
+        let msg = err.to_string();
+        assert!(msg.contains("SITEDIFF_TEST_PW_SURELY_UNSET"), "{msg}");
+        assert!(msg.contains("same width"), "{msg}");
     }
 }

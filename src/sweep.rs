@@ -209,7 +209,7 @@ impl<C: Capturer + 'static> Sweeper<C> {
         cancel: CancellationToken,
         observer: Arc<dyn SweepObserver>,
     ) -> Result<(Vec<PageRecord>, DiscoveryStats), SweepError> {
-        let client = crawl::http_client(&site.name, &site.scope, site.request_timeout)?;
+        let client = crawl::http_client(&site.name, &site.scope, site.request_timeout, &site.capture)?;
         let mut seeds = Vec::new();
         if site.crawl || site.urls.is_empty() {
             seeds.push(site.start.clone());
@@ -231,15 +231,17 @@ impl<C: Capturer + 'static> Sweeper<C> {
         let options = Arc::new(site.capture.clone());
         let crawl_id = crawl.id;
         let stream = tokio_stream_from(rx).take_until(cancel.clone().cancelled_owned());
+        let viewports = site.viewports.clone();
         let records: Vec<Result<PageRecord, SweepError>> = stream
-            .map(|page| {
+            .flat_map(|page| futures::stream::iter(viewport_pages(page, &viewports)))
+            .map(|(page, viewport)| {
                 observer.discovered(&page);
                 let site = site.clone();
                 let options = options.clone();
                 let baselines = baselines.clone();
                 let observer = observer.clone();
                 async move {
-                    let rec = self.process_page(&site, crawl_id, page, options, &baselines).await?;
+                    let rec = self.process_page(&site, crawl_id, page, viewport, options, &baselines).await?;
                     if let Some(m) = &self.metrics {
                         m.page_captured(&site.name, rec.outcome);
                     }
@@ -262,6 +264,7 @@ impl<C: Capturer + 'static> Sweeper<C> {
         site: &Arc<SiteConfig>,
         crawl_id: u64,
         page: DiscoveredPage,
+        viewport: crate::config::Viewport,
         options: Arc<crate::config::CaptureOptions>,
         baselines: &HashMap<String, BaselineRecord>,
     ) -> Result<PageRecord, SweepError> {
@@ -283,7 +286,8 @@ impl<C: Capturer + 'static> Sweeper<C> {
                 let req = CaptureRequest {
                     site: site.name.clone(),
                     url: page.url.clone(),
-                    viewport: site.viewport,
+                    scope: site.scope.clone(),
+                    viewport,
                     options,
                 };
                 match self.capturer.capture(req).await {
@@ -324,6 +328,25 @@ impl<C: Capturer + 'static> Sweeper<C> {
         blocking(&site.name, move || store.put_page(crawl_id, &rec, &[])).await?.map_err(store_err)?;
         Ok(record)
     }
+}
+
+/// One job per viewport for a discovered page: the first viewport keeps the page key, the others
+/// get `@WIDTH` appended. Pages that failed to fetch are recorded once.
+fn viewport_pages(
+    page: DiscoveredPage,
+    viewports: &[crate::config::Viewport],
+) -> Vec<(DiscoveredPage, crate::config::Viewport)> {
+    let Some((&first, rest)) = viewports.split_first() else { return Vec::new() };
+    let mut jobs = Vec::with_capacity(viewports.len());
+    if matches!(page.result, FetchResult::Page { .. }) {
+        for &vp in rest {
+            let mut p = page.clone();
+            p.key = format!("{}@{}", page.key, vp.width);
+            jobs.push((p, vp));
+        }
+    }
+    jobs.insert(0, (page, first));
+    jobs
 }
 
 /// Run blocking work on the blocking pool, mapping a panic/cancel of the task to a sweep error.

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::config::{CaptureOptions, Viewport};
+use crate::crawl::links::Scope;
 use crate::diff::Rect;
 
 /// One page to photograph.
@@ -23,6 +24,8 @@ use crate::diff::Rect;
 pub struct CaptureRequest {
     pub site: String,
     pub url: Url,
+    /// The site's prefix: the browser is never let navigate the page outside it.
+    pub scope: Scope,
     pub viewport: Viewport,
     pub options: Arc<CaptureOptions>,
 }
@@ -40,6 +43,8 @@ pub struct CaptureTiming {
     pub navigate_ms: u64,
     pub settle_ms: u64,
     pub screenshot_ms: u64,
+    /// Screenshots taken until two consecutive ones were identical (or the bound was hit).
+    pub shots: u32,
 }
 
 /// One page's capture.
@@ -58,6 +63,13 @@ pub struct Capture {
     pub mask_rects: Vec<SelectorRects>,
     /// The page was taller than `max_height` and was cut.
     pub truncated: bool,
+    /// The page never gave two identical consecutive shots: pixels that differed between the last
+    /// two (`None` = stable).
+    pub unstable_area: Option<u64>,
+    /// Bounding box of every pixel that changed between consecutive shots (`None` = stable).
+    pub unstable_rect: Option<Rect>,
+    /// Top-level navigations away from the prefix that the page tried and that were refused.
+    pub blocked_navigations: Vec<String>,
     pub timing: CaptureTiming,
 }
 
@@ -81,6 +93,10 @@ pub enum CaptureError {
     Screenshot { url: String, reason: String },
     #[error("{url}: page script failed: {reason}")]
     Script { url: String, reason: String },
+    #[error("{url}: the browser left the site prefix {prefix} and ended up at {landed}")]
+    OffPrefix { url: String, prefix: String, landed: String },
+    #[error("{url}: site option `{option}` needs DevTools passthrough, which this WebDriver endpoint lacks")]
+    Unsupported { url: String, option: &'static str },
     #[error("browser pool is shut down")]
     Closed,
     #[error("capture cancelled")]
@@ -90,7 +106,14 @@ pub enum CaptureError {
 impl CaptureError {
     /// Whether the session that produced this error should be considered dead and replaced.
     pub fn session_is_suspect(&self) -> bool {
-        !matches!(self, CaptureError::Closed | CaptureError::Cancelled | CaptureError::DriverNotFound { .. })
+        !matches!(
+            self,
+            CaptureError::Closed
+                | CaptureError::Cancelled
+                | CaptureError::DriverNotFound { .. }
+                | CaptureError::OffPrefix { .. }
+                | CaptureError::Unsupported { .. }
+        )
     }
 }
 

@@ -1,6 +1,7 @@
 //! One capture on one WebDriver session: exact viewport, navigation with a timeout, stabilisation
 //! (load, fonts, frozen animations, injected/hiding CSS), measurements, full-page PNG, rendered HTML.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -13,13 +14,13 @@ use url::Url;
 
 use super::{Capture, CaptureError, CaptureRequest, CaptureTiming, SelectorRects};
 use crate::config::Viewport;
-use crate::diff::Rect;
+use crate::crawl::links::normalize_url;
+use crate::diff::{decode_png, Rect};
 
 /// Extra time on top of the page timeout before we stop waiting for chromedriver's own answer.
 const NAVIGATION_GRACE: Duration = Duration::from_secs(5);
-/// Upper bound for the stabilisation script (load event, fonts, two frames) when the page
-/// timeout is longer.
-const MAX_SETTLE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Upper bound for the stabilisation script when the page timeout is longer.
+const MAX_SETTLE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Lower bound for the stabilisation and measurement scripts, however short the page timeout.
 const MIN_SCRIPT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bound on each WebDriver command that is not a navigation (scripts, screenshot, resize).
@@ -30,6 +31,19 @@ const MAX_SETTLE_ATTEMPTS: u32 = 3;
 const IMAGE_WAIT: Duration = Duration::from_secs(5);
 /// How long stabilisation waits for two animation frames before going on anyway.
 const FRAME_WAIT: Duration = Duration::from_millis(500);
+/// Network quiet: no request in flight and no resource finished for this long...
+const NETWORK_QUIET: Duration = Duration::from_millis(200);
+/// ...waited for at most this long.
+const NETWORK_QUIET_CAP: Duration = Duration::from_secs(3);
+/// Poll interval of the network-quiet wait.
+const NETWORK_POLL: Duration = Duration::from_millis(25);
+/// Most viewport-high scroll steps taken to trigger lazy content.
+const MAX_SCROLL_STEPS: u32 = 60;
+/// Page timers (`setTimeout`/`setInterval`) at least this long never fire: carousels, delayed
+/// banners and the like are photographed as they are at load (DevTools endpoints only).
+const LONG_TIMER: Duration = Duration::from_millis(1000);
+/// Most screenshots taken looking for two identical consecutive ones.
+pub const MAX_SHOTS: u32 = 4;
 /// How many stacked `alert()`s we dismiss before giving up.
 const MAX_DIALOGS: usize = 5;
 /// Device scale factor forced for byte-stable screenshots.
@@ -44,19 +58,102 @@ caret-color: transparent !important;\n  scroll-behavior: auto !important;\n}\n\
 html { scrollbar-width: none !important; }\n\
 ::-webkit-scrollbar { display: none !important; width: 0 !important; height: 0 !important; }\n";
 
-/// Waits for `load`, `document.fonts.ready` and images (lazy ones made eager; at most argument 1
-/// ms), applies the style sheet given as argument 0, cancels script-driven animations, blurs the
-/// focused element, scrolls to the top and waits two frames (at most argument 2 ms). Calls back `{ok: true}` or `{error: "..."}`.
-const SETTLE_JS: &str = r#"
-const [css, imageWaitMs, frameWaitMs] = arguments;
-const done = arguments[arguments.length - 1];
-const sleep = ms => new Promise(r => setTimeout(r, ms));
-(async () => {
-  if (document.readyState !== 'complete') {
-    await new Promise(r => window.addEventListener('load', r, { once: true }));
+/// Installed in every new document before the page's own scripts (DevTools
+/// `Page.addScriptToEvaluateOnNewDocument`; on W3C-only endpoints run right after navigation).
+/// Placeholders: `__PREFIX__` (JSON string: the site prefix), `__LONG_TIMER_MS__`.
+/// - Top-level navigations (script, meta refresh, form submit) outside the prefix are cancelled
+///   through the Navigation API and remembered in `__sitediff.blocked`; `window.open` returns null.
+/// - fetch/XHR in flight are counted (`__sitediff.inflight`) for the network-quiet wait.
+/// - Timers of `__LONG_TIMER_MS__` or more never fire; once `__sitediff.frozen` is set, the page's
+///   timer and animation-frame callbacks are held (not run), so script animation stops at the shot.
+const DOC_START_JS: &str = r#"(() => {
+  if (window.__sitediff) { return; }
+  const prefix = new URL(__PREFIX__), longMs = __LONG_TIMER_MS__;
+  const sd = window.__sitediff = { inflight: 0, frozen: false, blocked: [], held: 0, dropped: 0 };
+  const W = window, oST = W.setTimeout, oSI = W.setInterval, oRAF = W.requestAnimationFrame;
+  sd.setTimeout = oST.bind(W);
+  sd.raf = oRAF ? oRAF.bind(W) : (cb => oST.call(W, () => cb(performance.now()), 16));
+  const norm = s => s.replace(/%[0-9a-fA-F]{2}/g, m => {
+    const c = String.fromCharCode(parseInt(m.slice(1), 16));
+    return /[A-Za-z0-9\-._~]/.test(c) ? c : m.toUpperCase();
+  });
+  const allowed = u => {
+    let x;
+    try { x = new URL(u, location.href); } catch (e) { return false; }
+    if (x.protocol === 'about:' || x.protocol === 'javascript:') { return true; }
+    return x.protocol === prefix.protocol && x.host === prefix.host
+      && norm(x.pathname).startsWith(norm(prefix.pathname));
+  };
+  if (W === W.top) {
+    if (W.navigation && W.navigation.addEventListener) {
+      W.navigation.addEventListener('navigate', e => {
+        if (!allowed(e.destination.url) && e.cancelable) {
+          e.preventDefault();
+          if (sd.blocked.length < 20) { sd.blocked.push(String(e.destination.url)); }
+        }
+      });
+    }
+    W.open = () => null;
   }
-  if (document.fonts && document.fonts.ready) { await document.fonts.ready; }
-  // Lazy images below the fold would be missing (or half there) in a full-page shot.
+  const hold = fn => function (...a) {
+    if (sd.frozen) { sd.held++; return; }
+    return fn.apply(this, a);
+  };
+  W.setTimeout = function (fn, ms, ...a) {
+    if (typeof fn !== 'function') { return oST.call(W, fn, ms, ...a); }
+    if (Number(ms) >= longMs) { sd.dropped++; return oST.call(W, () => {}, 0); }
+    return oST.call(W, hold(fn), ms, ...a);
+  };
+  W.setInterval = function (fn, ms, ...a) {
+    if (typeof fn !== 'function') { return oSI.call(W, fn, ms, ...a); }
+    if (Number(ms) >= longMs) { sd.dropped++; return oST.call(W, () => {}, 0); }
+    return oSI.call(W, hold(fn), ms, ...a);
+  };
+  if (oRAF) {
+    W.requestAnimationFrame = function (cb) {
+      return oRAF.call(W, t => { if (sd.frozen) { sd.held++; return; } cb(t); });
+    };
+  }
+  if (W.fetch) {
+    const oFetch = W.fetch;
+    W.fetch = function (...a) {
+      sd.inflight++;
+      let p;
+      try { p = oFetch.apply(this, a); } catch (e) { sd.inflight--; throw e; }
+      const end = () => { sd.inflight--; };
+      p.then(end, end);
+      return p;
+    };
+  }
+  if (W.XMLHttpRequest) {
+    const oSend = W.XMLHttpRequest.prototype.send;
+    W.XMLHttpRequest.prototype.send = function (...a) {
+      sd.inflight++;
+      this.addEventListener('loadend', () => { sd.inflight--; }, { once: true });
+      try { return oSend.apply(this, a); } catch (e) { sd.inflight--; throw e; }
+    };
+  }
+})();"#;
+
+/// Waits for `load` and `document.fonts.ready`, makes lazy images eager, scrolls through the page
+/// (viewport by viewport, up to argument 5 px and argument 6 steps) to trigger lazy content and
+/// back, waits for images (at most argument 1 ms) and for network quiet (argument 3 ms without
+/// a request in flight or finishing, at most argument 4 ms, polled every argument 7 ms), then freezes: held page timers,
+/// the style sheet given as argument 0, cancelled animations, paused media, blurred focus (no
+/// caret), top of the page, two frames (at most argument 2 ms). Calls back `{ok: true, blocked}`
+/// or `{error: "..."}`.
+const SETTLE_JS: &str = r#"
+const [css, imageWaitMs, frameWaitMs, quietMs, quietCapMs, maxScroll, maxSteps, pollMs] = arguments;
+const done = arguments[arguments.length - 1];
+const sd = window.__sitediff || {};
+const st = sd.setTimeout || window.setTimeout.bind(window);
+const raf = sd.raf || window.requestAnimationFrame.bind(window);
+const sleep = ms => new Promise(r => st(r, ms));
+const frame = () => new Promise(r => raf(() => r()));
+const frames = () => Promise.race([frame().then(frame), sleep(frameWaitMs)]);
+const de = document.documentElement;
+const pageHeight = () => Math.max(de.scrollHeight, document.body ? document.body.scrollHeight : 0);
+const waitImages = async () => {
   const pending = [];
   for (const img of document.images) {
     if (img.loading === 'lazy') { img.loading = 'eager'; }
@@ -68,6 +165,42 @@ const sleep = ms => new Promise(r => setTimeout(r, ms));
     }
   }
   if (pending.length) { await Promise.race([Promise.all(pending), sleep(imageWaitMs)]); }
+};
+const networkQuiet = async () => {
+  let last = 0;
+  for (const e of performance.getEntriesByType('resource')) { last = Math.max(last, e.responseEnd || 0); }
+  let po = null;
+  try {
+    po = new PerformanceObserver(l => { for (const e of l.getEntries()) { last = Math.max(last, e.responseEnd || 0); } });
+    po.observe({ type: 'resource' });
+  } catch (e) {}
+  const t0 = performance.now();
+  while (performance.now() - t0 < quietCapMs) {
+    const busy = (sd.inflight || 0) > 0 || [...document.images].some(i => !i.complete);
+    if (!busy && performance.now() - last >= quietMs) { break; }
+    await sleep(pollMs);
+  }
+  if (po) { po.disconnect(); }
+};
+(async () => {
+  if (document.readyState !== 'complete') {
+    await new Promise(r => window.addEventListener('load', r, { once: true }));
+  }
+  if (document.fonts && document.fonts.ready) { await document.fonts.ready; }
+  for (const img of document.images) { if (img.loading === 'lazy') { img.loading = 'eager'; } }
+  // Lazy content (IntersectionObserver, scroll handlers) appears only when scrolled into view.
+  const vh = Math.max(1, window.innerHeight);
+  let steps = 0;
+  while (steps < maxSteps && (steps + 1) * vh < Math.min(pageHeight(), maxScroll)) {
+    steps++;
+    window.scrollTo(0, steps * vh);
+    await frames();
+  }
+  if (steps > 0) { window.scrollTo(0, 0); await frames(); }
+  await waitImages();
+  await networkQuiet();
+  if (document.fonts && document.fonts.ready) { await document.fonts.ready; }
+  sd.frozen = true;
   const style = document.createElement('style');
   style.setAttribute('data-sitediff', '');
   style.textContent = css;
@@ -80,8 +213,7 @@ const sleep = ms => new Promise(r => setTimeout(r, ms));
     document.activeElement.blur();
   }
   window.scrollTo(0, 0);
-  const frame = () => new Promise(r => requestAnimationFrame(() => r()));
-  await Promise.race([frame().then(frame), sleep(frameWaitMs)]);
+  await frames();
   if (document.fonts && document.fonts.ready) { await document.fonts.ready; }
   window.__sitediffSettled = true;
   done({ ok: true });
@@ -108,9 +240,13 @@ for (const s of sels) {
 return { height, settled: window.__sitediffSettled === true, masks, title: document.title };
 "#;
 
-/// The rendered DOM, the document's URL, and whether the settle script ran on this document.
+/// The rendered DOM, the document's URL, whether the settle script ran on this document, and the
+/// navigations the guard refused.
 const HTML_JS: &str = "return { settled: window.__sitediffSettled === true, url: location.href, \
-    html: document.documentElement ? document.documentElement.outerHTML : '' };";
+    html: document.documentElement ? document.documentElement.outerHTML : '', \
+    blocked: (window.__sitediff && window.__sitediff.blocked) || [] };";
+/// The document's URL (where the browser ended up after navigating).
+const LOCATION_JS: &str = "return location.href;";
 const INNER_SIZE_JS: &str = "return [window.innerWidth, window.innerHeight];";
 
 /// A chromedriver DevTools command sent through `POST /session/{id}/goog/cdp/execute`.
@@ -130,6 +266,25 @@ impl WebDriverCompatibleCommand for Cdp {
     }
 }
 
+/// W3C "Add Cookie" for the current document's host. fantoccini sends an unset domain as `null`,
+/// which chromedriver refuses, and a set domain fails for IP hosts: this omits the key.
+#[derive(Debug)]
+struct W3cAddCookie {
+    name: String,
+    value: String,
+}
+
+impl WebDriverCompatibleCommand for W3cAddCookie {
+    fn endpoint(&self, base_url: &Url, session_id: Option<&str>) -> Result<Url, url::ParseError> {
+        base_url.join(&format!("session/{}/cookie", session_id.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _request_url: &Url) -> (http::Method, Option<String>) {
+        let body = json!({ "cookie": { "name": self.name, "value": self.value, "path": "/" } });
+        (http::Method::POST, Some(body.to_string()))
+    }
+}
+
 /// Whether the endpoint can pass DevTools commands through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CdpSupport {
@@ -140,6 +295,19 @@ pub enum CdpSupport {
     No,
 }
 
+/// DevTools state set on a session for the site it served last (it persists across pages).
+#[derive(Debug, Default)]
+struct SessionSetup {
+    /// The prefix the installed document-start script guards, and the script's id.
+    guard: Option<(String, String)>,
+    user_agent: Option<String>,
+    network_enabled: bool,
+    headers: Vec<(String, String)>,
+    block_urls: Vec<String>,
+    /// W3C fallback: origins whose cookies were added to the jar.
+    cookie_origins: HashSet<String>,
+}
+
 /// One WebDriver session plus what we already set up on it.
 #[derive(Debug)]
 pub struct BrowserSession {
@@ -147,11 +315,18 @@ pub struct BrowserSession {
     cdp: CdpSupport,
     viewport: Option<Viewport>,
     page_timeout: Option<Duration>,
+    setup: SessionSetup,
 }
 
 impl BrowserSession {
     pub fn new(client: Client) -> BrowserSession {
-        BrowserSession { client, cdp: CdpSupport::Unknown, viewport: None, page_timeout: None }
+        BrowserSession {
+            client,
+            cdp: CdpSupport::Unknown,
+            viewport: None,
+            page_timeout: None,
+            setup: SessionSetup::default(),
+        }
     }
 
     /// Whether DevTools passthrough works on this session (known after the first capture).
@@ -214,23 +389,52 @@ pub async fn capture_page(
         bounded(session.client.update_timeouts(t)).await.map_err(script_err)?;
         session.page_timeout = Some(opts.page_timeout);
     }
+    // Navigation guard, user agent, headers, blocked URLs, cookies: before the page loads.
+    prepare(session, req).await?;
 
     // Navigate.
     let t0 = Instant::now();
     navigate(session, req).await?;
+    if session.cdp != CdpSupport::Yes {
+        // W3C-only: cookies need a document of their origin; the guard cannot run before the page.
+        if w3c_add_cookies(session, req).await? {
+            navigate(session, req).await?;
+        }
+        install_guard_late(session, req).await?;
+    }
+    check_location(session, req, settle_timeout).await?;
     let navigate_ms = elapsed_ms(t0);
 
-    // Stabilise, measure, shoot. A page that navigates on its own (script or meta refresh) after
-    // load is settled again on its new document, a bounded number of times.
-    let css = page_css(&opts.inject_css, &opts.hide_selectors);
+    // Stabilise, measure, shoot. A page that navigates on its own (inside the prefix) after load is
+    // settled again on its new document, a bounded number of times.
+    let css = page_css(&opts.inject_css, &opts.hide_selectors, &opts.remove_selectors);
     let mut attempt = 0;
     loop {
         attempt += 1;
         let last = attempt >= MAX_SETTLE_ATTEMPTS;
         let t1 = Instant::now();
+        if !opts.inject_js.is_empty() {
+            match run_script(session, url, settle_timeout, |c| c.execute(&opts.inject_js, vec![])).await {
+                Err(CaptureError::Script { reason, .. }) => {
+                    return Err(CaptureError::Script {
+                        url: url.to_string(),
+                        reason: format!("inject_js: {reason}"),
+                    })
+                }
+                other => other?,
+            };
+        }
         let settled = run_script(session, url, settle_timeout, |c| {
-            let args =
-                vec![json!(css), json!(IMAGE_WAIT.as_millis() as u64), json!(FRAME_WAIT.as_millis() as u64)];
+            let args = vec![
+                json!(css),
+                json!(ms(IMAGE_WAIT)),
+                json!(ms(FRAME_WAIT)),
+                json!(ms(NETWORK_QUIET)),
+                json!(ms(NETWORK_QUIET_CAP)),
+                json!(opts.max_height),
+                json!(MAX_SCROLL_STEPS),
+                json!(ms(NETWORK_POLL)),
+            ];
             c.execute_async(SETTLE_JS, args)
         })
         .await;
@@ -274,8 +478,34 @@ pub async fn capture_page(
             .collect();
         let settle_ms = elapsed_ms(t1);
 
+        // Shots until two consecutive ones are identical (bounded).
         let t2 = Instant::now();
-        let png = screenshot(session, req, width, height).await?;
+        let mut png = screenshot(session, req, width, height).await?;
+        let mut shots = 1;
+        let mut unstable: Option<(u64, Rect)> = None;
+        let mut changed_bounds: Option<Rect> = None;
+        while shots < MAX_SHOTS {
+            let next = screenshot(session, req, width, height).await?;
+            shots += 1;
+            let prev = std::mem::replace(&mut png, next);
+            let cur = png.clone();
+            let diff = tokio::task::spawn_blocking(move || shot_difference(&prev, &cur))
+                .await
+                .map_err(|e| CaptureError::Screenshot { url: url.to_string(), reason: e.to_string() })?;
+            match diff {
+                None => {
+                    unstable = None;
+                    break;
+                }
+                Some((pixels, rect)) => {
+                    changed_bounds = Some(match changed_bounds {
+                        Some(b) => union_rect(b, rect),
+                        None => rect,
+                    });
+                    unstable = Some((pixels, rect));
+                }
+            }
+        }
         let (png_width, png_height) = png_size(&png)
             .ok_or_else(|| CaptureError::Screenshot { url: url.to_string(), reason: "not a PNG".into() })?;
         let screenshot_ms = elapsed_ms(t2);
@@ -290,6 +520,13 @@ pub async fn capture_page(
             Some(u) => u,
             None => bounded(session.client.current_url()).await.map_err(script_err)?,
         };
+        let final_url = without_credentials(&final_url);
+        ensure_in_scope(req, &final_url)?;
+        let blocked_navigations = after
+            .get("blocked")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .unwrap_or_default();
         let title = Some(measure.title).filter(|t| !t.is_empty());
 
         return Ok(Capture {
@@ -301,9 +538,210 @@ pub async fn capture_page(
             final_url,
             mask_rects,
             truncated,
-            timing: CaptureTiming { navigate_ms, settle_ms, screenshot_ms },
+            unstable_area: unstable.map(|(pixels, _)| pixels),
+            unstable_rect: unstable.and(changed_bounds),
+            blocked_navigations,
+            timing: CaptureTiming { navigate_ms, settle_ms, screenshot_ms, shots },
         });
     }
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The document-start script for a site prefix.
+pub fn doc_start_js(prefix: &Url) -> String {
+    DOC_START_JS
+        .replace("__PREFIX__", &json!(prefix.as_str()).to_string())
+        .replace("__LONG_TIMER_MS__", &ms(LONG_TIMER).to_string())
+}
+
+/// Session state for this request's site: navigation guard, user agent, extra headers, blocked
+/// URLs (DevTools), cookies. On a W3C-only endpoint the DevTools-only options are refused.
+async fn prepare(session: &mut BrowserSession, req: &CaptureRequest) -> Result<(), CaptureError> {
+    let url = req.url.as_str();
+    let opts = &req.options;
+    let script_err = |e: CmdError| CaptureError::Script { url: url.to_string(), reason: e.to_string() };
+    if session.cdp != CdpSupport::Yes {
+        let unsupported = |option| CaptureError::Unsupported { url: url.to_string(), option };
+        if !opts.headers.is_empty() {
+            return Err(unsupported("headers"));
+        }
+        if !opts.block_urls.is_empty() {
+            return Err(unsupported("block_urls"));
+        }
+        if opts.user_agent.is_some() {
+            return Err(unsupported("user_agent"));
+        }
+        return Ok(());
+    }
+    let prefix = req.scope.prefix();
+    if session.setup.guard.as_ref().map(|(p, _)| p.as_str()) != Some(prefix.as_str()) {
+        if let Some((_, id)) = session.setup.guard.take() {
+            session
+                .cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", json!({ "identifier": id }))
+                .await
+                .map_err(script_err)?;
+        }
+        let v = session
+            .cdp_cmd("Page.addScriptToEvaluateOnNewDocument", json!({ "source": doc_start_js(prefix) }))
+            .await
+            .map_err(script_err)?;
+        let id = v.get("identifier").and_then(Value::as_str).unwrap_or_default().to_string();
+        session.setup.guard = Some((prefix.to_string(), id));
+    }
+    if session.setup.user_agent != opts.user_agent {
+        // An empty user agent removes the override.
+        let ua = opts.user_agent.clone().unwrap_or_default();
+        session
+            .cdp_cmd("Emulation.setUserAgentOverride", json!({ "userAgent": ua }))
+            .await
+            .map_err(script_err)?;
+        session.setup.user_agent = opts.user_agent.clone();
+    }
+    if session.setup.headers != opts.headers || session.setup.block_urls != opts.block_urls {
+        if !session.setup.network_enabled {
+            // Extra headers and URL blocking only act with the Network domain enabled.
+            session.cdp_cmd("Network.enable", json!({})).await.map_err(script_err)?;
+            session.setup.network_enabled = true;
+        }
+        let headers: serde_json::Map<String, Value> =
+            opts.headers.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+        session
+            .cdp_cmd("Network.setExtraHTTPHeaders", json!({ "headers": headers }))
+            .await
+            .map_err(script_err)?;
+        session
+            .cdp_cmd("Network.setBlockedURLs", json!({ "urls": opts.block_urls }))
+            .await
+            .map_err(script_err)?;
+        session.setup.headers = opts.headers.clone();
+        session.setup.block_urls = opts.block_urls.clone();
+    }
+    if !opts.cookies.is_empty() {
+        let cookies: Vec<Value> = opts
+            .cookies
+            .iter()
+            .map(|c| json!({ "name": c.name, "value": c.value, "url": req.scope.prefix().as_str() }))
+            .collect();
+        session.cdp_cmd("Network.setCookies", json!({ "cookies": cookies })).await.map_err(script_err)?;
+    }
+    Ok(())
+}
+
+/// W3C fallback for cookies: add them once per origin, on a document of that origin. Returns
+/// whether they were just added (the page must then be loaded again to send them).
+async fn w3c_add_cookies(session: &mut BrowserSession, req: &CaptureRequest) -> Result<bool, CaptureError> {
+    let opts = &req.options;
+    let origin = req.url.origin().ascii_serialization();
+    if opts.cookies.is_empty() || session.setup.cookie_origins.contains(&origin) {
+        return Ok(false);
+    }
+    for c in &opts.cookies {
+        let cmd = W3cAddCookie { name: c.name.clone(), value: c.value.clone() };
+        bounded(session.client.issue_cmd(cmd)).await.map_err(|e| CaptureError::Script {
+            url: req.url.to_string(),
+            reason: format!("cookie {}: {e}", c.name),
+        })?;
+    }
+    session.setup.cookie_origins.insert(origin);
+    Ok(true)
+}
+
+/// W3C fallback for the navigation guard: installed once the page has loaded (navigations the
+/// page starts during its load are caught only by the location checks).
+async fn install_guard_late(session: &BrowserSession, req: &CaptureRequest) -> Result<(), CaptureError> {
+    let js = doc_start_js(req.scope.prefix());
+    run_script(session, req.url.as_str(), MIN_SCRIPT_TIMEOUT, |c| c.execute(&js, vec![])).await.map(|_| ())
+}
+
+/// Where the browser is now must be inside the prefix (a redirect may have taken it out).
+async fn check_location(
+    session: &BrowserSession,
+    req: &CaptureRequest,
+    timeout: Duration,
+) -> Result<(), CaptureError> {
+    let here = run_script(session, req.url.as_str(), timeout, |c| c.execute(LOCATION_JS, vec![])).await?;
+    match here.as_str().and_then(|u| Url::parse(u).ok()) {
+        // Chromium shows `chrome-error://chromewebdata/` when a load fails (e.g. auth refused).
+        Some(u) if !matches!(u.scheme(), "http" | "https") => Err(CaptureError::Navigate {
+            url: req.url.to_string(),
+            reason: format!("the browser shows an error page ({u})"),
+        }),
+        Some(u) => ensure_in_scope(req, &without_credentials(&u)),
+        None => Ok(()),
+    }
+}
+
+fn ensure_in_scope(req: &CaptureRequest, landed: &Url) -> Result<(), CaptureError> {
+    if req.scope.contains(&normalize_url(landed)) {
+        Ok(())
+    } else {
+        Err(CaptureError::OffPrefix {
+            url: req.url.to_string(),
+            prefix: req.scope.prefix().to_string(),
+            landed: landed.to_string(),
+        })
+    }
+}
+
+/// `u` without user name and password.
+fn without_credentials(u: &Url) -> Url {
+    let mut u = u.clone();
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    u
+}
+
+/// The URL the browser is sent to: with basic auth credentials when configured (the browser then
+/// answers the origin's auth challenges, for that origin only).
+fn navigation_url(req: &CaptureRequest) -> Url {
+    let mut u = req.url.clone();
+    if let Some(auth) = &req.options.basic_auth {
+        let _ = u.set_username(&auth.user);
+        let _ = u.set_password(Some(&auth.password));
+    }
+    u
+}
+
+/// Pixels that differ between two PNG shots and their bounding box; `None` when identical.
+/// Shots that cannot be decoded or differ in size count as changed everywhere.
+pub fn shot_difference(a: &[u8], b: &[u8]) -> Option<(u64, Rect)> {
+    if a == b {
+        return None;
+    }
+    let (Ok(ia), Ok(ib)) = (decode_png(a, "shot"), decode_png(b, "shot")) else {
+        let (w, h) = png_size(b).unwrap_or((0, 0));
+        return Some((u64::from(w) * u64::from(h), Rect { x: 0, y: 0, width: w, height: h }));
+    };
+    if (ia.width, ia.height) != (ib.width, ib.height) {
+        let (w, h) = (ia.width.max(ib.width), ia.height.max(ib.height));
+        return Some((u64::from(w) * u64::from(h), Rect { x: 0, y: 0, width: w, height: h }));
+    }
+    let w = ia.width as usize;
+    let (mut n, mut x0, mut y0, mut x1, mut y1) = (0u64, usize::MAX, usize::MAX, 0usize, 0usize);
+    for (i, (pa, pb)) in ia.data.chunks_exact(4).zip(ib.data.chunks_exact(4)).enumerate() {
+        if pa != pb {
+            let (x, y) = (i % w, i / w);
+            n += 1;
+            x0 = x0.min(x);
+            y0 = y0.min(y);
+            x1 = x1.max(x);
+            y1 = y1.max(y);
+        }
+    }
+    (n > 0).then(|| {
+        (n, Rect { x: x0 as u32, y: y0 as u32, width: (x1 - x0 + 1) as u32, height: (y1 - y0 + 1) as u32 })
+    })
+}
+
+fn union_rect(a: Rect, b: Rect) -> Rect {
+    let x = a.x.min(b.x);
+    let y = a.y.min(b.y);
+    let right = (a.x + a.width).max(b.x + b.width);
+    let bottom = (a.y + a.height).max(b.y + b.height);
+    Rect { x, y, width: right - x, height: bottom - y }
 }
 
 /// What [`MEASURE_JS`] returns.
@@ -360,7 +798,8 @@ async fn navigate(session: &mut BrowserSession, req: &CaptureRequest) -> Result<
     let url = req.url.as_str();
     let timeout = req.options.page_timeout;
     let timed_out = || CaptureError::Timeout { url: url.to_string(), timeout };
-    let nav = tokio::time::timeout(timeout + NAVIGATION_GRACE, session.client.goto(url)).await;
+    let target = navigation_url(req);
+    let nav = tokio::time::timeout(timeout + NAVIGATION_GRACE, session.client.goto(target.as_str())).await;
     match nav {
         Err(_) => Err(timed_out()),
         Ok(Ok(())) => Ok(()),
@@ -441,15 +880,19 @@ async fn screenshot(
     shot
 }
 
-/// The CSS injected before the shot: freezing rules, the site's CSS, then hiding rules.
-pub fn page_css(inject_css: &str, hide_selectors: &[String]) -> String {
+/// The CSS injected before the shot: freezing rules, the site's CSS, then hiding and removing rules.
+pub fn page_css(inject_css: &str, hide_selectors: &[String], remove_selectors: &[String]) -> String {
     let mut css = String::from(FREEZE_CSS);
     css.push_str(inject_css);
     css.push('\n');
+    // One rule per selector: an invalid selector only drops its own rule.
     for sel in hide_selectors {
-        // One rule per selector: an invalid selector only drops its own rule.
         css.push_str(sel);
         css.push_str(" { visibility: hidden !important; }\n");
+    }
+    for sel in remove_selectors {
+        css.push_str(sel);
+        css.push_str(" { display: none !important; }\n");
     }
     css
 }
@@ -544,10 +987,11 @@ mod tests {
 
     #[test]
     fn page_css_has_one_rule_per_hidden_selector() {
-        let css = page_css("body{color:red}", &[".a".into(), "#b > c".into()]);
+        let css = page_css("body{color:red}", &[".a".into(), "#b > c".into()], &[".gone".into()]);
         assert!(css.starts_with(FREEZE_CSS));
         assert!(css.contains("body{color:red}"));
         assert!(css.contains(".a { visibility: hidden !important; }\n"));
         assert!(css.contains("#b > c { visibility: hidden !important; }\n"));
+        assert!(css.contains(".gone { display: none !important; }\n"));
     }
 }

@@ -378,6 +378,8 @@ async fn close_session(session: BrowserSession) {
 pub fn capabilities(cfg: &BrowserConfig, spawned: bool) -> serde_json::Map<String, Value> {
     let mut chrome = serde_json::Map::new();
     chrome.insert("args".into(), json!(CHROMIUM_ARGS));
+    // chromedriver turns the popup blocker off by default; keep it on so pages cannot open windows.
+    chrome.insert("excludeSwitches".into(), json!(["disable-popup-blocking"]));
     let binary = match (&cfg.chromium, spawned) {
         (Some(p), _) => Some(p.clone()),
         (None, true) => Some(PathBuf::from(DEFAULT_CHROMIUM)).filter(|p| Path::new(p).is_file()),
@@ -428,6 +430,7 @@ mod tests {
         assert!(args.iter().any(|a| a == "--headless=new"));
         assert!(args.iter().any(|a| a == "--no-sandbox"));
         assert_eq!(caps["goog:chromeOptions"]["binary"], "/opt/chrome");
+        assert_eq!(caps["goog:chromeOptions"]["excludeSwitches"][0], "disable-popup-blocking");
         let remote = capabilities(&cfg(None), false);
         assert!(remote["goog:chromeOptions"].get("binary").is_none());
     }

@@ -80,8 +80,16 @@ enum Fetched {
     Error { url: Url, status: Option<u16>, reason: String },
 }
 
-/// Build the HTTP client for one crawl: redirects followed only inside the scope.
-pub fn http_client(site: &str, scope: &Scope, timeout: Duration) -> Result<reqwest::Client, CrawlError> {
+/// Build the HTTP client for one crawl: redirects followed only inside the scope; the site's
+/// extra headers, cookies, basic auth and user agent sent with every request (all of them stay
+/// inside the prefix).
+pub fn http_client(
+    site: &str,
+    scope: &Scope,
+    timeout: Duration,
+    opts: &crate::config::CaptureOptions,
+) -> Result<reqwest::Client, CrawlError> {
+    let client_err = |reason: String| CrawlError::Client { site: site.to_string(), reason };
     let scope = scope.clone();
     let policy = reqwest::redirect::Policy::custom(move |attempt| {
         if attempt.previous().len() >= MAX_REDIRECTS {
@@ -92,13 +100,46 @@ pub fn http_client(site: &str, scope: &Scope, timeout: Duration) -> Result<reqwe
             attempt.stop()
         }
     });
+    let headers = request_headers(opts).map_err(client_err)?;
+    let user_agent = opts.user_agent.clone().unwrap_or_else(|| DEFAULT_USER_AGENT.to_string());
     reqwest::Client::builder()
         .redirect(policy)
         .timeout(timeout)
         .connect_timeout(timeout)
-        .user_agent(concat!("sitediff/", env!("CARGO_PKG_VERSION")))
+        .user_agent(user_agent)
+        .default_headers(headers)
         .build()
-        .map_err(|e| CrawlError::Client { site: site.to_string(), reason: e.to_string() })
+        .map_err(|e| client_err(e.to_string()))
+}
+
+/// User agent of discovery requests when the site sets none.
+const DEFAULT_USER_AGENT: &str = concat!("sitediff/", env!("CARGO_PKG_VERSION"));
+
+/// The headers discovery sends with every request: the site's `headers`, `cookies` and
+/// `basic_auth`.
+pub fn request_headers(opts: &crate::config::CaptureOptions) -> Result<http::HeaderMap, String> {
+    use base64::Engine;
+    use http::header::{HeaderName, HeaderValue, AUTHORIZATION, COOKIE};
+    let mut map = http::HeaderMap::new();
+    for (k, v) in &opts.headers {
+        let name = HeaderName::from_bytes(k.as_bytes()).map_err(|e| format!("header {k:?}: {e}"))?;
+        let value = HeaderValue::from_str(v).map_err(|e| format!("header {k:?}: {e}"))?;
+        map.insert(name, value);
+    }
+    if !opts.cookies.is_empty() {
+        let text: Vec<String> = opts.cookies.iter().map(|c| format!("{}={}", c.name, c.value)).collect();
+        let value = HeaderValue::from_str(&text.join("; ")).map_err(|e| format!("cookies: {e}"))?;
+        map.insert(COOKIE, value);
+    }
+    if let Some(auth) = &opts.basic_auth {
+        let token =
+            base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", auth.user, auth.password));
+        let mut value =
+            HeaderValue::from_str(&format!("Basic {token}")).map_err(|e| format!("basic_auth: {e}"))?;
+        value.set_sensitive(true);
+        map.insert(AUTHORIZATION, value);
+    }
+    Ok(map)
 }
 
 async fn fetch(client: &reqwest::Client, url: &Url) -> Fetched {
@@ -282,6 +323,26 @@ pub async fn discover(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_headers_carry_headers_cookies_and_basic_auth() {
+        use crate::config::{BasicAuth, CaptureOptions, Cookie};
+        let opts = CaptureOptions {
+            headers: vec![("X-Env".into(), "staging".into())],
+            cookies: vec![
+                Cookie { name: "a".into(), value: "1".into() },
+                Cookie { name: "b".into(), value: "2".into() },
+            ],
+            basic_auth: Some(BasicAuth { user: "u".into(), password: "pw".into() }),
+            ..CaptureOptions::default()
+        };
+        let h = request_headers(&opts).unwrap();
+        assert_eq!(h["x-env"], "staging");
+        assert_eq!(h["cookie"], "a=1; b=2");
+        assert_eq!(h["authorization"], "Basic dTpwdw==");
+        assert!(h["authorization"].is_sensitive());
+        assert!(request_headers(&CaptureOptions::default()).unwrap().is_empty());
+    }
 
     #[test]
     fn error_chain_joins_sources() {

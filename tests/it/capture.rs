@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use sitediff::capture::{BrowserPool, Capture, CaptureError, CaptureRequest, Capturer};
 use sitediff::config::{BrowserConfig, CaptureOptions, Viewport, WebDriverEndpoint};
+use sitediff::crawl::links::Scope;
 use sitediff::diff::{decode_png, Rect, RgbaImage};
 use tokio_util::sync::CancellationToken;
 use url::Url;
@@ -30,19 +31,17 @@ fn browser_cfg(sessions: usize) -> BrowserConfig {
 }
 
 fn options() -> CaptureOptions {
-    CaptureOptions {
-        hide_selectors: vec![],
-        mask_selectors: vec![],
-        inject_css: String::new(),
-        page_timeout: Duration::from_secs(30),
-        max_height: 30_000,
-    }
+    CaptureOptions { page_timeout: Duration::from_secs(30), max_height: 30_000, ..CaptureOptions::default() }
 }
 
+/// A request whose site prefix is the URL's origin (`/`).
 fn request(url: &str, width: u32, height: u32, options: CaptureOptions) -> CaptureRequest {
+    let url = Url::parse(url).unwrap();
+    let scope = Scope::new(&url.join("/").unwrap());
     CaptureRequest {
         site: "test".into(),
-        url: Url::parse(url).unwrap(),
+        url,
+        scope,
         viewport: Viewport { width, height },
         options: Arc::new(options),
     }
@@ -527,6 +526,25 @@ async fn remote_w3c_only_endpoint_uses_window_resize_fallbacks() {
     // The viewport is restored for the next page.
     let c = pool.capture(request(&srv.url("/tall"), 800, 600, options())).await.unwrap();
     assert_eq!(c.title.as_deref(), Some("800x600"));
+    // W3C fallbacks: cookies through the cookie jar, off-prefix navigation still refused (guard
+    // installed after load), DevTools-only options refused with a clear error.
+    srv.set("/cookie", Response::html("<script>document.title = document.cookie</script>"));
+    let opts = CaptureOptions {
+        cookies: vec![sitediff::config::Cookie { name: "k".into(), value: "v".into() }],
+        ..options()
+    };
+    let c = pool.capture(request(&srv.url("/cookie"), 800, 600, opts)).await.unwrap();
+    assert_eq!(c.title.as_deref(), Some("k=v"));
+    srv.set("/late", page("<script>setTimeout(() => location.href = '/x/late.html', 300)</script>"));
+    srv.set("/x/late.html", page("<h1>trap</h1>"));
+    let mut req = request(&srv.url("/late"), 800, 600, options());
+    req.scope = Scope::new(&Url::parse(&srv.url("/")).unwrap().join("/late").unwrap());
+    let c = pool.capture(req).await.unwrap();
+    assert_eq!(c.blocked_navigations.len(), 1, "{:?}", c.blocked_navigations);
+    assert!(!srv.hits().iter().any(|h| h == "/x/late.html"));
+    let opts = CaptureOptions { headers: vec![("X-A".into(), "b".into())], ..options() };
+    let err = pool.capture(request(&srv.url("/tall"), 800, 600, opts)).await.unwrap_err();
+    assert!(matches!(err, CaptureError::Unsupported { option: "headers", .. }), "{err:?}");
     pool.shutdown().await;
     driver.kill();
 }
@@ -663,5 +681,290 @@ async fn refused_connection_is_a_navigation_error_and_keeps_the_session() {
     assert_eq!(c.title.as_deref(), Some("ok"));
     let stats = pool.stats();
     assert_eq!((stats.sessions_started, stats.sessions_replaced, stats.page_retries), (1, 0, 0), "{stats:?}");
+    pool.shutdown().await;
+}
+
+/// A request for a site whose prefix is `/p/` on the fixture server.
+fn scoped_request(srv: &FixtureServer, path: &str, options: CaptureOptions) -> CaptureRequest {
+    let url = Url::parse(&srv.url(path)).unwrap();
+    let scope = Scope::new(&Url::parse(&srv.url("/p/")).unwrap());
+    CaptureRequest {
+        site: "test".into(),
+        url,
+        scope,
+        viewport: Viewport { width: 640, height: 480 },
+        options: Arc::new(options),
+    }
+}
+
+#[tokio::test]
+async fn pages_cannot_navigate_the_browser_outside_the_prefix() {
+    let _g = serial().await;
+    let srv = FixtureServer::start().await;
+    let traps =
+        ["/x/loc.html", "/x/meta.html", "/x/form.html", "/x/open.html", "/x/late.html", "/x/top.html"];
+    for t in traps {
+        srv.set(t, Response::html("<h1>trap</h1>"));
+    }
+    srv.set("/p/loc", page("<h1>loc</h1><script>location.href = '/x/loc.html'</script>"));
+    srv.set("/p/meta", page("<meta http-equiv=refresh content='0;url=/x/meta.html'><h1>meta</h1>"));
+    srv.set("/p/form", page("<form id=f action='/x/form.html'></form><script>f.submit()</script>"));
+    srv.set(
+        "/p/open",
+        page("<script>window.open('/x/open.html'); window.open('/x/open.html', '_self')</script>"),
+    );
+    srv.set("/p/late", page("<script>setTimeout(() => location.replace('/x/late.html'), 50)</script>"));
+    srv.set(
+        "/p/frame",
+        page("<iframe srcdoc=\"<script>top.location.href = '/x/top.html'</script>\"></iframe>"),
+    );
+    srv.set("/p/inside", page("<script>location.href = '/p/target'</script>"));
+    srv.set("/p/target", Response::html("<title>target</title><h1>target</h1>"));
+    let pool = pool(1).await;
+    for p in ["/p/loc", "/p/meta", "/p/form", "/p/open", "/p/late", "/p/frame"] {
+        let c = pool.capture(scoped_request(&srv, p, options())).await.unwrap_or_else(|e| panic!("{p}: {e}"));
+        assert_eq!(c.final_url.as_str(), srv.url(p), "{p}");
+        if p != "/p/open" {
+            assert_eq!(c.blocked_navigations.len(), 1, "{p}: {:?}", c.blocked_navigations);
+            assert!(c.blocked_navigations[0].contains("/x/"), "{p}: {:?}", c.blocked_navigations);
+        }
+    }
+    // Navigation inside the prefix is allowed.
+    let c = pool.capture(scoped_request(&srv, "/p/inside", options())).await.unwrap();
+    assert_eq!(c.final_url.as_str(), srv.url("/p/target"));
+    assert_eq!(c.title.as_deref(), Some("target"));
+    let hits = srv.hits();
+    assert!(!hits.iter().any(|h| h.starts_with("/x/")), "the browser left the prefix: {hits:?}");
+    assert_eq!(pool.stats().sessions_started, 1, "no extra window or session");
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn redirect_outside_the_prefix_is_a_capture_error_naming_it() {
+    let _g = serial().await;
+    let srv = FixtureServer::start().await;
+    srv.set("/p/away", Response::redirect("/x/landing.html"));
+    srv.set("/x/landing.html", Response::html("<h1>elsewhere</h1>"));
+    let pool = pool(1).await;
+    let err = pool.capture(scoped_request(&srv, "/p/away", options())).await.unwrap_err();
+    assert!(matches!(err, CaptureError::OffPrefix { .. }), "{err:?}");
+    assert!(err.to_string().contains(&srv.url("/x/landing.html")), "{err}");
+    // The session is kept: it is the page's fault.
+    srv.set("/p/ok", Response::html("<title>ok</title>"));
+    assert_eq!(
+        pool.capture(scoped_request(&srv, "/p/ok", options())).await.unwrap().title.as_deref(),
+        Some("ok")
+    );
+    assert_eq!(pool.stats().sessions_started, 1);
+    pool.shutdown().await;
+}
+
+/// A server that (when `require_auth`) demands basic auth `me:pw` and records each request's
+/// target and headers (lower-cased names). `routes` maps targets to bodies and content types; the
+/// rest answer 404.
+async fn recording_server(
+    routes: Vec<(&'static str, Vec<u8>, &'static str)>,
+    require_auth: bool,
+) -> (String, Arc<std::sync::Mutex<Vec<(String, Vec<(String, String)>)>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let log: Arc<std::sync::Mutex<Vec<(String, Vec<(String, String)>)>>> = Arc::default();
+    let (log2, routes) = (log.clone(), Arc::new(routes));
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else { break };
+            let (log, routes) = (log2.clone(), routes.clone());
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&buf).to_string();
+                let target = text.split_whitespace().nth(1).unwrap_or("/").to_string();
+                let headers: Vec<(String, String)> = text
+                    .lines()
+                    .skip(1)
+                    .filter_map(|l| l.split_once(':'))
+                    .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+                    .collect();
+                let authorised = !require_auth
+                    || headers.iter().any(|(k, v)| k == "authorization" && v == "Basic bWU6cHc=");
+                log.lock().unwrap().push((target.clone(), headers));
+                let (status, ctype, body) = match routes.iter().find(|(t, _, _)| *t == target) {
+                    _ if !authorised => {
+                        ("401 X\r\nWWW-Authenticate: Basic realm=\"t\"", "text/html", b"no".to_vec())
+                    }
+                    Some((_, body, ctype)) => ("200 X", *ctype, body.clone()),
+                    None => ("404 X", "text/html", b"missing".to_vec()),
+                };
+                let head = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = sock.write_all(head.as_bytes()).await;
+                let _ = sock.write_all(&body).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    (base, log)
+}
+
+#[tokio::test]
+async fn site_options_reach_the_browser() {
+    use sitediff::config::{BasicAuth, Cookie};
+    let _g = serial().await;
+    let html = "<!doctype html><html><head><title>t</title><style>html,body{margin:0;background:#fff}</style></head><body>\
+        <div class=banner style='height:100px;background:#f00'></div>\
+        <div id=box style='width:100px;height:100px;background:#fff'></div>\
+        <img src='/p/ads/pixel.png' width=10 height=10>\
+        <script>document.title = navigator.userAgent + '|' + document.cookie</script></body></html>";
+    let (base, log) = recording_server(
+        vec![
+            ("/p/opts", html.as_bytes().to_vec(), "text/html"),
+            ("/p/ads/pixel.png", solid_png(10, 10, RED), "image/png"),
+        ],
+        true,
+    )
+    .await;
+    let pool = pool(1).await;
+    let opts = CaptureOptions {
+        headers: vec![("X-Env".into(), "staging".into())],
+        cookies: vec![Cookie { name: "consent".into(), value: "yes".into() }],
+        basic_auth: Some(BasicAuth { user: "me".into(), password: "pw".into() }),
+        user_agent: Some("sitediff-test-agent".into()),
+        block_urls: vec!["*/ads/*".into()],
+        remove_selectors: vec![".banner".into()],
+        inject_js: "document.getElementById('box').style.background = '#00f'".into(),
+        ..options()
+    };
+    let url = Url::parse(&format!("{base}/p/opts")).unwrap();
+    let req = CaptureRequest {
+        site: "test".into(),
+        url: url.clone(),
+        scope: Scope::new(&Url::parse(&format!("{base}/p/")).unwrap()),
+        viewport: Viewport { width: 640, height: 480 },
+        options: Arc::new(opts),
+    };
+    let c = pool.capture(req).await.unwrap();
+    assert_eq!(c.title.as_deref(), Some("sitediff-test-agent|consent=yes"));
+    assert_eq!(c.final_url, url, "no credentials in the recorded URL");
+    let img = pixels(&c);
+    assert_eq!(px(&img, 50, 50), BLUE, "banner removed from layout and inject_js ran");
+    let log = log.lock().unwrap().clone();
+    assert!(!log.iter().any(|(t, _)| t.contains("/ads/")), "a blocked URL was requested: {log:?}");
+    let page_req = log
+        .iter()
+        .rev()
+        .find(|(t, h)| t == "/p/opts" && h.iter().any(|(k, _)| k == "authorization"))
+        .unwrap_or_else(|| panic!("no authorised page request: {log:?}"));
+    let header = |name: &str| page_req.1.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    assert_eq!(header("x-env"), Some("staging"));
+    assert_eq!(header("cookie"), Some("consent=yes"));
+    assert_eq!(header("user-agent"), Some("sitediff-test-agent"));
+    // A site without options on the same session gets none of them.
+    let (base2, log2) =
+        recording_server(vec![("/p/none", b"<title>none</title>".to_vec(), "text/html")], false).await;
+    let url2 = Url::parse(&format!("{base2}/p/none")).unwrap();
+    let req2 = CaptureRequest {
+        site: "other".into(),
+        url: url2.clone(),
+        scope: Scope::new(&Url::parse(&format!("{base2}/p/")).unwrap()),
+        viewport: Viewport { width: 640, height: 480 },
+        options: Arc::new(options()),
+    };
+    pool.capture(req2).await.unwrap();
+    let log2 = log2.lock().unwrap().clone();
+    let (_, h) = log2.iter().find(|(t, _)| t == "/p/none").unwrap();
+    assert!(!h.iter().any(|(k, _)| k == "x-env" || k == "authorization"), "{h:?}");
+    let ua = h.iter().find(|(k, _)| k == "user-agent").map(|(_, v)| v.as_str()).unwrap_or("");
+    assert!(ua.contains("Chrome"), "user agent override not removed: {ua}");
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn stable_page_takes_two_shots_and_unstable_page_is_recorded() {
+    let _g = serial().await;
+    let srv = FixtureServer::start().await;
+    srv.set("/stable", page("<h1>still</h1>"));
+    // A worker keeps changing a box's colour: nothing in the page itself to freeze.
+    srv.set(
+        "/unstable",
+        page(
+            "<div style='height:200px'></div><div id=b style='margin-left:100px;width:50px;height:40px;background:#000'></div>\
+             <script>const w = new Worker(URL.createObjectURL(new Blob(['let i = 0; setInterval(() => postMessage(i++), 15)'])));\
+             w.onmessage = e => { b.style.background = 'rgb(' + (e.data * 37 % 256) + ',0,0)'; };</script>",
+        ),
+    );
+    let pool = pool(1).await;
+    let c = pool.capture(request(&srv.url("/stable"), 640, 480, options())).await.unwrap();
+    assert_eq!(c.timing.shots, 2);
+    assert_eq!((c.unstable_area, c.unstable_rect), (None, None));
+    let c = pool.capture(request(&srv.url("/unstable"), 640, 480, options())).await.unwrap();
+    assert_eq!(c.timing.shots, sitediff::capture::page::MAX_SHOTS);
+    assert_eq!(c.unstable_area, Some(50 * 40), "{c:?}");
+    assert_eq!(c.unstable_rect, Some(Rect { x: 100, y: 200, width: 50, height: 40 }));
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn timers_network_and_lazy_content_are_settled_before_the_shot() {
+    let _g = serial().await;
+    let srv = FixtureServer::start().await;
+    srv.set(
+        "/slow.json",
+        Response::with_type(200, "application/json", b"{\"c\":\"#00f\"}".to_vec())
+            .delayed(Duration::from_millis(700)),
+    );
+    srv.set(
+        "/settle",
+        page(
+            "<div id=carousel style='height:100px;background:#f00'></div>\
+             <div id=fetched style='height:100px;background:#fff'></div>\
+             <div style='height:3000px'></div><div id=lazy style='height:100px;background:#fff'></div>\
+             <script>\
+             let slide = 0; setInterval(() => { slide++; carousel.style.background = slide % 2 ? '#0f0' : '#00f'; }, 1500);\
+             fetch('/slow.json').then(r => r.json()).then(j => { fetched.style.background = j.c; });\
+             new IntersectionObserver(es => { if (es.some(e => e.isIntersecting)) lazy.style.background = '#f00'; }).observe(lazy);\
+             </script>",
+        ),
+    );
+    let pool = pool(1).await;
+    let c = pool.capture(request(&srv.url("/settle"), 640, 480, options())).await.unwrap();
+    let img = pixels(&c);
+    assert_eq!(px(&img, 10, 50), RED, "the carousel moved (a long timer fired)");
+    assert_eq!(px(&img, 10, 150), BLUE, "the shot did not wait for the request in flight");
+    assert_eq!(px(&img, 10, 3250), RED, "lazy content was not triggered by scrolling");
+    assert_eq!(c.unstable_area, None);
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn sticky_and_fixed_elements_appear_once() {
+    let _g = serial().await;
+    let srv = FixtureServer::start().await;
+    srv.set(
+        "/sticky",
+        page(
+            "<header style='position:sticky;top:0;height:50px;background:#f00'></header>\
+             <div style='height:100vh;background:#fff'></div><div style='height:3000px;background:#fff'></div>\
+             <nav style='position:fixed;top:60px;left:0;width:20px;height:20px;background:#00f'></nav>",
+        ),
+    );
+    let pool = pool(1).await;
+    let c = pool.capture(request(&srv.url("/sticky"), 640, 480, options())).await.unwrap();
+    assert_eq!(c.height, 50 + 480 + 3000, "100vh stays one viewport high in the full-page shot");
+    let img = pixels(&c);
+    let red_rows = (0..c.height).filter(|&y| px(&img, 300, y) == RED).count();
+    let blue_rows = (0..c.height).filter(|&y| px(&img, 10, y) == BLUE).count();
+    assert_eq!(red_rows, 50, "the sticky header is in the shot exactly once, at the top");
+    assert_eq!(px(&img, 300, 0), RED);
+    assert_eq!(blue_rows, 20, "the fixed element is in the shot exactly once");
+    assert_eq!(px(&img, 10, 60), BLUE);
     pool.shutdown().await;
 }

@@ -6,6 +6,7 @@ mod crash;
 mod crawl;
 mod daemon;
 mod diff;
+mod flake;
 mod helpers;
 mod hostile;
 mod pipeline;
