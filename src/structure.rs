@@ -140,8 +140,10 @@ fn classify(page: &PageRecord, before: Option<&HashSet<&str>>) -> StructuralChan
 /// Keys of the approved crawl that now redirect elsewhere count as redirected, not removed.
 pub fn diff(against: Option<(u64, &[PageRecord])>, current: &[PageRecord]) -> StructuralDiff {
     let mut out = StructuralDiff { against: against.map(|(id, _)| id), ..StructuralDiff::default() };
+    // Pages that answered in the approved crawl (one that was an error there and answers now is added).
+    let answered = |p: &&PageRecord| p.outcome != PageOutcome::HttpError;
     let before: Option<HashSet<&str>> =
-        against.map(|(_, pages)| pages.iter().map(|p| p.key.as_str()).collect());
+        against.map(|(_, pages)| pages.iter().filter(answered).map(|p| p.key.as_str()).collect());
     let mut sorted: Vec<&PageRecord> = current.iter().collect();
     sorted.sort_by(|a, b| a.key.cmp(&b.key));
     let mut seen: HashSet<&str> = HashSet::new();
@@ -158,7 +160,7 @@ pub fn diff(against: Option<(u64, &[PageRecord])>, current: &[PageRecord]) -> St
     }
     if let Some((_, pages)) = against {
         let mut gone: Vec<&str> =
-            pages.iter().map(|p| p.key.as_str()).filter(|k| !seen.contains(k)).collect();
+            pages.iter().filter(answered).map(|p| p.key.as_str()).filter(|k| !seen.contains(k)).collect();
         gone.sort_unstable();
         gone.dedup();
         for k in gone {
@@ -255,6 +257,11 @@ mod tests {
         }
         assert!(d.has_changes());
         let same = diff(Some((7, &before[..2])), &before[..2]);
+        // An error page of the approved crawl that answers now is added; if it disappears, it is
+        // not counted as removed.
+        let was_broken = [ok("/a"), http_error("/b", 404), http_error("/c", 500)];
+        let d = diff(Some((8, &was_broken)), &[ok("/a"), ok("/b")]);
+        assert_eq!((d.added_keys.as_slice(), d.removed), (["/b".to_string()].as_slice(), 0));
         assert!(!same.has_changes() && same.unchanged == 2);
     }
 

@@ -8,6 +8,7 @@ mod daemon;
 mod diff;
 mod helpers;
 mod hostile;
+mod pair;
 mod pipeline;
 mod plugin;
 mod web;
