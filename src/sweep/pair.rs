@@ -180,7 +180,21 @@ impl<C: Capturer + 'static> Sweeper<C> {
         observer.page_done(rec);
     }
 
-    async fn capture_at(&self, site: &SiteConfig, key: &str, url: &Url) -> Result<Capture, CaptureError> {
+    /// Capture `url` (the page `key` of the side whose prefix is `scope`) with the site's options.
+    /// The browser's navigation guard must use `scope`, the captured side's prefix, not the site's.
+    async fn capture_at(
+        &self,
+        site: &SiteConfig,
+        scope: &Scope,
+        key: &str,
+        url: &Url,
+    ) -> Result<Capture, CaptureError> {
+        if !scope.contains(url) {
+            return Err(CaptureError::Navigate {
+                url: url.to_string(),
+                reason: format!("outside the prefix {}", scope.prefix()),
+            });
+        }
         let options = Arc::new(site.capture.clone());
         let (viewport, options) = site.capture_for(key, site.viewport, &options);
         let req = CaptureRequest { site: site.name.clone(), url: url.clone(), viewport, options };
@@ -237,12 +251,12 @@ impl<C: Capturer + 'static> Sweeper<C> {
         let base = counterpart(base);
         let base_capture = async {
             match &base {
-                Counterpart::Page(b) => Some(self.capture_at(site, &page.key, &b.url).await),
+                Counterpart::Page(b) => Some(self.capture_at(site, &ctx.base_scope, &page.key, &b.url).await),
                 _ => None,
             }
         };
         let (head_capture, base_capture) =
-            tokio::join!(self.capture_at(site, &page.key, &page.url), base_capture);
+            tokio::join!(self.capture_at(site, &site.scope, &page.key, &page.url), base_capture);
         let head_capture = match head_capture {
             Ok(c) => c,
             Err(e) => {
@@ -314,7 +328,7 @@ impl<C: Capturer + 'static> Sweeper<C> {
         let mut blobs = Vec::new();
         if let FetchResult::Page { title, .. } = &base.result {
             r.title = title.clone();
-            match self.capture_at(&ctx.site, &base.key, &base.url).await {
+            match self.capture_at(&ctx.site, &ctx.base_scope, &base.key, &base.url).await {
                 Ok(c) => {
                     let html = c.html.into_bytes();
                     r.baseline_png = Some(Hash::of(&c.png));

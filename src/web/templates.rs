@@ -445,7 +445,7 @@ pub fn page_view(ctx: &Ctx, d: &PageDetail, filter: PageFilter) -> String {
             @if let Some(e) = &p.error { div class="error" { (e) } }
         }
         div class="actions" {
-            @if ctx.can_write && p.png.is_some() && c.status != CrawlStatus::Running && !p.approved {
+            @if ctx.can_write && (p.png.is_some() || c.kind == CrawlKind::Pair) && c.status != CrawlStatus::Running && !p.approved {
                 (post_form(ctx, &format!("/crawls/{}/page/approve", c.id), "Approve page (a)", "button approve", Some("approve-page"), &[("key", &p.key), ("filter", filter.as_str())]))
             }
             (crawl_actions(ctx, c))
