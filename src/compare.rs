@@ -45,6 +45,11 @@ enum Step {
 }
 
 impl Comparer {
+    /// A comparer over `store` with its own baseline decode cache.
+    pub fn new(store: Store, plugins: Option<Arc<PluginHost>>, metrics: Option<Metrics>) -> Comparer {
+        Comparer { store, plugins, cache: Arc::new(DecodedCache::new(BASELINE_CACHE_BYTES)), metrics }
+    }
+
     /// Build the page record of a capture, comparing it with the page's baseline if it has one.
     pub fn compare(
         &self,
@@ -55,34 +60,26 @@ impl Comparer {
         capture: Capture,
         baseline: Option<BaselineRecord>,
     ) -> Result<Compared, StoreError> {
-        let png_hash = Hash::of(&capture.png);
-        let html_bytes = capture.html.into_bytes();
-        let mut rec = PageRecord {
-            title: capture.title.or(fetched_title),
-            http_status: Some(http_status),
-            png: Some(png_hash),
-            html: Some(Hash::of(&html_bytes)),
-            width: capture.width,
-            height: capture.height,
-            truncated: capture.truncated,
-            baseline_crawl: baseline.as_ref().map(|b| b.crawl),
-            baseline_png: baseline.as_ref().map(|b| b.png),
-            timing: PageTiming {
-                fetch_ms: page.fetch_ms,
-                navigate_ms: capture.timing.navigate_ms,
-                settle_ms: capture.timing.settle_ms,
-                screenshot_ms: capture.timing.screenshot_ms,
-                diff_ms: 0,
-            },
-            mask_rects: capture.mask_rects,
-            ..PageRecord::new(page.key.clone(), page.url.to_string())
-        };
-        let mut blobs = vec![capture.png, html_bytes];
+        let (rec, blobs) = capture_record(page, http_status, fetched_title, capture);
+        self.compare_with_baseline(site, rec, blobs, baseline)
+    }
+
+    /// Compare a record whose new PNG is `blobs[0]` with a stored baseline (none: the page is new).
+    pub fn compare_with_baseline(
+        &self,
+        site: &SiteConfig,
+        mut rec: PageRecord,
+        mut blobs: Vec<Vec<u8>>,
+        baseline: Option<BaselineRecord>,
+    ) -> Result<Compared, StoreError> {
+        rec.baseline_crawl = baseline.as_ref().map(|b| b.crawl);
+        rec.baseline_png = baseline.as_ref().map(|b| b.png);
+        rec.baseline_html = baseline.as_ref().and_then(|b| b.html);
         let Some(b) = baseline else { return Ok(Compared { record: rec, blobs }) };
 
         let started = Instant::now();
         let has_score = self.has_kind(site, PluginKind::Score);
-        if b.png == png_hash && !has_score {
+        if rec.png == Some(b.png) && !has_score {
             // Same bytes: masks are deterministic, so nothing can differ.
             rec.distortion = Some(0.0);
         } else {
@@ -91,45 +88,89 @@ impl Comparer {
                     rec.error = Some(format!("baseline artifact {} is missing; page treated as new", b.png));
                     rec.baseline_crawl = None;
                     rec.baseline_png = None;
+                    rec.baseline_html = None;
                 }
                 Some(base_png) => {
                     let base_rects = match self.has_kind(site, PluginKind::Mask) {
-                        true => {
-                            self.store.page(b.crawl, &page.key)?.map(|p| p.mask_rects).unwrap_or_default()
-                        }
+                        true => self.store.page(b.crawl, &rec.key)?.map(|p| p.mask_rects).unwrap_or_default(),
                         false => Vec::new(),
                     };
-                    match self.diff_with_plugins(site, &rec, &base_png, &blobs[0], &base_rects) {
-                        Ok((outcome, score)) => {
-                            rec.diff_pixels = outcome.diff_pixels;
-                            rec.distortion = Some(outcome.distortion);
-                            rec.size_changed = outcome.size_changed;
-                            rec.regions = outcome.regions;
-                            if let Some(v) = score {
-                                rec.score = Some(v.score);
-                                rec.score_reason = v.reason;
-                            }
-                            if outcome.diff_pixels > 0 {
-                                if let Some(png) = outcome.diff_png {
-                                    rec.diff = Some(Hash::of(&png));
-                                    blobs.push(png);
-                                }
-                            }
-                        }
-                        Err(Step::Plugin(e)) => {
-                            rec.outcome = PageOutcome::PluginError;
-                            rec.change = PageChange::Failed;
-                            rec.error = Some(e.to_string());
-                        }
-                        Err(Step::Diff(e)) => {
-                            rec.outcome = PageOutcome::CaptureError;
-                            rec.change = PageChange::Failed;
-                            rec.error = Some(e.to_string());
-                        }
-                    }
+                    self.diff_step(site, &mut rec, &mut blobs, &base_png, &base_rects);
                 }
             }
         }
+        self.settle(site, &mut rec, started);
+        Ok(Compared { record: rec, blobs })
+    }
+
+    /// Compare a record whose new PNG is `blobs[0]` with a live base capture (pair crawls). The
+    /// base PNG and HTML are stored with the page (`baseline_png`, `baseline_html`).
+    pub fn compare_with_capture(
+        &self,
+        site: &SiteConfig,
+        mut rec: PageRecord,
+        mut blobs: Vec<Vec<u8>>,
+        base: Capture,
+    ) -> Compared {
+        let started = Instant::now();
+        let base_hash = Hash::of(&base.png);
+        let base_html = base.html.into_bytes();
+        rec.baseline_png = Some(base_hash);
+        rec.baseline_html = Some(Hash::of(&base_html));
+        if rec.png == Some(base_hash) && !self.has_kind(site, PluginKind::Score) {
+            rec.distortion = Some(0.0);
+        } else {
+            self.diff_step(site, &mut rec, &mut blobs, &base.png, &base.mask_rects);
+        }
+        blobs.push(base.png);
+        blobs.push(base_html);
+        self.settle(site, &mut rec, started);
+        Compared { record: rec, blobs }
+    }
+
+    /// Diff `blobs[0]` (the new PNG) against `base_png`, filling the record's diff fields (or its
+    /// error when a plugin or the decoder failed); the diff PNG is appended to `blobs`.
+    fn diff_step(
+        &self,
+        site: &SiteConfig,
+        rec: &mut PageRecord,
+        blobs: &mut Vec<Vec<u8>>,
+        base_png: &[u8],
+        base_rects: &[SelectorRects],
+    ) {
+        let Some(new_png) = blobs.first() else { return };
+        match self.diff_with_plugins(site, rec, base_png, new_png, base_rects) {
+            Ok((outcome, score)) => {
+                rec.diff_pixels = outcome.diff_pixels;
+                rec.distortion = Some(outcome.distortion);
+                rec.size_changed = outcome.size_changed;
+                rec.regions = outcome.regions;
+                if let Some(v) = score {
+                    rec.score = Some(v.score);
+                    rec.score_reason = v.reason;
+                }
+                if outcome.diff_pixels > 0 {
+                    if let Some(png) = outcome.diff_png {
+                        rec.diff = Some(Hash::of(&png));
+                        blobs.push(png);
+                    }
+                }
+            }
+            Err(Step::Plugin(e)) => {
+                rec.outcome = PageOutcome::PluginError;
+                rec.change = PageChange::Failed;
+                rec.error = Some(e.to_string());
+            }
+            Err(Step::Diff(e)) => {
+                rec.outcome = PageOutcome::CaptureError;
+                rec.change = PageChange::Failed;
+                rec.error = Some(e.to_string());
+            }
+        }
+    }
+
+    /// Record the diff time and decide `changed` / `unchanged` from the score.
+    fn settle(&self, site: &SiteConfig, rec: &mut PageRecord, started: Instant) {
         rec.timing.diff_ms = started.elapsed().as_millis() as u64;
         if let Some(m) = &self.metrics {
             m.diff_observed(started.elapsed().as_secs_f64());
@@ -141,7 +182,6 @@ impl Comparer {
                     if score > site.max_distortion { PageChange::Changed } else { PageChange::Unchanged };
             }
         }
-        Ok(Compared { record: rec, blobs })
     }
 
     fn has_kind(&self, site: &SiteConfig, kind: PluginKind) -> bool {
@@ -239,4 +279,35 @@ impl Comparer {
         }
         Ok((outcome, verdict))
     }
+}
+
+/// The record of a fresh capture, not compared yet (change `new`), and its artifacts: the PNG first,
+/// then the HTML.
+pub fn capture_record(
+    page: &DiscoveredPage,
+    http_status: u16,
+    fetched_title: Option<String>,
+    capture: Capture,
+) -> (PageRecord, Vec<Vec<u8>>) {
+    let html_bytes = capture.html.into_bytes();
+    let rec = PageRecord {
+        title: capture.title.or(fetched_title),
+        http_status: Some(http_status),
+        png: Some(Hash::of(&capture.png)),
+        html: Some(Hash::of(&html_bytes)),
+        width: capture.width,
+        height: capture.height,
+        truncated: capture.truncated,
+        timing: PageTiming {
+            fetch_ms: page.fetch_ms,
+            navigate_ms: capture.timing.navigate_ms,
+            settle_ms: capture.timing.settle_ms,
+            screenshot_ms: capture.timing.screenshot_ms,
+            diff_ms: 0,
+        },
+        mask_rects: capture.mask_rects,
+        redirected_from: page.redirected_from.clone(),
+        ..PageRecord::new(page.key.clone(), page.url.to_string())
+    };
+    (rec, vec![capture.png, html_bytes])
 }

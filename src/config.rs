@@ -4,10 +4,11 @@
 //! ([`Config::from_raw`]) checks every value and reports *all* problems at once, each with the path
 //! of the key it concerns (`sites[1].start`).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -246,12 +247,30 @@ pub struct RawSite {
     #[serde(default)]
     pub plugins: Vec<String>,
     pub compare_to: Option<String>,
-    pub urls: Option<Vec<String>>,
+    pub urls: Option<Vec<RawUrl>>,
+    pub urls_file: Option<PathBuf>,
     pub crawl: Option<bool>,
     pub page_timeout_ms: Option<u64>,
     pub request_timeout_ms: Option<u64>,
     pub max_height: Option<u32>,
     pub page_metrics: Option<bool>,
+}
+
+/// One entry of a site's `urls`: a URL, or a table with the URL and its own capture options.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawUrl {
+    Plain(String),
+    WithOptions(RawUrlOptions),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUrlOptions {
+    pub url: String,
+    pub viewport: Option<RawViewport>,
+    #[serde(default)]
+    pub hide_selectors: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -415,13 +434,66 @@ pub struct SiteConfig {
     pub plugins: Vec<String>,
     /// Pair sweeps: the other live prefix each page is compared with.
     pub compare_to: Option<Url>,
-    /// Explicit page URLs (absolute, inside the prefix).
+    /// Explicit page URLs (absolute, inside the prefix): `urls`, then the lines of `urls_file`.
     pub urls: Vec<Url>,
+    /// Capture options of single pages of `urls`, by page key.
+    pub url_options: HashMap<String, UrlOptions>,
     /// Follow links from the start page (default true; false with `urls` = list only).
     pub crawl: bool,
     pub request_timeout: Duration,
     /// Export `sitediff_page_distortion` for this site's pages.
     pub page_metrics: bool,
+}
+
+/// Capture options of one listed URL, over the site's.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UrlOptions {
+    pub viewport: Option<Viewport>,
+    /// Hidden in addition to the site's `hide_selectors`.
+    pub hide_selectors: Vec<String>,
+}
+
+impl SiteConfig {
+    /// The viewport and capture options for the page with this key: the site's (`viewport`,
+    /// `options`), overridden by the page's own entry in `urls`.
+    pub fn capture_for(
+        &self,
+        key: &str,
+        viewport: Viewport,
+        options: &Arc<CaptureOptions>,
+    ) -> (Viewport, Arc<CaptureOptions>) {
+        match self.url_options.get(key) {
+            None => (viewport, options.clone()),
+            Some(o) => {
+                let options = if o.hide_selectors.is_empty() {
+                    options.clone()
+                } else {
+                    let mut merged = CaptureOptions::clone(options);
+                    merged.hide_selectors.extend(o.hide_selectors.iter().cloned());
+                    Arc::new(merged)
+                };
+                (o.viewport.unwrap_or(viewport), options)
+            }
+        }
+    }
+
+    /// A site for a one-off pair crawl of `head` against `base` with default settings (`sitediff
+    /// pair` without a configured site).
+    pub fn for_pair(name: &str, head: &str, base: &str) -> Result<SiteConfig, Vec<ConfigIssue>> {
+        let raw = RawSite {
+            name: Some(name.to_string()),
+            start: Some(head.to_string()),
+            prefix: Some(head.to_string()),
+            compare_to: Some(base.to_string()),
+            ..RawSite::default()
+        };
+        let mut v = Validator::default();
+        let site = validate_site(&mut v, 0, &raw, &HashSet::new(), chrono_tz::UTC, Path::new(""));
+        match site {
+            Some(s) if v.issues.is_empty() => Ok(s),
+            _ => Err(v.issues),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -610,7 +682,7 @@ impl Config {
         let mut sites = Vec::new();
         let mut site_names = HashSet::new();
         for (i, s) in raw.sites.iter().enumerate() {
-            if let Some(site) = validate_site(&mut v, i, s, &plugin_names, default_tz) {
+            if let Some(site) = validate_site(&mut v, i, s, &plugin_names, default_tz, &root) {
                 if !site_names.insert(site.name.clone()) {
                     v.issue(format!("sites[{i}].name"), format!("site {:?} is defined twice", site.name));
                 }
@@ -637,6 +709,7 @@ fn validate_site(
     s: &RawSite,
     plugin_names: &HashSet<String>,
     default_tz: chrono_tz::Tz,
+    root: &Path,
 ) -> Option<SiteConfig> {
     let key = |k: &str| format!("sites[{i}].{k}");
     let before = v.issues.len();
@@ -757,29 +830,15 @@ fn validate_site(
         }
     }
     let compare_to = s.compare_to.as_deref().and_then(|t| v.http_url(&key("compare_to"), &name, t));
-    if compare_to.is_some() {
-        v.issue(
-            key("compare_to"),
-            format!("site {name:?}: pair sweeps are not available in this version yet (use two sites)"),
-        );
-    }
-    let mut urls = Vec::new();
-    if let (Some(list), Some(start)) = (&s.urls, &start) {
-        let base = scope.as_ref().map(|sc| sc.prefix().clone()).unwrap_or_else(|| start.clone());
-        for u in list {
-            match base.join(u) {
-                Ok(abs) if matches!(abs.scheme(), "http" | "https") => {
-                    let abs = normalize_url(&abs);
-                    if scope.as_ref().is_some_and(|sc| !sc.contains(&abs)) {
-                        v.issue(key("urls"), format!("site {name:?}: {u:?} is outside the prefix"));
-                    } else {
-                        urls.push(abs);
-                    }
-                }
-                _ => v.issue(key("urls"), format!("site {name:?}: {u:?} is not a URL")),
-            }
+    if let (Some(c), Some(sc)) = (&compare_to, &scope) {
+        if Scope::new(c) == *sc {
+            v.issue(key("compare_to"), format!("site {name:?}: compare_to is the site's own prefix"));
         }
     }
+    let (urls, url_options) = match (&start, &scope) {
+        (Some(_), Some(scope)) => validate_urls(v, &key, &name, s, scope, root),
+        _ => (Vec::new(), HashMap::new()),
+    };
     let crawl = s.crawl.unwrap_or(true);
     let page_timeout = Duration::from_millis(s.page_timeout_ms.unwrap_or(DEFAULT_PAGE_TIMEOUT_MS));
     if page_timeout.is_zero() {
@@ -825,6 +884,7 @@ fn validate_site(
         plugins: s.plugins.clone(),
         compare_to,
         urls,
+        url_options,
         crawl,
         request_timeout,
         page_metrics: s.page_metrics.unwrap_or(true),
@@ -887,6 +947,89 @@ fn validate_basic_auth(v: &mut Validator, key: &str, raw: &RawBasicAuth) -> Opti
             None
         }
     }
+}
+
+/// Largest `urls_file` read.
+const MAX_URLS_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// A site's `urls` and `urls_file`: absolute URLs inside the prefix, and per-URL options by key.
+fn validate_urls(
+    v: &mut Validator,
+    key: &dyn Fn(&str) -> String,
+    name: &str,
+    s: &RawSite,
+    scope: &Scope,
+    root: &Path,
+) -> (Vec<Url>, HashMap<String, UrlOptions>) {
+    let mut entries: Vec<(String, RawUrl)> =
+        s.urls.iter().flatten().map(|u| (key("urls"), u.clone())).collect();
+    if let Some(rel) = &s.urls_file {
+        let path = resolve(root, rel);
+        let text = std::fs::metadata(&path)
+            .and_then(|m| {
+                if m.len() > MAX_URLS_FILE_BYTES {
+                    Err(std::io::Error::other(format!("larger than {MAX_URLS_FILE_BYTES} bytes")))
+                } else {
+                    std::fs::read_to_string(&path)
+                }
+            })
+            .map_err(|e| {
+                v.issue(key("urls_file"), format!("site {name:?}: cannot read {}: {e}", path.display()))
+            });
+        for line in text.iter().flat_map(|t| t.lines()) {
+            let line = line.trim();
+            if !line.is_empty() && !line.starts_with('#') {
+                entries.push((key("urls_file"), RawUrl::Plain(line.to_string())));
+            }
+        }
+    }
+    let mut urls = Vec::new();
+    let mut options = HashMap::new();
+    for (field, entry) in entries {
+        let (text, opts) = match entry {
+            RawUrl::Plain(t) => (t, None),
+            RawUrl::WithOptions(o) => (o.url.clone(), Some(o)),
+        };
+        let abs = match scope.prefix().join(&text) {
+            Ok(abs) if matches!(abs.scheme(), "http" | "https") => normalize_url(&abs),
+            _ => {
+                v.issue(field, format!("site {name:?}: {text:?} is not a URL"));
+                continue;
+            }
+        };
+        let Some(page_key) = scope.page_key(&abs) else {
+            v.issue(field, format!("site {name:?}: {text:?} is outside the prefix"));
+            continue;
+        };
+        if let Some(o) = opts {
+            let viewport = o.viewport.map(|vp| {
+                if vp.width == 0
+                    || vp.height == 0
+                    || vp.width > MAX_VIEWPORT_DIM
+                    || vp.height > MAX_VIEWPORT_DIM
+                {
+                    v.issue(
+                        field.clone(),
+                        format!(
+                            "{text:?}: viewport {}x{} is out of range 1..={MAX_VIEWPORT_DIM}",
+                            vp.width, vp.height
+                        ),
+                    );
+                }
+                Viewport { width: vp.width, height: vp.height }
+            });
+            for sel in &o.hide_selectors {
+                if sel.trim().is_empty() || scraper::Selector::parse(sel).is_err() {
+                    v.issue(field.clone(), format!("{text:?}: {sel:?} is not a CSS selector"));
+                }
+            }
+            options.insert(page_key, UrlOptions { viewport, hide_selectors: o.hide_selectors.clone() });
+        }
+        if !urls.contains(&abs) {
+            urls.push(abs);
+        }
+    }
+    (urls, options)
 }
 
 #[derive(Default)]
@@ -1196,5 +1339,73 @@ viewports = [{ width = 800, height = 600 }, { width = 800, height = 900 }]
         let msg = err.to_string();
         assert!(msg.contains("SITEDIFF_TEST_PW_SURELY_UNSET"), "{msg}");
         assert!(msg.contains("same width"), "{msg}");
+    }
+
+    #[test]
+    fn url_entries_with_options_and_urls_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("urls.txt"), "# pages\nc.html\n\n  d.html?x=1  \nb.html\n").unwrap();
+        let text = r#"
+[[sites]]
+name = "a"
+start = "http://127.0.0.1/d/"
+crawl = false
+urls = [{ url = "a.html", viewport = { width = 375, height = 700 }, hide_selectors = [".ad"] }, "b.html"]
+urls_file = "urls.txt"
+"#;
+        let c = Config::parse(text, &dir.path().join("sitediff.toml")).unwrap();
+        let s = &c.sites[0];
+        let urls: Vec<&str> = s.urls.iter().map(Url::as_str).collect();
+        assert_eq!(
+            urls,
+            [
+                "http://127.0.0.1/d/a.html",
+                "http://127.0.0.1/d/b.html",
+                "http://127.0.0.1/d/c.html",
+                "http://127.0.0.1/d/d.html?x=1"
+            ]
+        );
+        let base = Arc::new(s.capture.clone());
+        let (vp, opts) = s.capture_for("/a.html", s.viewport, &base);
+        assert_eq!(vp, Viewport { width: 375, height: 700 });
+        assert_eq!(opts.hide_selectors, [".ad"]);
+        let (vp, opts) = s.capture_for("/b.html", s.viewport, &base);
+        assert_eq!(vp, s.viewport);
+        assert!(Arc::ptr_eq(&opts, &base));
+
+        let bad = r#"
+[[sites]]
+name = "a"
+start = "http://127.0.0.1/d/"
+urls = [{ url = "a.html", viewport = { width = 0, height = 700 } }, { url = "/x/y.html" }, { url = "b.html", hide_selectors = ["}{"] }]
+urls_file = "missing.txt"
+"#;
+        let msg = Config::parse(bad, &dir.path().join("sitediff.toml")).unwrap_err().to_string();
+        for part in
+            ["out of range", "outside the prefix", "not a CSS selector", "missing.txt", "sites[0].urls_file"]
+        {
+            assert!(msg.contains(part), "missing {part:?} in {msg}");
+        }
+        let unknown = parse(
+            "[[sites]]\nname = \"a\"\nstart = \"http://127.0.0.1/d/\"\nurls = [{ url = \"a\", zoom = 2 }]\n",
+        );
+        assert!(unknown.is_err());
+    }
+
+    #[test]
+    fn compare_to_is_accepted_and_checked() {
+        let c = parse(
+            "[[sites]]\nname = \"a\"\nstart = \"http://127.0.0.1:1/d/\"\ncompare_to = \"http://127.0.0.1:2/d/\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.sites[0].compare_to.as_ref().unwrap().as_str(), "http://127.0.0.1:2/d/");
+        let msg = parse("[[sites]]\nname = \"a\"\nstart = \"http://127.0.0.1:1/d/\"\ncompare_to = \"http://127.0.0.1:1/d/\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("own prefix"), "{msg}");
+        let s = SiteConfig::for_pair("pair-x", "http://127.0.0.1:1/d/", "http://127.0.0.1:2/d/").unwrap();
+        assert_eq!(s.scope.prefix().as_str(), "http://127.0.0.1:1/d/");
+        assert_eq!(s.viewport, DEFAULT_VIEWPORT);
+        assert!(SiteConfig::for_pair("pair-x", "ftp://x/", "http://127.0.0.1:2/d/").is_err());
     }
 }

@@ -72,7 +72,7 @@ pub async fn run(
     let sweeper = Arc::new(Sweeper::new(
         store.clone(),
         pool.clone(),
-        plugins,
+        plugins.clone(),
         Some(metrics.clone()),
         config.browser.sessions,
         config.store.keep_crawls as usize,
@@ -96,6 +96,7 @@ pub async fn run(
             let p = probe_pool.clone();
             Box::pin(async move { webdriver_ready(&p.endpoint_url().await).await })
         }),
+        plugins,
     };
     let web_cancel = CancellationToken::new();
     let web_task = tokio::spawn(web::serve(state, listener, web_cancel.clone()));

@@ -16,5 +16,7 @@ pub mod plugin;
 pub mod report;
 pub mod scheduler;
 pub mod store;
+pub mod structure;
 pub mod sweep;
+pub mod upload;
 pub mod web;

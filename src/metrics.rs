@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::store::{CrawlStatus, PageOutcome};
+use crate::structure::{StructuralChange, StructuralDiff};
 
 /// Errors of the metrics module (only at registration/encoding, i.e. programming errors).
 #[derive(Debug, thiserror::Error)]
@@ -239,8 +240,15 @@ impl Metrics {
         self.schedule_skipped.with_label_values(&[site]).inc();
     }
 
-    pub fn set_site_pages(&self, site: &str, change: &str, n: u32) {
-        self.site_pages.with_label_values(&[site, change]).set(i64::from(n));
+    pub fn set_site_pages(&self, site: &str, change: StructuralChange, n: u32) {
+        self.site_pages.with_label_values(&[site, change.as_str()]).set(i64::from(n));
+    }
+
+    /// Export a crawl's structural diff as `sitediff_site_pages{site,change}` (every change value).
+    pub fn set_site_structure(&self, site: &str, diff: &StructuralDiff) {
+        for c in StructuralChange::ALL {
+            self.set_site_pages(site, c, diff.count(c));
+        }
     }
 
     /// The text exposition format.

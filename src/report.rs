@@ -3,7 +3,8 @@
 
 use serde::Serialize;
 
-use crate::store::{CrawlRecord, PageChange, PageRecord};
+use crate::store::{CrawlKind, CrawlRecord, PageChange, PageRecord};
+use crate::structure::{StructuralChange, StructuralDiff};
 
 /// One page in a crawl report.
 #[derive(Debug, Clone, Serialize)]
@@ -38,12 +39,16 @@ impl From<&PageRecord> for PageResult {
 pub struct CrawlReport {
     pub site: String,
     pub crawl: u64,
+    pub kind: CrawlKind,
     pub status: &'static str,
     pub pages: u32,
     pub changed: u32,
     pub new: u32,
     pub unchanged: u32,
     pub failed: u32,
+    /// Pair crawls: pages only on the head / only on the base side.
+    pub added: u32,
+    pub removed: u32,
     pub skipped_non_html: u32,
     pub skipped_max_pages: u32,
     pub skipped_query_variants: u32,
@@ -51,6 +56,10 @@ pub struct CrawlReport {
     pub max_distortion: f64,
     pub started_at: i64,
     pub finished_at: Option<i64>,
+    /// Pair crawls: the base prefix.
+    pub compare_to: Option<String>,
+    /// Pages added, removed, redirected or failing compared with the approved crawl.
+    pub structure: Option<StructuralDiff>,
     pub page_results: Vec<PageResult>,
 }
 
@@ -69,12 +78,15 @@ impl CrawlReport {
         CrawlReport {
             site: crawl.site.clone(),
             crawl: crawl.id,
+            kind: crawl.kind,
             status: crawl.status.as_str(),
             pages: crawl.counts.pages,
             changed: crawl.counts.changed,
             new: crawl.counts.new,
             unchanged: crawl.counts.unchanged,
             failed: crawl.counts.failed,
+            added: crawl.counts.added,
+            removed: crawl.counts.removed,
             skipped_non_html: crawl.counts.skipped_non_html,
             skipped_max_pages: crawl.counts.skipped_max_pages,
             skipped_query_variants: crawl.counts.skipped_query_variants,
@@ -82,6 +94,8 @@ impl CrawlReport {
             max_distortion: crawl.max_distortion,
             started_at: crawl.started_at,
             finished_at: crawl.finished_at,
+            compare_to: crawl.compare_to.clone(),
+            structure: crawl.structure.clone(),
             page_results: results,
         }
     }
@@ -100,8 +114,17 @@ impl CrawlReport {
             self.failed,
             self.max_distortion
         );
+        if self.added + self.removed > 0 {
+            s.push_str(&format!("  pair: {} added, {} removed\n", self.added, self.removed));
+        }
+        if let Some(st) = &self.structure {
+            let parts: Vec<String> =
+                StructuralChange::ALL.iter().map(|c| format!("{} {}", st.count(*c), c.as_str())).collect();
+            s.push_str(&format!("  structure: {}\n", parts.join(", ")));
+        }
         for p in &self.page_results {
             match p.change {
+                "added" | "removed" => s.push_str(&format!("  {:<8} {}\n", p.change, p.key)),
                 "changed" => {
                     s.push_str(&format!("  changed  {:.6}  {}\n", p.distortion.unwrap_or(0.0), p.key))
                 }
@@ -131,8 +154,10 @@ impl CrawlReport {
 fn rank(change: &str) -> u8 {
     match change {
         "changed" => 0,
-        "failed" => 1,
-        "new" => 2,
-        _ => 3,
+        "removed" => 1,
+        "added" => 2,
+        "failed" => 3,
+        "new" => 4,
+        _ => 5,
     }
 }

@@ -21,6 +21,8 @@ use crate::store::{
     Store, StoreError,
 };
 
+mod pair;
+
 /// Pages discovered but not yet captured, buffered between discovery and capture.
 const DISCOVERY_BUFFER: usize = 64;
 
@@ -106,9 +108,14 @@ impl<C: Capturer + 'static> Sweeper<C> {
         let store_err = |source| SweepError::Store { site: site.name.clone(), source };
         let store = self.store.clone();
         let (name, prefix) = (site.name.clone(), site.scope.prefix().to_string());
+        let compare_to = site.compare_to.as_ref().map(|u| u.to_string());
         let (crawl, baselines) = blocking(&site.name, move || {
-            let c = store.begin_crawl(&name, CrawlKind::Site, &prefix, None)?;
-            let b: HashMap<String, BaselineRecord> = store.baselines(&name)?.into_iter().collect();
+            let kind = if compare_to.is_some() { CrawlKind::Pair } else { CrawlKind::Site };
+            let c = store.begin_crawl(&name, kind, &prefix, compare_to.as_deref())?;
+            let b: HashMap<String, BaselineRecord> = match kind {
+                CrawlKind::Pair => HashMap::new(),
+                _ => store.baselines(&name)?.into_iter().collect(),
+            };
             Ok::<_, StoreError>((c, b))
         })
         .await?
@@ -119,7 +126,10 @@ impl<C: Capturer + 'static> Sweeper<C> {
         }
         tracing::info!(site = %site.name, crawl = crawl.id, "crawl started");
 
-        let result = self.pipeline(site, &crawl, Arc::new(baselines), cancel.clone(), observer).await;
+        let result = match &site.compare_to {
+            Some(base) => self.pair_pipeline(site, base, &crawl, cancel.clone(), observer).await,
+            None => self.pipeline(site, &crawl, Arc::new(baselines), cancel.clone(), observer).await,
+        };
         let (records, stats) = match result {
             Ok(v) => v,
             Err(e) => {
@@ -147,6 +157,8 @@ impl<C: Capturer + 'static> Sweeper<C> {
                 PageChange::Unchanged => rec.counts.unchanged += 1,
                 PageChange::New => rec.counts.new += 1,
                 PageChange::Failed => rec.counts.failed += 1,
+                PageChange::Added => rec.counts.added += 1,
+                PageChange::Removed => rec.counts.removed += 1,
             }
             if let Some(d) = p.distortion {
                 rec.max_distortion = rec.max_distortion.max(d);
@@ -159,12 +171,15 @@ impl<C: Capturer + 'static> Sweeper<C> {
             rec.status = CrawlStatus::Reviewing;
         }
         let store = self.store.clone();
-        let to_store = rec.clone();
+        let mut to_store = rec.clone();
         let keep = self.keep_crawls;
         let name = site.name.clone();
-        let retention = blocking(&site.name, move || {
+        let pages = records.clone();
+        let (rec, retention) = blocking(&site.name, move || {
+            to_store.structure = Some(crate::structure::of_crawl(&store, &to_store, &pages)?);
             store.update_crawl(&to_store)?;
-            store.apply_retention(&name, keep)
+            let r = store.apply_retention(&name, keep)?;
+            Ok::<_, StoreError>((to_store, r))
         })
         .await?
         .map_err(store_err)?;
@@ -180,10 +195,13 @@ impl<C: Capturer + 'static> Sweeper<C> {
                 rec.status,
                 started.elapsed().as_secs_f64(),
                 rec.finished_at.unwrap_or_else(now_ms) as f64 / 1000.0,
-                rec.counts.changed,
+                rec.counts.changed + rec.counts.added + rec.counts.removed,
                 rec.max_distortion,
             );
             if rec.status == CrawlStatus::Reviewing {
+                if let Some(structure) = &rec.structure {
+                    m.set_site_structure(&site.name, structure);
+                }
                 if site.page_metrics {
                     m.set_page_distortions(
                         &site.name,
@@ -280,9 +298,11 @@ impl<C: Capturer + 'static> Sweeper<C> {
                 r.http_status = *status;
                 r.timing.fetch_ms = page.fetch_ms;
                 r.baseline_crawl = baselines.get(&page.key).map(|b| b.crawl);
+                r.redirected_from = page.redirected_from.clone();
                 r
             }
             FetchResult::Page { status, title } => {
+                let (viewport, options) = site.capture_for(&page.key, viewport, &options);
                 let req = CaptureRequest {
                     site: site.name.clone(),
                     url: page.url.clone(),

@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{find_site, load_plugins, open_store, runtime, ConfigArg, EXIT_CHANGES, EXIT_ERROR, EXIT_OK};
 use crate::capture::pool::BrowserPool;
+use crate::config::{Config, SiteConfig};
 use crate::crawl::DiscoveredPage;
 use crate::report::CrawlReport;
 use crate::store::{CrawlRecord, CrawlStatus, PageRecord};
@@ -48,8 +49,14 @@ impl SweepObserver for Progress {
 pub fn run(args: &CrawlArgs) -> anyhow::Result<ExitCode> {
     let cfg = args.config.load()?;
     let site = find_site(&cfg, &args.site)?.clone();
-    let plugins = load_plugins(&cfg, &site.plugins)?;
-    let store = open_store(&cfg)?;
+    run_site(&cfg, site, args.json)
+}
+
+/// Crawl one site (a configured one, or a pair site built by `sitediff pair`) with a progress bar
+/// and print its report; exit 0 = nothing changed, 1 = changed/added/removed pages, 2 = error.
+pub fn run_site(cfg: &Config, site: SiteConfig, json: bool) -> anyhow::Result<ExitCode> {
+    let plugins = load_plugins(cfg, &site.plugins)?;
+    let store = open_store(cfg)?;
     let rt = runtime()?;
     let (crawl, pages) = rt.block_on(async {
         let cancel = CancellationToken::new();
@@ -85,13 +92,14 @@ pub fn run(args: &CrawlArgs) -> anyhow::Result<ExitCode> {
         anyhow::Ok((crawl, pages))
     })?;
     let report = CrawlReport::new(&crawl, &pages);
-    if args.json {
+    if json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         eprint!("{}", report.human());
     }
+    let changes = crawl.counts.changed + crawl.counts.added + crawl.counts.removed;
     Ok(ExitCode::from(match crawl.status {
-        CrawlStatus::Reviewing if crawl.counts.changed > 0 => EXIT_CHANGES,
+        CrawlStatus::Reviewing if changes > 0 => EXIT_CHANGES,
         CrawlStatus::Reviewing => EXIT_OK,
         _ => EXIT_ERROR,
     }))

@@ -13,10 +13,12 @@ use crate::store::Store;
 
 pub mod crawl;
 pub mod diff;
+pub mod pair;
 pub mod plugin;
 pub mod review;
 pub mod serve;
 pub mod status;
+pub mod upload;
 
 /// Exit code: success, nothing over threshold.
 pub const EXIT_OK: u8 = 0;
@@ -53,6 +55,10 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Compare two PNG images.
     Diff(diff::DiffArgs),
+    /// Pair Diff: crawl the head prefix and compare every page with the base prefix's.
+    Pair(pair::PairArgs),
+    /// A crawl from screenshots made elsewhere (one PNG per page key), compared with baselines.
+    Upload(upload::UploadArgs),
     /// Validate or try a WebAssembly plugin.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
@@ -141,5 +147,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => status::run(&args),
         Command::Diff(args) => diff::run(&args),
         Command::Plugin(cmd) => plugin::run(&cmd),
+        Command::Pair(args) => pair::run(&args),
+        Command::Upload(args) => upload::run(&args),
     }
 }

@@ -24,8 +24,11 @@ pub enum Verdict {
 
 pub fn run(args: &ReviewArgs, verdict: Verdict) -> anyhow::Result<ExitCode> {
     let cfg = args.config.load()?;
-    find_site(&cfg, &args.site)?;
     let store = open_store(&cfg)?;
+    // Pair crawls run with `sitediff pair` live under a site name the config need not have.
+    if cfg.site(&args.site).is_none() && store.crawl_ids(&args.site)?.is_empty() {
+        find_site(&cfg, &args.site)?;
+    }
     let crawl = store.resolve_crawl(&args.site, args.crawl)?;
     let rec = match verdict {
         Verdict::Approve => store.approve_crawl(crawl.id)?,

@@ -46,6 +46,8 @@ pub struct DiscoveredPage {
     pub url: Url,
     pub result: FetchResult,
     pub fetch_ms: u64,
+    /// The page key of the requested URL when an in-prefix redirect led here.
+    pub redirected_from: Option<String>,
 }
 
 /// Tallies of what discovery skipped.
@@ -209,6 +211,14 @@ async fn fetch(client: &reqwest::Client, url: &Url) -> Fetched {
     }
 }
 
+/// The page key of `requested` when the fetch ended at another URL.
+fn redirect_key(scope: &Scope, requested: &Url, fetched: &Url) -> Option<String> {
+    if normalize_url(requested) == *fetched {
+        return None;
+    }
+    scope.page_key(&normalize_url(requested))
+}
+
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
@@ -221,6 +231,35 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         src = inner.source();
     }
     s
+}
+
+/// Fetch one URL as discovery would and describe the answer as a page (no links followed).
+/// `None` when it is not an HTML page, or redirects out of the prefix.
+pub async fn probe(client: &reqwest::Client, scope: &Scope, url: &Url) -> Option<DiscoveredPage> {
+    let requested = normalize_url(url);
+    let started = Instant::now();
+    let fetched = fetch(client, &requested).await;
+    let fetch_ms = started.elapsed().as_millis() as u64;
+    match fetched {
+        Fetched::NotHtml | Fetched::OffPrefixRedirect => None,
+        Fetched::Error { url, status, reason } => {
+            let url = if scope.contains(&url) { url } else { requested.clone() };
+            Some(DiscoveredPage {
+                key: scope.page_key(&url)?,
+                redirected_from: redirect_key(scope, &requested, &url),
+                url,
+                result: FetchResult::HttpError { status, reason },
+                fetch_ms,
+            })
+        }
+        Fetched::Page { url, status, body } => Some(DiscoveredPage {
+            key: scope.page_key(&url)?,
+            redirected_from: redirect_key(scope, &requested, &url),
+            result: FetchResult::Page { status, title: extract_links(&body, &url).title },
+            url,
+            fetch_ms,
+        }),
+    }
 }
 
 /// Breadth-first discovery. Sends every page (HTML or HTTP error) inside the prefix exactly once,
@@ -274,9 +313,16 @@ pub async fn discover(
                 continue;
             }
             Fetched::Error { url, status, reason } => {
-                let url = if plan.scope.contains(&url) { url } else { requested };
+                let url = if plan.scope.contains(&url) { url } else { requested.clone() };
                 let Some(key) = plan.scope.page_key(&url) else { continue };
-                DiscoveredPage { key, url, result: FetchResult::HttpError { status, reason }, fetch_ms }
+                let redirected_from = redirect_key(&plan.scope, &requested, &url);
+                DiscoveredPage {
+                    key,
+                    url,
+                    result: FetchResult::HttpError { status, reason },
+                    fetch_ms,
+                    redirected_from,
+                }
             }
             Fetched::Page { url, status, body } => {
                 seen.insert(url.clone());
@@ -299,11 +345,13 @@ pub async fn discover(
                         }
                     }
                 }
+                let redirected_from = redirect_key(&plan.scope, &requested, &url);
                 DiscoveredPage {
                     key,
                     url,
                     result: FetchResult::Page { status, title: extracted.title },
                     fetch_ms,
+                    redirected_from,
                 }
             }
         };

@@ -214,6 +214,7 @@ impl Store {
                 counts: CrawlCounts::default(),
                 max_distortion: 0.0,
                 error: None,
+                structure: None,
             };
             let mut crawls = wtx.open_table(CRAWLS).map_err(db_err(OP))?;
             crawls.insert(id, encode("crawl", &rec)?.as_slice()).map_err(db_err(OP))?;
@@ -300,6 +301,19 @@ impl Store {
             Some(&id) => self.crawl(id),
             None => Ok(None),
         }
+    }
+
+    /// The newest approved crawl of a site older than `before` that is not a pair crawl (the
+    /// reference of the structural diff).
+    pub fn last_approved_crawl(&self, site: &str, before: u64) -> Result<Option<CrawlRecord>, StoreError> {
+        for id in self.crawl_ids(site)?.into_iter().rev().filter(|id| *id < before) {
+            if let Some(c) = self.crawl(id)? {
+                if c.status == CrawlStatus::Approved && c.kind != CrawlKind::Pair {
+                    return Ok(Some(c));
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// Every site name that has at least one crawl.
@@ -441,10 +455,21 @@ impl Store {
         }
         let mut page =
             self.page(id, key)?.ok_or_else(|| StoreError::NoSuchPage { crawl: id, key: key.into() })?;
+        page.approved = true;
+        if rec.kind == CrawlKind::Pair {
+            // A pair crawl has no baselines: approving a page accepts the difference (even a page
+            // only on the base side, which has no capture of its own).
+            let wtx = self.write_txn(OP)?;
+            {
+                let mut pages = wtx.open_table(PAGES).map_err(db_err(OP))?;
+                pages.insert((id, key), encode("page", &page)?.as_slice()).map_err(db_err(OP))?;
+            }
+            wtx.commit().map_err(db_err(OP))?;
+            return Ok(page);
+        }
         let Some(png) = page.png else {
             return Err(StoreError::NoSuchPage { crawl: id, key: format!("{key} (no capture to approve)") });
         };
-        page.approved = true;
         let wtx = self.write_txn(OP)?;
         {
             let b = BaselineRecord {
@@ -534,7 +559,12 @@ impl Store {
                 for entry in pages.iter().map_err(db_err(OP))? {
                     let (_, v) = entry.map_err(db_err(OP))?;
                     let p: PageRecord = decode("page", v.value())?;
-                    live.extend([p.png, p.html, p.diff].into_iter().flatten().map(|h| h.0));
+                    live.extend(
+                        [p.png, p.html, p.diff, p.baseline_png, p.baseline_html]
+                            .into_iter()
+                            .flatten()
+                            .map(|h| h.0),
+                    );
                 }
                 let baselines = wtx.open_table(BASELINES).map_err(db_err(OP))?;
                 for entry in baselines.iter().map_err(db_err(OP))? {

@@ -151,6 +151,10 @@ pub enum PageChange {
     Changed,
     /// Not compared: the capture or a plugin failed.
     Failed,
+    /// Pair crawls: the page exists only on the compared (head) side.
+    Added,
+    /// Pair crawls: the page exists only on the base side.
+    Removed,
 }
 
 impl PageChange {
@@ -160,7 +164,14 @@ impl PageChange {
             PageChange::Unchanged => "unchanged",
             PageChange::Changed => "changed",
             PageChange::Failed => "failed",
+            PageChange::Added => "added",
+            PageChange::Removed => "removed",
         }
+    }
+
+    /// Whether a reviewer has to look at a page with this change.
+    pub fn needs_review(self) -> bool {
+        !matches!(self, PageChange::Unchanged)
     }
 }
 
@@ -172,6 +183,12 @@ pub struct CrawlCounts {
     pub unchanged: u32,
     pub new: u32,
     pub failed: u32,
+    /// Pair crawls: pages only on the head side.
+    #[serde(default)]
+    pub added: u32,
+    /// Pair crawls: pages only on the base side.
+    #[serde(default)]
+    pub removed: u32,
     /// Links skipped because their content type was not HTML.
     pub skipped_non_html: u32,
     /// Links not followed because the `max_pages` bound was reached.
@@ -205,6 +222,9 @@ pub struct CrawlRecord {
     pub max_distortion: f64,
     /// Why the crawl failed or was interrupted.
     pub error: Option<String>,
+    /// Pages added, removed, redirected or failing compared with the approved crawl.
+    #[serde(default)]
+    pub structure: Option<crate::structure::StructuralDiff>,
 }
 
 /// Per-step timings of one page, milliseconds.
@@ -250,6 +270,12 @@ pub struct PageRecord {
     /// Rectangles of the site's `mask_selectors` measured at capture (plugins get them).
     #[serde(default)]
     pub mask_rects: Vec<crate::capture::SelectorRects>,
+    /// The page key of the URL that was requested when the fetch was redirected (inside the prefix).
+    #[serde(default)]
+    pub redirected_from: Option<String>,
+    /// The HTML this page was compared with (pair crawls: the base page's), for the text change.
+    #[serde(default)]
+    pub baseline_html: Option<Hash>,
 }
 
 impl PageRecord {
@@ -280,6 +306,8 @@ impl PageRecord {
             timing: PageTiming::default(),
             approved: false,
             mask_rects: Vec::new(),
+            redirected_from: None,
+            baseline_html: None,
         }
     }
 

@@ -24,6 +24,7 @@ enum Route {
     Sites,
     SiteCrawls(String),
     TriggerCrawl(String),
+    Upload(String),
     Crawl(u64),
     ApproveCrawl(u64),
     RejectCrawl(u64),
@@ -36,6 +37,7 @@ impl Route {
             ["sites"] => Route::Sites,
             ["sites", site, "crawls"] => Route::SiteCrawls(decode_segment(site)?),
             ["sites", site, "crawl"] => Route::TriggerCrawl(decode_segment(site)?),
+            ["sites", site, "uploads"] => Route::Upload(decode_segment(site)?),
             ["crawls", id] => Route::Crawl(parse_id(id)?),
             ["crawls", id, "approve"] => Route::ApproveCrawl(parse_id(id)?),
             ["crawls", id, "reject"] => Route::RejectCrawl(parse_id(id)?),
@@ -92,6 +94,10 @@ pub async fn handle(app: &Arc<App>, req: &Request, segs: &[&str]) -> Result<Resp
         });
     }
     if allowed == Method::POST {
+        if matches!(route, Route::Upload(_)) {
+            // A refused upload says 401, whatever its size (its body was not read).
+            app.auth.check_bearer(&req.headers)?;
+        }
         req.check_body()?;
         auth::check_same_origin(&req.headers)?;
         app.auth.check_bearer(&req.headers)?;
@@ -130,6 +136,7 @@ pub async fn handle(app: &Arc<App>, req: &Request, segs: &[&str]) -> Result<Resp
             Ok(json(StatusCode::OK, &body))
         }
         Route::TriggerCrawl(site) => trigger(&app, &site).await,
+        Route::Upload(site) => super::upload::handle(&app, req, &site).await,
         Route::ApproveCrawl(id) => {
             let rec = verdict(&app, id, Verdict::Approve).await?;
             Ok(json(StatusCode::OK, &ApiCrawl::from(rec)))
@@ -218,7 +225,7 @@ pub async fn approve_page(
         if crawl.status == CrawlStatus::Reviewing {
             let pages = a.state.store.pages(id)?;
             let settled = pages.iter().all(|p| match p.change {
-                PageChange::Changed | PageChange::New => p.approved,
+                PageChange::Changed | PageChange::New | PageChange::Added | PageChange::Removed => p.approved,
                 PageChange::Failed => false,
                 PageChange::Unchanged => true,
             });

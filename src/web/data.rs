@@ -35,11 +35,24 @@ pub enum PageFilter {
     Changed,
     Failed,
     New,
+    /// Pair crawls: only on the head side.
+    Added,
+    /// Pair crawls: only on the base side.
+    Removed,
 }
 
+/// Number of page filters (the filter tabs).
+pub const FILTER_COUNT: usize = 6;
+
 impl PageFilter {
-    pub const ALL: [PageFilter; 4] =
-        [PageFilter::All, PageFilter::Changed, PageFilter::Failed, PageFilter::New];
+    pub const ALL: [PageFilter; FILTER_COUNT] = [
+        PageFilter::All,
+        PageFilter::Changed,
+        PageFilter::Failed,
+        PageFilter::New,
+        PageFilter::Added,
+        PageFilter::Removed,
+    ];
 
     pub fn parse(s: &str) -> Result<PageFilter, RequestError> {
         match s {
@@ -47,8 +60,10 @@ impl PageFilter {
             "changed" => Ok(PageFilter::Changed),
             "failed" => Ok(PageFilter::Failed),
             "new" => Ok(PageFilter::New),
+            "added" => Ok(PageFilter::Added),
+            "removed" => Ok(PageFilter::Removed),
             other => Err(RequestError::bad_request(format!(
-                "unknown filter {other:?} (expected changed, failed, new or all)"
+                "unknown filter {other:?} (expected changed, failed, new, added, removed or all)"
             ))),
         }
     }
@@ -59,6 +74,8 @@ impl PageFilter {
             PageFilter::Changed => "changed",
             PageFilter::Failed => "failed",
             PageFilter::New => "new",
+            PageFilter::Added => "added",
+            PageFilter::Removed => "removed",
         }
     }
 
@@ -68,7 +85,14 @@ impl PageFilter {
             PageFilter::Changed => change == PageChange::Changed,
             PageFilter::Failed => change == PageChange::Failed,
             PageFilter::New => change == PageChange::New,
+            PageFilter::Added => change == PageChange::Added,
+            PageFilter::Removed => change == PageChange::Removed,
         }
+    }
+
+    /// Filters that only pair crawls use are shown only when they have pages.
+    pub fn pair_only(self) -> bool {
+        matches!(self, PageFilter::Added | PageFilter::Removed)
     }
 }
 
@@ -121,9 +145,11 @@ impl From<&PageRecord> for PageSummary {
 fn rank(c: PageChange) -> u8 {
     match c {
         PageChange::Changed => 0,
-        PageChange::Failed => 1,
-        PageChange::New => 2,
-        PageChange::Unchanged => 3,
+        PageChange::Removed => 1,
+        PageChange::Added => 2,
+        PageChange::Failed => 3,
+        PageChange::New => 4,
+        PageChange::Unchanged => 5,
     }
 }
 
@@ -139,7 +165,8 @@ pub fn sort_pages(pages: &mut [PageSummary]) {
 
 /// Whether a crawl waits for someone's verdict.
 pub fn needs_review(c: &CrawlRecord) -> bool {
-    c.status == CrawlStatus::Reviewing && c.counts.changed + c.counts.new + c.counts.failed > 0
+    c.status == CrawlStatus::Reviewing
+        && c.counts.changed + c.counts.new + c.counts.failed + c.counts.added + c.counts.removed > 0
 }
 
 /// One site on the dashboard / in `GET /api/sites`.
@@ -177,7 +204,7 @@ pub struct Listing {
     pub offset: usize,
     pub pages: Vec<PageSummary>,
     /// Page counts per filter, for the filter tabs.
-    pub counts: [usize; 4],
+    pub counts: [usize; FILTER_COUNT],
 }
 
 /// Everything the page view shows.
@@ -248,7 +275,7 @@ impl Catalog {
     ) -> Result<Listing, RequestError> {
         let crawl = self.crawl(id)?;
         let all = self.sorted_pages(&crawl)?;
-        let mut counts = [0usize; 4];
+        let mut counts = [0usize; FILTER_COUNT];
         for p in all.iter() {
             for (i, f) in PageFilter::ALL.iter().enumerate() {
                 if f.matches(p.change_kind) {
@@ -340,9 +367,10 @@ impl Catalog {
     /// The text change against the HTML of the capture this page was compared with.
     fn text_change(&self, crawl: &CrawlRecord, page: &PageRecord) -> Result<TextChange, String> {
         let inner = || -> Result<Result<TextChange, String>, RequestError> {
-            let baseline_html = match page.baseline_crawl {
-                Some(b) => self.store.page(b, &page.key)?.and_then(|p| p.html),
-                None => self
+            let baseline_html = match (page.baseline_html, page.baseline_crawl) {
+                (Some(h), _) => Some(h),
+                (None, Some(b)) => self.store.page(b, &page.key)?.and_then(|p| p.html),
+                (None, None) => self
                     .store
                     .baseline(&crawl.site, &page.key)?
                     .filter(|b| b.crawl != crawl.id)

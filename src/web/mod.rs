@@ -13,6 +13,7 @@ mod router;
 mod templates;
 pub mod textdiff;
 mod ui;
+mod upload;
 
 pub use error::RequestError;
 
@@ -54,6 +55,8 @@ pub struct WebState {
     /// The write token (`Authorization: Bearer`), when one is configured.
     pub token: Option<String>,
     pub browser: BrowserProbe,
+    /// The plugins of the configured sites (uploads run them like crawls do).
+    pub plugins: Option<Arc<crate::plugin::PluginHost>>,
 }
 
 /// Bind the listener (so callers learn the real address, e.g. with port 0).
@@ -130,7 +133,14 @@ fn app(state: WebState) -> impl Filter<Extract = (router::Response,), Error = wa
             let app = app.clone();
             async move {
                 let body = if method == warp::http::Method::POST {
-                    read_body(body, router::MAX_BODY_BYTES).await
+                    // Uploads may be large, but only once the token checks out.
+                    let limit =
+                        if upload::is_upload_path(path.as_str()) && app.auth.check_bearer(&headers).is_ok() {
+                            upload::MAX_UPLOAD_BODY_BYTES
+                        } else {
+                            router::MAX_BODY_BYTES
+                        };
+                    read_body(body, limit).await
                 } else {
                     Ok(Vec::new())
                 };

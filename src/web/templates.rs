@@ -8,7 +8,8 @@ use super::assets;
 use super::data::{Listing, PageDetail, PageFilter, SiteOverview};
 use super::router::encode;
 use super::textdiff::LineTag;
-use crate::store::{CrawlRecord, CrawlStatus, PageRecord};
+use crate::store::{CrawlKind, CrawlRecord, CrawlStatus, PageRecord};
+use crate::structure::{StructuralChange, StructuralDiff};
 
 /// What every page needs to know about the viewer.
 pub struct Ctx {
@@ -262,6 +263,51 @@ fn crawl_header(c: &CrawlRecord) -> Markup {
             " · " (c.counts.pages) " pages · max distortion " (fmt_distortion(Some(c.max_distortion)))
             @if let Some(e) = &c.error { br; span class="error" { (e) } }
         }
+        @match c.kind {
+            CrawlKind::Pair => {
+                p class="meta" id="crawl-kind" {
+                    "Pair diff: " code { (c.prefix) } " (head) against " code { (c.compare_to.as_deref().unwrap_or("?")) } " (base)"
+                }
+            }
+            CrawlKind::Upload => { p class="meta" id="crawl-kind" { "Uploaded screenshots, compared with the site's baselines" } }
+            CrawlKind::Site => {}
+        }
+        @if let Some(st) = &c.structure { (structure_summary(c, st)) }
+    }
+}
+
+/// The structural diff of a crawl: counts, and the keys behind them.
+fn structure_summary(c: &CrawlRecord, st: &StructuralDiff) -> Markup {
+    html! {
+        section class="structure" id="structure" {
+            h2 {
+                "Structure "
+                span class="muted small" {
+                    @match (c.kind, st.against) {
+                        (CrawlKind::Pair, _) => { "head against base" }
+                        (_, Some(id)) => { "against approved " a href=(crawl_url(id, PageFilter::All, 0)) { "crawl #" (id) } }
+                        (_, None) => { "no approved crawl yet: every page counts as added" }
+                    }
+                }
+            }
+            p class="structure-counts" {
+                @for ch in StructuralChange::ALL {
+                    span class={ "badge structure-" (ch.as_str()) } data-change=(ch.as_str()) { (ch.as_str()) " " (st.count(ch)) }
+                    " "
+                }
+            }
+            @if st.has_changes() {
+                details {
+                    summary { "Pages" }
+                    ul class="structure-keys" {
+                        @for k in &st.added_keys { li { span class="badge structure-added" { "added" } " " (k) } }
+                        @for k in &st.removed_keys { li { span class="badge structure-removed" { "removed" } " " (k) } }
+                        @for r in &st.redirects { li { span class="badge structure-redirected" { "redirected" } " " (r.from) " → " (r.to) } }
+                        @for k in &st.error_keys { li { span class="badge structure-error" { "error" } " " (k) } }
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -276,7 +322,7 @@ pub fn crawl_view(ctx: &Ctx, l: &Listing) -> String {
         (crawl_actions(ctx, c))
         (login_note(ctx))
         nav class="filters" {
-            @for (i, f) in PageFilter::ALL.iter().enumerate() {
+            @for (i, f) in PageFilter::ALL.iter().enumerate().filter(|(i, f)| !f.pair_only() || l.counts[*i] > 0 || **f == l.filter) {
                 a href=(crawl_url(c.id, *f, 0)) class={ "filter" @if *f == l.filter { " active" } } data-filter=(f.as_str()) {
                     (f.as_str()) " (" (l.counts[i]) ")"
                 }
@@ -289,7 +335,7 @@ pub fn crawl_view(ctx: &Ctx, l: &Listing) -> String {
                 @for p in &l.pages {
                     li class="page-row" data-href=(page_url(c.id, &p.key, l.filter)) {
                         a class="thumb" href=(page_url(c.id, &p.key, l.filter)) {
-                            @match p.diff.or(p.png) {
+                            @match p.diff.or(p.png).or(p.baseline_png) {
                                 Some(h) => { img src=(artifact(&h)) loading="lazy" alt="" width="160" height="120"; }
                                 None => { span class="no-thumb" { "no capture" } }
                             }
@@ -399,7 +445,7 @@ pub fn page_view(ctx: &Ctx, d: &PageDetail, filter: PageFilter) -> String {
             @if let Some(e) = &p.error { div class="error" { (e) } }
         }
         div class="actions" {
-            @if ctx.can_write && p.png.is_some() && c.status != CrawlStatus::Running && !p.approved {
+            @if ctx.can_write && (p.png.is_some() || c.kind == CrawlKind::Pair) && c.status != CrawlStatus::Running && !p.approved {
                 (post_form(ctx, &format!("/crawls/{}/page/approve", c.id), "Approve page (a)", "button approve", Some("approve-page"), &[("key", &p.key), ("filter", filter.as_str())]))
             }
             (crawl_actions(ctx, c))
@@ -407,8 +453,9 @@ pub fn page_view(ctx: &Ctx, d: &PageDetail, filter: PageFilter) -> String {
         }
         (login_note(ctx))
         div id="shots" class="shots side-by-side" {
-            (image_figure("Baseline", p.baseline_png, "shot-baseline", None))
-            (image_figure("New capture", p.png, "shot-new", Some(p)))
+            @let (base_label, new_label) = if c.kind == CrawlKind::Pair { ("Base", "Head") } else { ("Baseline", "New capture") };
+            (image_figure(base_label, p.baseline_png, "shot-baseline", None))
+            (image_figure(new_label, p.png, "shot-new", Some(p)))
             (image_figure("Diff", p.diff, "shot-diff", None))
         }
         @if let (Some(b), Some(n)) = (p.baseline_png, p.png) {

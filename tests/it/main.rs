@@ -9,6 +9,7 @@ mod diff;
 mod flake;
 mod helpers;
 mod hostile;
+mod pair;
 mod pipeline;
 mod plugin;
 mod prometheus;
