@@ -302,6 +302,8 @@ struct SessionSetup {
     guard: Option<(String, String)>,
     user_agent: Option<String>,
     network_enabled: bool,
+    /// The HTTP cache is off: a session reused across crawls must never show a cached page.
+    cache_disabled: bool,
     headers: Vec<(String, String)>,
     block_urls: Vec<String>,
     /// W3C fallback: origins whose cookies were added to the jar.
@@ -590,6 +592,17 @@ async fn prepare(session: &mut BrowserSession, req: &CaptureRequest) -> Result<(
             .map_err(script_err)?;
         let id = v.get("identifier").and_then(Value::as_str).unwrap_or_default().to_string();
         session.setup.guard = Some((prefix.to_string(), id));
+    }
+    if !session.setup.cache_disabled {
+        if !session.setup.network_enabled {
+            session.cdp_cmd("Network.enable", json!({})).await.map_err(script_err)?;
+            session.setup.network_enabled = true;
+        }
+        session
+            .cdp_cmd("Network.setCacheDisabled", json!({ "cacheDisabled": true }))
+            .await
+            .map_err(script_err)?;
+        session.setup.cache_disabled = true;
     }
     if session.setup.user_agent != opts.user_agent {
         // An empty user agent removes the override.

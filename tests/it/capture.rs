@@ -968,3 +968,27 @@ async fn sticky_and_fixed_elements_appear_once() {
     assert_eq!(px(&img, 10, 60), BLUE);
     pool.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_reused_session_never_shows_a_cached_page() {
+    let _g = serial().await;
+    let srv = FixtureServer::start().await;
+    // Cacheable by every rule: explicit max-age and an old Last-Modified (heuristic freshness).
+    let cacheable = |color: &str| {
+        let mut r = page(&format!("<div style='width:100vw;height:100vh;background:{color}'></div>"));
+        r.headers.push(("Cache-Control".into(), "public, max-age=86400".into()));
+        r.headers.push(("Last-Modified".into(), "Mon, 01 Jan 2024 00:00:00 GMT".into()));
+        r
+    };
+    srv.set("/cached.html", cacheable("#f00"));
+    let pool = pool(1).await;
+    let c = pool.capture(request(&srv.url("/cached.html"), 400, 300, options())).await.unwrap();
+    assert_eq!(px(&pixels(&c), 200, 150), RED);
+    srv.set("/other.html", cacheable("#fff"));
+    pool.capture(request(&srv.url("/other.html"), 400, 300, options())).await.unwrap();
+    srv.set("/cached.html", cacheable("#00f"));
+    let c = pool.capture(request(&srv.url("/cached.html"), 400, 300, options())).await.unwrap();
+    assert_eq!(px(&pixels(&c), 200, 150), BLUE, "the second capture showed the browser's cached copy");
+    assert_eq!(srv.hits().iter().filter(|h| *h == "/cached.html").count(), 2);
+    pool.shutdown().await;
+}
