@@ -15,6 +15,10 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable};
 pub use model::*;
 use schema::*;
 
+/// redb's page cache. Artifacts are large and read once per comparison (decoded baselines are
+/// cached by the comparer), so a small cache bounds the daemon's memory without slowing crawls.
+pub const STORE_CACHE_BYTES: usize = 32 * 1024 * 1024;
+
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -132,13 +136,13 @@ impl Store {
                 // our own files and reports anything else.
                 Err(_) => {}
             }
-            Database::open(path)
+            Database::builder().set_cache_size(STORE_CACHE_BYTES).open(path)
         } else {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| open_err(format!("cannot create {}: {e}", dir.display())))?;
             }
-            Database::create(path)
+            Database::builder().set_cache_size(STORE_CACHE_BYTES).create(path)
         };
         let db = db.map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse { path: path.to_path_buf() },
