@@ -306,6 +306,9 @@ pub fn capture_record(
             diff_ms: 0,
         },
         mask_rects: capture.mask_rects,
+        unstable_area: capture.unstable_area,
+        unstable_rect: capture.unstable_rect,
+        blocked_navigations: capture.blocked_navigations,
         redirected_from: page.redirected_from.clone(),
         ..PageRecord::new(page.key.clone(), page.url.to_string())
     };

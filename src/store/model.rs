@@ -270,6 +270,15 @@ pub struct PageRecord {
     /// Rectangles of the site's `mask_selectors` measured at capture (plugins get them).
     #[serde(default)]
     pub mask_rects: Vec<crate::capture::SelectorRects>,
+    /// The page never gave two identical shots in a row: the pixel count and bounding box of
+    /// the area that kept changing.
+    #[serde(default)]
+    pub unstable_area: Option<u64>,
+    #[serde(default)]
+    pub unstable_rect: Option<Rect>,
+    /// Off-prefix navigations the page attempted during capture (blocked).
+    #[serde(default)]
+    pub blocked_navigations: Vec<String>,
     /// The page key of the URL that was requested when the fetch was redirected (inside the prefix).
     #[serde(default)]
     pub redirected_from: Option<String>,

@@ -482,6 +482,9 @@ pub fn page_view(ctx: &Ctx, d: &PageDetail, filter: PageFilter) -> String {
                 tr { th { "Screenshot" } td { (t.screenshot_ms) " ms" } }
                 tr { th { "Diff" } td { (t.diff_ms) " ms" } }
                 @if let Some(b) = p.baseline_crawl { tr { th { "Baseline from" } td { a href=(crawl_url(b, PageFilter::All, 0)) { "crawl #" (b) } } } }
+                @if p.truncated { tr { th { "Truncated" } td { "cut at max_height" } } }
+                @if let Some(area) = p.unstable_area { tr { th { "Unstable" } td { (area) " px kept changing between shots" } } }
+                @for nav in &p.blocked_navigations { tr { th { "Blocked navigation" } td { code { (nav) } } } }
             }
             h2 { "Text change" }
             @match &d.text {

@@ -123,3 +123,35 @@ fn garbage_file_is_an_error_and_left_alone() {
     assert!(err.to_string().contains("cannot open database"), "{err}");
     assert!(std::fs::read(&path).unwrap() == b"this is not a database at all, just some bytes");
 }
+
+#[test]
+fn truncated_database_is_a_clear_error_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    {
+        let s = Store::open(&path).unwrap();
+        for i in 0..20u8 {
+            let c = s.begin_crawl("docs", CrawlKind::Site, "http://h/", None).unwrap();
+            let bytes = vec![i; 50_000];
+            s.put_page(c.id, &page("/a", &bytes), &[Blob::new(&bytes)]).unwrap();
+        }
+    }
+    let full = std::fs::read(&path).unwrap();
+    for cut in [full.len() / 2, 1000, 10] {
+        std::fs::write(&path, &full[..cut]).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        match Store::open(&path) {
+            Err(e) => {
+                let msg = e.to_string();
+                assert!(msg.contains("cannot open database") && msg.contains("db.redb"), "{msg}");
+                assert!(std::fs::read(&path).unwrap() == before, "a refused file was modified (cut {cut})");
+            }
+            // redb may recover a file cut after its last commit; then everything readable must be sane.
+            Ok(s) => {
+                for c in s.crawls("docs").unwrap() {
+                    let _ = s.pages(c.id).unwrap();
+                }
+            }
+        }
+    }
+}
