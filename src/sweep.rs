@@ -309,6 +309,7 @@ impl<C: Capturer + 'static> Sweeper<C> {
                     scope: site.scope.clone(),
                     viewport,
                     options,
+                    expected_png: baselines.get(&page.key).map(|b| b.png.0),
                 };
                 match self.capturer.capture(req).await {
                     Err(e) => {

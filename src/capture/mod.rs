@@ -28,6 +28,10 @@ pub struct CaptureRequest {
     pub scope: Scope,
     pub viewport: Viewport,
     pub options: Arc<CaptureOptions>,
+    /// The blake3 hash of the page's approved screenshot, if any. A first shot byte-identical to
+    /// it has reproduced the approved rendering exactly, so no second shot is taken to prove the
+    /// page stable (the common case of a sweep: most pages are unchanged).
+    pub expected_png: Option<[u8; 32]>,
 }
 
 /// The rectangles (page coordinates, CSS px = image px) of the elements matching one selector.

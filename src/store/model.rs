@@ -317,6 +317,9 @@ impl PageRecord {
             mask_rects: Vec::new(),
             redirected_from: None,
             baseline_html: None,
+            unstable_area: None,
+            unstable_rect: None,
+            blocked_navigations: Vec::new(),
         }
     }
 

@@ -203,6 +203,7 @@ impl<C: Capturer + 'static> Sweeper<C> {
             scope: scope.clone(),
             viewport,
             options,
+            expected_png: None,
         };
         self.capturer.capture(req).await
     }

@@ -44,6 +44,7 @@ fn request(url: &str, width: u32, height: u32, options: CaptureOptions) -> Captu
         scope,
         viewport: Viewport { width, height },
         options: Arc::new(options),
+        expected_png: None,
     }
 }
 
@@ -694,6 +695,7 @@ fn scoped_request(srv: &FixtureServer, path: &str, options: CaptureOptions) -> C
         scope,
         viewport: Viewport { width: 640, height: 480 },
         options: Arc::new(options),
+        expected_png: None,
     }
 }
 
@@ -850,6 +852,7 @@ async fn site_options_reach_the_browser() {
         scope: Scope::new(&Url::parse(&format!("{base}/p/")).unwrap()),
         viewport: Viewport { width: 640, height: 480 },
         options: Arc::new(opts),
+        expected_png: None,
     };
     let c = pool.capture(req).await.unwrap();
     assert_eq!(c.title.as_deref(), Some("sitediff-test-agent|consent=yes"));
@@ -877,6 +880,7 @@ async fn site_options_reach_the_browser() {
         scope: Scope::new(&Url::parse(&format!("{base2}/p/")).unwrap()),
         viewport: Viewport { width: 640, height: 480 },
         options: Arc::new(options()),
+        expected_png: None,
     };
     pool.capture(req2).await.unwrap();
     let log2 = log2.lock().unwrap().clone();
@@ -990,5 +994,25 @@ async fn a_reused_session_never_shows_a_cached_page() {
     let c = pool.capture(request(&srv.url("/cached.html"), 400, 300, options())).await.unwrap();
     assert_eq!(px(&pixels(&c), 200, 150), BLUE, "the second capture showed the browser's cached copy");
     assert_eq!(srv.hits().iter().filter(|h| *h == "/cached.html").count(), 2);
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_shot_reproducing_the_baseline_needs_no_second_shot() {
+    let _g = serial().await;
+    let srv = FixtureServer::start().await;
+    srv.set("/same.html", page("<h1>Stable</h1><p>nothing moves here</p>"));
+    let pool = pool(1).await;
+    let first = pool.capture(request(&srv.url("/same.html"), 500, 400, options())).await.unwrap();
+    assert!(first.timing.shots >= 2, "without a baseline the page is proven stable by two shots");
+    let mut req = request(&srv.url("/same.html"), 500, 400, options());
+    req.expected_png = Some(*blake3::hash(&first.png).as_bytes());
+    let again = pool.capture(req).await.unwrap();
+    assert_eq!(again.timing.shots, 1);
+    assert!(again.png == first.png);
+    // A different expectation changes nothing about the rigour.
+    let mut req = request(&srv.url("/same.html"), 500, 400, options());
+    req.expected_png = Some([7; 32]);
+    assert!(pool.capture(req).await.unwrap().timing.shots >= 2);
     pool.shutdown().await;
 }
