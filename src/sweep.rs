@@ -17,8 +17,8 @@ use crate::diff::DecodedCache;
 use crate::metrics::Metrics;
 use crate::plugin::PluginHost;
 use crate::store::{
-    now_ms, BaselineRecord, Blob, CrawlKind, CrawlRecord, CrawlStatus, PageChange, PageOutcome, PageRecord,
-    Store, StoreError,
+    now_ms, BaselineRecord, Blob, CrawlKind, CrawlRecord, CrawlStatus, PageOutcome, PageRecord, Store,
+    StoreError,
 };
 
 mod pair;
@@ -146,24 +146,11 @@ impl<C: Capturer + 'static> Sweeper<C> {
 
         let mut rec = crawl;
         rec.finished_at = Some(now_ms());
-        rec.counts.pages = records.len() as u32;
         rec.counts.skipped_non_html = stats.skipped_non_html;
         rec.counts.skipped_max_pages = stats.skipped_max_pages;
         rec.counts.skipped_query_variants = stats.skipped_query_variants;
         rec.counts.skipped_off_prefix_redirect = stats.skipped_off_prefix_redirect;
-        for p in &records {
-            match p.change {
-                PageChange::Changed => rec.counts.changed += 1,
-                PageChange::Unchanged => rec.counts.unchanged += 1,
-                PageChange::New => rec.counts.new += 1,
-                PageChange::Failed => rec.counts.failed += 1,
-                PageChange::Added => rec.counts.added += 1,
-                PageChange::Removed => rec.counts.removed += 1,
-            }
-            if let Some(d) = p.distortion {
-                rec.max_distortion = rec.max_distortion.max(d);
-            }
-        }
+        rec.tally(&records);
         if cancel.is_cancelled() {
             rec.status = CrawlStatus::Interrupted;
             rec.error = Some("sitediff was stopped during the crawl".into());
@@ -289,16 +276,8 @@ impl<C: Capturer + 'static> Sweeper<C> {
         let store_err = |source| SweepError::Store { site: site.name.clone(), source };
         let record = match &page.result {
             FetchResult::HttpError { status, reason } => {
-                let mut r = PageRecord::failed(
-                    page.key.clone(),
-                    page.url.to_string(),
-                    PageOutcome::HttpError,
-                    reason.clone(),
-                );
-                r.http_status = *status;
-                r.timing.fetch_ms = page.fetch_ms;
+                let mut r = http_error_record(&page, *status, reason.clone());
                 r.baseline_crawl = baselines.get(&page.key).map(|b| b.crawl);
-                r.redirected_from = page.redirected_from.clone();
                 r
             }
             FetchResult::Page { status, title } => {
@@ -368,6 +347,15 @@ fn viewport_pages(
     }
     jobs.insert(0, (page, first));
     jobs
+}
+
+/// The record of a page that answered an HTTP error (or no answer) during discovery.
+fn http_error_record(page: &DiscoveredPage, status: Option<u16>, reason: String) -> PageRecord {
+    let mut r = PageRecord::failed(page.key.clone(), page.url.to_string(), PageOutcome::HttpError, reason);
+    r.http_status = status;
+    r.timing.fetch_ms = page.fetch_ms;
+    r.redirected_from = page.redirected_from.clone();
+    r
 }
 
 /// Run blocking work on the blocking pool, mapping a panic/cancel of the task to a sweep error.

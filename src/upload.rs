@@ -252,20 +252,7 @@ pub fn ingest(
             return Err(store_err(e));
         }
     };
-    rec.counts.pages = pages.len() as u32;
-    for p in &pages {
-        match p.change {
-            PageChange::Changed => rec.counts.changed += 1,
-            PageChange::Unchanged => rec.counts.unchanged += 1,
-            PageChange::New => rec.counts.new += 1,
-            PageChange::Failed => rec.counts.failed += 1,
-            PageChange::Added => rec.counts.added += 1,
-            PageChange::Removed => rec.counts.removed += 1,
-        }
-        if let Some(d) = p.distortion {
-            rec.max_distortion = rec.max_distortion.max(d);
-        }
-    }
+    rec.tally(&pages);
     rec.status = CrawlStatus::Reviewing;
     rec.structure = Some(crate::structure::of_crawl(store, &rec, &pages).map_err(store_err)?);
     store.update_crawl(&rec).map_err(store_err)?;

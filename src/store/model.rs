@@ -227,6 +227,26 @@ pub struct CrawlRecord {
     pub structure: Option<crate::structure::StructuralDiff>,
 }
 
+impl CrawlRecord {
+    /// Count pages by change and take the largest distortion (page counts of a finished crawl).
+    pub fn tally(&mut self, pages: &[PageRecord]) {
+        self.counts.pages = pages.len() as u32;
+        for p in pages {
+            match p.change {
+                PageChange::Changed => self.counts.changed += 1,
+                PageChange::Unchanged => self.counts.unchanged += 1,
+                PageChange::New => self.counts.new += 1,
+                PageChange::Failed => self.counts.failed += 1,
+                PageChange::Added => self.counts.added += 1,
+                PageChange::Removed => self.counts.removed += 1,
+            }
+            if let Some(d) = p.distortion {
+                self.max_distortion = self.max_distortion.max(d);
+            }
+        }
+    }
+}
+
 /// Per-step timings of one page, milliseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct PageTiming {

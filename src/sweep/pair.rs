@@ -226,27 +226,11 @@ impl<C: Capturer + 'static> Sweeper<C> {
                 if let Counterpart::Page(b) = counterpart(base) {
                     return self.pair_removed_page(ctx, b, Some(*s)).await;
                 }
-                let mut r = PageRecord::failed(
-                    page.key.clone(),
-                    page.url.to_string(),
-                    PageOutcome::HttpError,
-                    format!("HTTP {s}"),
-                );
-                r.http_status = Some(*s);
-                r.timing.fetch_ms = page.fetch_ms;
-                r.redirected_from = page.redirected_from.clone();
+                let r = super::http_error_record(&page, Some(*s), format!("HTTP {s}"));
                 return self.pair_store(ctx, r, Vec::new()).await;
             }
             FetchResult::HttpError { status, reason } => {
-                let mut r = PageRecord::failed(
-                    page.key.clone(),
-                    page.url.to_string(),
-                    PageOutcome::HttpError,
-                    reason.clone(),
-                );
-                r.http_status = *status;
-                r.timing.fetch_ms = page.fetch_ms;
-                r.redirected_from = page.redirected_from.clone();
+                let r = super::http_error_record(&page, *status, reason.clone());
                 return self.pair_store(ctx, r, Vec::new()).await;
             }
             FetchResult::Page { status, title } => (*status, title.clone()),

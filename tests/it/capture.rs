@@ -761,17 +761,20 @@ async fn redirect_outside_the_prefix_is_a_capture_error_naming_it() {
     pool.shutdown().await;
 }
 
+/// Every request a header-logging server saw: (target, headers).
+type RequestLog = Arc<std::sync::Mutex<Vec<(String, Vec<(String, String)>)>>>;
+
 /// A server that (when `require_auth`) demands basic auth `me:pw` and records each request's
 /// target and headers (lower-cased names). `routes` maps targets to bodies and content types; the
 /// rest answer 404.
 async fn recording_server(
     routes: Vec<(&'static str, Vec<u8>, &'static str)>,
     require_auth: bool,
-) -> (String, Arc<std::sync::Mutex<Vec<(String, Vec<(String, String)>)>>>) {
+) -> (String, RequestLog) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let log: Arc<std::sync::Mutex<Vec<(String, Vec<(String, String)>)>>> = Arc::default();
+    let log: RequestLog = Arc::default();
     let (log2, routes) = (log.clone(), Arc::new(routes));
     tokio::spawn(async move {
         loop {
