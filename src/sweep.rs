@@ -291,19 +291,7 @@ impl<C: Capturer + 'static> Sweeper<C> {
                     expected_png: baselines.get(&page.key).map(|b| b.png.0),
                 };
                 match self.capturer.capture(req).await {
-                    Err(e) => {
-                        tracing::warn!(site = %site.name, url = %page.url, error = %e, "capture failed");
-                        let mut r = PageRecord::failed(
-                            page.key.clone(),
-                            page.url.to_string(),
-                            PageOutcome::CaptureError,
-                            e.to_string(),
-                        );
-                        r.http_status = Some(*status);
-                        r.title = title.clone();
-                        r.timing.fetch_ms = page.fetch_ms;
-                        r
-                    }
+                    Err(e) => capture_error_record(&site.name, &page, *status, title.clone(), &e),
                     Ok(capture) => {
                         let comparer = self.comparer.clone();
                         let site = site.clone();
@@ -355,6 +343,23 @@ fn http_error_record(page: &DiscoveredPage, status: Option<u16>, reason: String)
     r.http_status = status;
     r.timing.fetch_ms = page.fetch_ms;
     r.redirected_from = page.redirected_from.clone();
+    r
+}
+
+/// The record of a page the browser could not capture (logged once here).
+fn capture_error_record(
+    site: &str,
+    page: &DiscoveredPage,
+    status: u16,
+    title: Option<String>,
+    e: &crate::capture::CaptureError,
+) -> PageRecord {
+    tracing::warn!(site = %site, url = %page.url, error = %e, "capture failed");
+    let mut r =
+        PageRecord::failed(page.key.clone(), page.url.to_string(), PageOutcome::CaptureError, e.to_string());
+    r.http_status = Some(status);
+    r.title = title;
+    r.timing.fetch_ms = page.fetch_ms;
     r
 }
 

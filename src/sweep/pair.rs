@@ -251,16 +251,7 @@ impl<C: Capturer + 'static> Sweeper<C> {
         let head_capture = match head_capture {
             Ok(c) => c,
             Err(e) => {
-                tracing::warn!(site = %site.name, url = %page.url, error = %e, "capture failed");
-                let mut r = PageRecord::failed(
-                    page.key.clone(),
-                    page.url.to_string(),
-                    PageOutcome::CaptureError,
-                    e.to_string(),
-                );
-                r.http_status = Some(status);
-                r.title = title;
-                r.timing.fetch_ms = page.fetch_ms;
+                let r = super::capture_error_record(&site.name, &page, status, title, &e);
                 return self.pair_store(ctx, r, Vec::new()).await;
             }
         };
