@@ -94,6 +94,18 @@ impl ChromeDriver {
         {
             use std::os::unix::process::CommandExt;
             cmd.process_group(0);
+            // If sitediff dies without cleaning up (SIGKILL, crash), the kernel kills chromedriver
+            // too, instead of leaving it (and its browsers) running for ever.
+            #[cfg(target_os = "linux")]
+            // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+            unsafe {
+                cmd.pre_exec(|| {
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
         }
         let child = cmd.spawn().map_err(|e| start_err(e.to_string()))?;
         let url = Url::parse(&format!("http://127.0.0.1:{port}/")).map_err(|e| start_err(e.to_string()))?;
