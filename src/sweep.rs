@@ -17,8 +17,8 @@ use crate::diff::DecodedCache;
 use crate::metrics::Metrics;
 use crate::plugin::PluginHost;
 use crate::store::{
-    now_ms, BaselineRecord, Blob, CrawlKind, CrawlRecord, CrawlStatus, PageOutcome, PageRecord, Store,
-    StoreError,
+    now_ms, BaselineRecord, Blob, CrawlKind, CrawlRecord, CrawlStatus, PageOutcome, PageRecord,
+    RetentionReport, Store, StoreError,
 };
 
 mod pair;
@@ -163,9 +163,7 @@ impl<C: Capturer + 'static> Sweeper<C> {
         let name = site.name.clone();
         let pages = records.clone();
         let (rec, retention) = blocking(&site.name, move || {
-            to_store.structure = Some(crate::structure::of_crawl(&store, &to_store, &pages)?);
-            store.update_crawl(&to_store)?;
-            let r = store.apply_retention(&name, keep)?;
+            let r = store_finished_crawl(&store, &mut to_store, &pages, &name, keep)?;
             Ok::<_, StoreError>((to_store, r))
         })
         .await?
@@ -335,6 +333,20 @@ fn viewport_pages(
     }
     jobs.insert(0, (page, first));
     jobs
+}
+
+/// Store a finished crawl: its structural diff against the approved crawl, the record itself,
+/// then retention of the site's old crawls. Blocking.
+pub(crate) fn store_finished_crawl(
+    store: &Store,
+    rec: &mut CrawlRecord,
+    pages: &[PageRecord],
+    site: &str,
+    keep_crawls: usize,
+) -> Result<RetentionReport, StoreError> {
+    rec.structure = Some(crate::structure::of_crawl(store, rec, pages)?);
+    store.update_crawl(rec)?;
+    store.apply_retention(site, keep_crawls)
 }
 
 /// The record of a page that answered an HTTP error (or no answer) during discovery.

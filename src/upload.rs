@@ -17,8 +17,7 @@ use rayon::prelude::*;
 use crate::compare::Comparer;
 use crate::config::SiteConfig;
 use crate::store::{
-    now_ms, BaselineRecord, Blob, CrawlKind, CrawlRecord, CrawlStatus, Hash, PageChange, PageOutcome,
-    PageRecord, StoreError,
+    now_ms, BaselineRecord, Blob, CrawlKind, CrawlRecord, CrawlStatus, Hash, PageRecord, StoreError,
 };
 
 /// Images accepted in one upload.
@@ -223,17 +222,12 @@ pub fn ingest(
         .into_par_iter()
         .zip(sizes)
         .map(|(img, (width, height))| {
-            let mut rec = PageRecord::failed(
-                img.key.clone(),
-                format!("upload:{}", img.name),
-                PageOutcome::Ok,
-                String::new(),
-            );
-            rec.error = None;
-            rec.change = PageChange::New;
-            rec.png = Some(Hash::of(&img.png));
-            rec.width = width;
-            rec.height = height;
+            let rec = PageRecord {
+                png: Some(Hash::of(&img.png)),
+                width,
+                height,
+                ..PageRecord::new(img.key.clone(), format!("upload:{}", img.name))
+            };
             let baseline = baselines.get(&img.key).cloned();
             let c = comparer.compare_with_baseline(site, rec, vec![img.png], baseline)?;
             let blobs: Vec<Blob<'_>> = c.blobs.iter().map(|b| Blob::new(b)).collect();
@@ -254,9 +248,7 @@ pub fn ingest(
     };
     rec.tally(&pages);
     rec.status = CrawlStatus::Reviewing;
-    rec.structure = Some(crate::structure::of_crawl(store, &rec, &pages).map_err(store_err)?);
-    store.update_crawl(&rec).map_err(store_err)?;
-    store.apply_retention(name, keep_crawls).map_err(store_err)?;
+    crate::sweep::store_finished_crawl(store, &mut rec, &pages, name, keep_crawls).map_err(store_err)?;
     if let Some(m) = &comparer.metrics {
         m.register_site(name);
         for p in &pages {
