@@ -245,10 +245,7 @@ impl<C: Capturer + 'static> Sweeper<C> {
                 let observer = observer.clone();
                 async move {
                     let rec = self.process_page(&site, crawl_id, page, viewport, options, &baselines).await?;
-                    if let Some(m) = &self.metrics {
-                        m.page_captured(&site.name, rec.outcome);
-                    }
-                    observer.page_done(&rec);
+                    self.page_done(&site, &rec, &*observer);
                     Ok(rec)
                 }
             })
@@ -260,6 +257,20 @@ impl<C: Capturer + 'static> Sweeper<C> {
             .map_err(|e| SweepError::Task { site: site.name.clone(), reason: e.to_string() })?;
         let records = records.into_iter().collect::<Result<Vec<_>, _>>()?;
         Ok((records, stats))
+    }
+
+    /// A page is processed and stored: metrics, a debug line with its step timings, the observer.
+    fn page_done(&self, site: &SiteConfig, rec: &PageRecord, observer: &dyn SweepObserver) {
+        if let Some(m) = &self.metrics {
+            m.page_captured(&site.name, rec.outcome);
+        }
+        let t = &rec.timing;
+        tracing::debug!(
+            site = %site.name, page = %rec.key, outcome = ?rec.outcome, fetch_ms = t.fetch_ms,
+            navigate_ms = t.navigate_ms, settle_ms = t.settle_ms, screenshot_ms = t.screenshot_ms,
+            diff_ms = t.diff_ms, "page done"
+        );
+        observer.page_done(rec);
     }
 
     async fn process_page(

@@ -29,7 +29,7 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 const MAX_SETTLE_ATTEMPTS: u32 = 3;
 /// How long stabilisation waits for images still loading (lazy ones included).
 const IMAGE_WAIT: Duration = Duration::from_secs(5);
-/// How long stabilisation waits for two animation frames before going on anyway.
+/// How long stabilisation waits for an animation frame (two while scrolling) before going on anyway.
 const FRAME_WAIT: Duration = Duration::from_millis(500);
 /// Network quiet: no request in flight and no resource finished for this long...
 const NETWORK_QUIET: Duration = Duration::from_millis(200);
@@ -66,10 +66,14 @@ html { scrollbar-width: none !important; }\n\
 /// - fetch/XHR in flight are counted (`__sitediff.inflight`) for the network-quiet wait.
 /// - Timers of `__LONG_TIMER_MS__` or more never fire; once `__sitediff.frozen` is set, the page's
 ///   timer and animation-frame callbacks are held (not run), so script animation stops at the shot.
+/// - What could load content only when scrolled into view is counted (`__sitediff.lazyHooks`:
+///   IntersectionObserver targets, scroll/wheel listeners): a page without any is not scrolled through.
 const DOC_START_JS: &str = r#"(() => {
   if (window.__sitediff) { return; }
   const prefix = new URL(__PREFIX__), longMs = __LONG_TIMER_MS__;
-  const sd = window.__sitediff = { inflight: 0, frozen: false, blocked: [], held: 0, dropped: 0 };
+  const sd = window.__sitediff = { inflight: 0, frozen: false, blocked: [], held: 0, dropped: 0, lazyHooks: 0 };
+  // Installed before the page's scripts (not late, after load): the hook count is complete.
+  sd.early = document.readyState === 'loading';
   const W = window, oST = W.setTimeout, oSI = W.setInterval, oRAF = W.requestAnimationFrame;
   sd.setTimeout = oST.bind(W);
   sd.raf = oRAF ? oRAF.bind(W) : (cb => oST.call(W, () => cb(performance.now()), 16));
@@ -114,6 +118,17 @@ const DOC_START_JS: &str = r#"(() => {
       return oRAF.call(W, t => { if (sd.frozen) { sd.held++; return; } cb(t); });
     };
   }
+  if (W.IntersectionObserver) {
+    const oObserve = W.IntersectionObserver.prototype.observe;
+    W.IntersectionObserver.prototype.observe = function (...a) { sd.lazyHooks++; return oObserve.apply(this, a); };
+  }
+  if (W.EventTarget) {
+    const oAdd = W.EventTarget.prototype.addEventListener;
+    W.EventTarget.prototype.addEventListener = function (type, ...a) {
+      if (type === 'scroll' || type === 'wheel' || type === 'scrollend') { sd.lazyHooks++; }
+      return oAdd.call(this, type, ...a);
+    };
+  }
   if (W.fetch) {
     const oFetch = W.fetch;
     W.fetch = function (...a) {
@@ -135,28 +150,40 @@ const DOC_START_JS: &str = r#"(() => {
   }
 })();"#;
 
-/// Waits for `load` and `document.fonts.ready`, makes lazy images eager, scrolls through the page
-/// (viewport by viewport, up to argument 5 px and argument 6 steps) to trigger lazy content and
-/// back, waits for images (at most argument 1 ms) and for network quiet (argument 3 ms without
-/// a request in flight or finishing, at most argument 4 ms, polled every argument 7 ms), then freezes: held page timers,
-/// the style sheet given as argument 0, cancelled animations, paused media, blurred focus (no
-/// caret), top of the page, two frames (at most argument 2 ms). Calls back `{ok: true, blocked}`
-/// or `{error: "..."}`.
+/// Settles the page for its shot and measures it. Arguments: 0 the style sheet to inject, 1 image
+/// wait (ms), 2 frame wait (ms), 3 network-quiet window (ms), 4 its cap (ms), 5 max height (px),
+/// 6 max scroll steps, 7 poll interval (ms), 8 the mask selectors, 9 whether the site injects a
+/// script.
+///
+/// Waits for `load` and `document.fonts.ready`; makes lazy images and iframes eager; scrolls through
+/// the page viewport by viewport and back when something on it could load content only when seen
+/// (IntersectionObserver targets, scroll listeners, `onscroll` handlers; always when the
+/// document-start script did not run); waits for images and for network quiet (no fetch/XHR in
+/// flight, no image loading, and, on a page where a script could start more requests, nothing
+/// finished for the window); then freezes: held page timers, the
+/// style sheet, cancelled animations, paused media, blurred focus (no caret), top of the page, one
+/// frame. Calls back the [`Settled`] measurement as JSON, `{invalid_selector}` for a mask selector
+/// that does not parse, or `{error}`.
 const SETTLE_JS: &str = r#"
-const [css, imageWaitMs, frameWaitMs, quietMs, quietCapMs, maxScroll, maxSteps, pollMs] = arguments;
+const [css, imageWaitMs, frameWaitMs, quietMs, quietCapMs, maxScroll, maxSteps, pollMs, sels, injected] = arguments;
 const done = arguments[arguments.length - 1];
-const sd = window.__sitediff || {};
-const st = sd.setTimeout || window.setTimeout.bind(window);
-const raf = sd.raf || window.requestAnimationFrame.bind(window);
+const url = location.href;
+const sd = window.__sitediff;
+const st = (sd && sd.setTimeout) || window.setTimeout.bind(window);
+const raf = (sd && sd.raf) || window.requestAnimationFrame.bind(window);
 const sleep = ms => new Promise(r => st(r, ms));
 const frame = () => new Promise(r => raf(() => r()));
 const frames = () => Promise.race([frame().then(frame), sleep(frameWaitMs)]);
 const de = document.documentElement;
 const pageHeight = () => Math.max(de.scrollHeight, document.body ? document.body.scrollHeight : 0);
+const eager = () => {
+  for (const el of document.querySelectorAll('img[loading=lazy], iframe[loading=lazy]')) { el.loading = 'eager'; }
+};
+const needsScroll = () => !sd || !sd.early || sd.lazyHooks > 0 || !!(window.onscroll || document.onscroll
+  || (document.body && document.body.onscroll) || document.querySelector('[onscroll]'));
 const waitImages = async () => {
   const pending = [];
   for (const img of document.images) {
-    if (img.loading === 'lazy') { img.loading = 'eager'; }
     if (!img.complete) {
       pending.push(new Promise(r => {
         img.addEventListener('load', r, { once: true });
@@ -166,6 +193,11 @@ const waitImages = async () => {
   }
   if (pending.length) { await Promise.race([Promise.all(pending), sleep(imageWaitMs)]); }
 };
+// Only a script can start requests once the page has loaded: the page's own (elements, handlers
+// that fire without user input), one in a frame or plugin, or the site's inject_js.
+const scripted = () => injected || !!document.querySelector('script, iframe, frame, object, embed, '
+  + '[onload], [onpageshow], [onerror], [onfocus], [onresize], [onanimationstart], [onanimationend], '
+  + '[onanimationiteration], [ontransitionend], [ontoggle]');
 const networkQuiet = async () => {
   let last = 0;
   for (const e of performance.getEntriesByType('resource')) { last = Math.max(last, e.responseEnd || 0); }
@@ -174,33 +206,52 @@ const networkQuiet = async () => {
     po = new PerformanceObserver(l => { for (const e of l.getEntries()) { last = Math.max(last, e.responseEnd || 0); } });
     po.observe({ type: 'resource' });
   } catch (e) {}
-  const t0 = performance.now();
+  const t0 = performance.now(), quiet = !scripted();
   while (performance.now() - t0 < quietCapMs) {
-    const busy = (sd.inflight || 0) > 0 || [...document.images].some(i => !i.complete);
-    if (!busy && performance.now() - last >= quietMs) { break; }
+    const busy = ((sd && sd.inflight) || 0) > 0 || [...document.images].some(i => !i.complete);
+    if (!busy && (quiet || performance.now() - last >= quietMs)) { break; }
     await sleep(pollMs);
   }
   if (po) { po.disconnect(); }
+};
+const measure = () => {
+  const b = document.body;
+  const height = Math.max(de.scrollHeight, de.offsetHeight, b ? b.scrollHeight : 0, b ? b.offsetHeight : 0);
+  const sx = window.scrollX, sy = window.scrollY;
+  const masks = [];
+  for (const s of sels) {
+    let els;
+    try { els = document.querySelectorAll(s); } catch (e) { return { invalid_selector: s }; }
+    const rects = [];
+    for (const el of els) {
+      const r = el.getBoundingClientRect();
+      rects.push([r.left + sx, r.top + sy, r.width, r.height]);
+    }
+    masks.push(rects);
+  }
+  return { url, height, masks, title: document.title };
 };
 (async () => {
   if (document.readyState !== 'complete') {
     await new Promise(r => window.addEventListener('load', r, { once: true }));
   }
   if (document.fonts && document.fonts.ready) { await document.fonts.ready; }
-  for (const img of document.images) { if (img.loading === 'lazy') { img.loading = 'eager'; } }
-  // Lazy content (IntersectionObserver, scroll handlers) appears only when scrolled into view.
-  const vh = Math.max(1, window.innerHeight);
-  let steps = 0;
-  while (steps < maxSteps && (steps + 1) * vh < Math.min(pageHeight(), maxScroll)) {
-    steps++;
-    window.scrollTo(0, steps * vh);
-    await frames();
+  eager();
+  if (needsScroll()) {
+    const vh = Math.max(1, window.innerHeight);
+    let steps = 0;
+    while (steps < maxSteps && (steps + 1) * vh < Math.min(pageHeight(), maxScroll)) {
+      steps++;
+      window.scrollTo(0, steps * vh);
+      await frames();
+    }
+    if (steps > 0) { window.scrollTo(0, 0); await frames(); }
+    eager();
   }
-  if (steps > 0) { window.scrollTo(0, 0); await frames(); }
   await waitImages();
   await networkQuiet();
   if (document.fonts && document.fonts.ready) { await document.fonts.ready; }
-  sd.frozen = true;
+  if (sd) { sd.frozen = true; }
   const style = document.createElement('style');
   style.setAttribute('data-sitediff', '');
   style.textContent = css;
@@ -213,31 +264,12 @@ const networkQuiet = async () => {
     document.activeElement.blur();
   }
   window.scrollTo(0, 0);
-  await frames();
+  // One frame with the frozen styles; the shot itself forces the next one.
+  await Promise.race([frame(), sleep(frameWaitMs)]);
   if (document.fonts && document.fonts.ready) { await document.fonts.ready; }
   window.__sitediffSettled = true;
-  done({ ok: true });
+  done(measure());
 })().catch(e => done({ error: String((e && e.message) || e) }));
-"#;
-
-/// Measures the page (argument 0: the mask selectors). Returns [`Measure`] as JSON.
-const MEASURE_JS: &str = r#"
-const sels = arguments[0];
-const de = document.documentElement, b = document.body;
-const height = Math.max(de.scrollHeight, de.offsetHeight, b ? b.scrollHeight : 0, b ? b.offsetHeight : 0);
-const sx = window.scrollX, sy = window.scrollY;
-const masks = [];
-for (const s of sels) {
-  let els;
-  try { els = document.querySelectorAll(s); } catch (e) { return { invalid_selector: s }; }
-  const rects = [];
-  for (const el of els) {
-    const r = el.getBoundingClientRect();
-    rects.push([r.left + sx, r.top + sy, r.width, r.height]);
-  }
-  masks.push(rects);
-}
-return { height, settled: window.__sitediffSettled === true, masks, title: document.title };
 "#;
 
 /// The rendered DOM, the document's URL, whether the settle script ran on this document, and the
@@ -404,7 +436,11 @@ pub async fn capture_page(
         }
         install_guard_late(session, req).await?;
     }
-    check_location(session, req, settle_timeout).await?;
+    if !opts.inject_js.is_empty() {
+        // The site's script must never run on a page outside the prefix; otherwise the settle
+        // script reports where the browser is.
+        check_location(session, req, settle_timeout).await?;
+    }
     let navigate_ms = elapsed_ms(t0);
 
     // Stabilise, measure, shoot. A page that navigates on its own (inside the prefix) after load is
@@ -436,6 +472,8 @@ pub async fn capture_page(
                 json!(opts.max_height),
                 json!(MAX_SCROLL_STEPS),
                 json!(ms(NETWORK_POLL)),
+                json!(opts.mask_selectors),
+                json!(!opts.inject_js.is_empty()),
             ];
             c.execute_async(SETTLE_JS, args)
         })
@@ -450,23 +488,17 @@ pub async fn capture_page(
         if let Some(err) = settled.get("error").and_then(Value::as_str) {
             return Err(CaptureError::Script { url: url.to_string(), reason: err.to_string() });
         }
-        let measured = run_script(session, url, settle_timeout, |c| {
-            c.execute(MEASURE_JS, vec![json!(opts.mask_selectors)])
-        })
-        .await?;
-        if let Some(sel) = measured.get("invalid_selector").and_then(Value::as_str) {
+        if let Some(sel) = settled.get("invalid_selector").and_then(Value::as_str) {
             return Err(CaptureError::Script {
                 url: url.to_string(),
                 reason: format!("invalid mask selector {sel:?}"),
             });
         }
-        let measure: Measure = serde_json::from_value(measured).map_err(|e| CaptureError::Script {
+        let measure: Settled = serde_json::from_value(settled).map_err(|e| CaptureError::Script {
             url: url.to_string(),
             reason: format!("bad measurement: {e}"),
         })?;
-        if !measure.settled && !last {
-            continue;
-        }
+        check_landed(req, &measure.url)?;
         let (height, truncated) = capped_height(measure.height, opts.max_height);
         let width = req.viewport.width;
         let mask_rects = opts
@@ -677,7 +709,12 @@ async fn check_location(
     timeout: Duration,
 ) -> Result<(), CaptureError> {
     let here = run_script(session, req.url.as_str(), timeout, |c| c.execute(LOCATION_JS, vec![])).await?;
-    match here.as_str().and_then(|u| Url::parse(u).ok()) {
+    check_landed(req, here.as_str().unwrap_or_default())
+}
+
+/// `here` (the document's URL as the page reports it) must be a web page inside the prefix.
+fn check_landed(req: &CaptureRequest, here: &str) -> Result<(), CaptureError> {
+    match Url::parse(here).ok() {
         // Chromium shows `chrome-error://chromewebdata/` when a load fails (e.g. auth refused).
         Some(u) if !matches!(u.scheme(), "http" | "https") => Err(CaptureError::Navigate {
             url: req.url.to_string(),
@@ -758,12 +795,12 @@ fn union_rect(a: Rect, b: Rect) -> Rect {
     Rect { x, y, width: right - x, height: bottom - y }
 }
 
-/// What [`MEASURE_JS`] returns.
+/// What [`SETTLE_JS`] calls back with.
 #[derive(Debug, Deserialize)]
-struct Measure {
+struct Settled {
+    /// The document's URL.
+    url: String,
     height: f64,
-    /// The settle script ran on this document (false: the page navigated since).
-    settled: bool,
     /// Per selector: `[x, y, width, height]` in page CSS px.
     masks: Vec<Vec<[f64; 4]>>,
     #[serde(default)]
@@ -868,6 +905,8 @@ async fn screenshot(
     if session.cdp == CdpSupport::Yes {
         let params = json!({
             "format": "png",
+            // zlib level 1: encoding is most of the browser's CPU for a shot; the PNG is ~25% larger.
+            "optimizeForSpeed": true,
             "captureBeyondViewport": true,
             "fromSurface": true,
             "clip": { "x": 0, "y": 0, "width": width, "height": height, "scale": 1 },

@@ -38,6 +38,17 @@ pub const CHROMIUM_ARGS: &[&str] = &[
     "--mute-audio",
     "--disable-extensions",
     "--disable-default-apps",
+    // Less work per page: the CPU rasterizer beats SwiftShader GL (which Debian's wrapper turns
+    // on with --enable-gpu-rasterization); no back/forward cache for pages we never go back to.
+    "--disable-gpu-rasterization",
+    "--disable-back-forward-cache",
+    "--disable-field-trial-config",
+    "--disable-breakpad",
+    "--disable-client-side-phishing-detection",
+    "--disable-component-extensions-with-background-pages",
+    "--disable-hang-monitor",
+    "--metrics-recording-only",
+    "--password-store=basic",
 ];
 /// Bound on opening one WebDriver session (starts a browser).
 const SESSION_START_TIMEOUT: Duration = Duration::from_secs(60);

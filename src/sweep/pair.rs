@@ -111,7 +111,7 @@ impl<C: Capturer + 'static> Sweeper<C> {
                 let (ctx, observer) = (&ctx, observer.clone());
                 async move {
                     let rec = self.pair_head_page(ctx, page, None).await?;
-                    self.pair_page_done(&ctx.site, &rec, &*observer);
+                    self.page_done(&ctx.site, &rec, &*observer);
                     Ok(rec)
                 }
             })
@@ -156,7 +156,7 @@ impl<C: Capturer + 'static> Sweeper<C> {
                             self.pair_removed_page(ctx, base_page, status).await?
                         }
                     };
-                    self.pair_page_done(&ctx.site, &rec, &*observer);
+                    self.page_done(&ctx.site, &rec, &*observer);
                     Ok(rec)
                 }
             })
@@ -171,13 +171,6 @@ impl<C: Capturer + 'static> Sweeper<C> {
     async fn probe_base(&self, ctx: &PairCtx, key: &str) -> Option<DiscoveredPage> {
         let url = ctx.base_scope.url_for_key(key)?;
         crawl::probe(&ctx.base_client, &ctx.base_scope, &url).await
-    }
-
-    fn pair_page_done(&self, site: &SiteConfig, rec: &PageRecord, observer: &dyn SweepObserver) {
-        if let Some(m) = &self.metrics {
-            m.page_captured(&site.name, rec.outcome);
-        }
-        observer.page_done(rec);
     }
 
     /// Capture `url` (the page `key` of the side whose prefix is `scope`) with the site's options.

@@ -951,6 +951,45 @@ async fn timers_network_and_lazy_content_are_settled_before_the_shot() {
     pool.shutdown().await;
 }
 
+/// Scrolling through is skipped on pages where nothing could load content when seen; these pages
+/// load it from scroll handlers (no IntersectionObserver), so they must still be scrolled. And a
+/// request a script starts shortly after `load` is waited for (the quiet window applies to pages
+/// with scripts, even short ones that are not scrolled).
+#[tokio::test]
+async fn scroll_handlers_and_late_requests_are_settled_before_the_shot() {
+    let _g = serial().await;
+    let srv = FixtureServer::start().await;
+    srv.set("/late.json", Response::with_type(200, "application/json", b"{\"c\":\"#00f\"}".to_vec()));
+    let lazy = |hook: &str| {
+        format!(
+            "<div style='height:3000px'></div><div id=lazy style='height:100px;background:#fff'></div>\
+             <script>\
+             const reveal = () => {{ if (lazy.getBoundingClientRect().top < innerHeight) lazy.style.background = '#f00'; }};\
+             {hook}\
+             </script>"
+        )
+    };
+    srv.set("/listener", page(&lazy("document.addEventListener('scroll', reveal);")));
+    srv.set("/property", page(&lazy("window.onscroll = reveal;")));
+    srv.set(
+        "/late",
+        page(
+            "<div id=late style='height:100px;background:#fff'></div>\
+             <script>addEventListener('load', () => setTimeout(() => fetch('/late.json').then(r => r.json())\
+               .then(j => { late.style.background = j.c; }), 60));</script>",
+        ),
+    );
+    let pool = pool(1).await;
+    for path in ["/listener", "/property"] {
+        let c = pool.capture(request(&srv.url(path), 640, 480, options())).await.unwrap();
+        assert_eq!(px(&pixels(&c), 10, 3050), RED, "{path}: content shown by a scroll handler is missing");
+        assert_eq!(c.unstable_area, None, "{path}");
+    }
+    let c = pool.capture(request(&srv.url("/late"), 640, 480, options())).await.unwrap();
+    assert_eq!(px(&pixels(&c), 10, 50), BLUE, "the shot did not wait for the request started after load");
+    pool.shutdown().await;
+}
+
 #[tokio::test]
 async fn sticky_and_fixed_elements_appear_once() {
     let _g = serial().await;
