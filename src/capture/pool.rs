@@ -38,9 +38,8 @@ pub const CHROMIUM_ARGS: &[&str] = &[
     "--mute-audio",
     "--disable-extensions",
     "--disable-default-apps",
-    // Less work per page: the CPU rasterizer beats SwiftShader GL (which Debian's wrapper turns
-    // on with --enable-gpu-rasterization); no back/forward cache for pages we never go back to.
-    "--disable-gpu-rasterization",
+    // Less background work (playwright's set): no back/forward cache for pages we never go back
+    // to, no field trials, crash reporter, phishing detection or hang monitor.
     "--disable-back-forward-cache",
     "--disable-field-trial-config",
     "--disable-breakpad",
