@@ -761,65 +761,6 @@ async fn redirect_outside_the_prefix_is_a_capture_error_naming_it() {
     pool.shutdown().await;
 }
 
-/// Every request a header-logging server saw: (target, headers).
-type RequestLog = Arc<std::sync::Mutex<Vec<(String, Vec<(String, String)>)>>>;
-
-/// A server that (when `require_auth`) demands basic auth `me:pw` and records each request's
-/// target and headers (lower-cased names). `routes` maps targets to bodies and content types; the
-/// rest answer 404.
-async fn recording_server(
-    routes: Vec<(&'static str, Vec<u8>, &'static str)>,
-    require_auth: bool,
-) -> (String, RequestLog) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let log: RequestLog = Arc::default();
-    let (log2, routes) = (log.clone(), Arc::new(routes));
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut sock, _)) = listener.accept().await else { break };
-            let (log, routes) = (log2.clone(), routes.clone());
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match sock.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                let text = String::from_utf8_lossy(&buf).to_string();
-                let target = text.split_whitespace().nth(1).unwrap_or("/").to_string();
-                let headers: Vec<(String, String)> = text
-                    .lines()
-                    .skip(1)
-                    .filter_map(|l| l.split_once(':'))
-                    .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-                    .collect();
-                let authorised = !require_auth
-                    || headers.iter().any(|(k, v)| k == "authorization" && v == "Basic bWU6cHc=");
-                log.lock().unwrap().push((target.clone(), headers));
-                let (status, ctype, body) = match routes.iter().find(|(t, _, _)| *t == target) {
-                    _ if !authorised => {
-                        ("401 X\r\nWWW-Authenticate: Basic realm=\"t\"", "text/html", b"no".to_vec())
-                    }
-                    Some((_, body, ctype)) => ("200 X", *ctype, body.clone()),
-                    None => ("404 X", "text/html", b"missing".to_vec()),
-                };
-                let head = format!(
-                    "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = sock.write_all(head.as_bytes()).await;
-                let _ = sock.write_all(&body).await;
-                let _ = sock.shutdown().await;
-            });
-        }
-    });
-    (base, log)
-}
-
 #[tokio::test]
 async fn site_options_reach_the_browser() {
     use sitediff::config::{BasicAuth, Cookie};
@@ -829,14 +770,11 @@ async fn site_options_reach_the_browser() {
         <div id=box style='width:100px;height:100px;background:#fff'></div>\
         <img src='/p/ads/pixel.png' width=10 height=10>\
         <script>document.title = navigator.userAgent + '|' + document.cookie</script></body></html>";
-    let (base, log) = recording_server(
-        vec![
-            ("/p/opts", html.as_bytes().to_vec(), "text/html"),
-            ("/p/ads/pixel.png", solid_png(10, 10, RED), "image/png"),
-        ],
-        true,
-    )
-    .await;
+    let srv = FixtureServer::start().await;
+    srv.set("/p/opts", Response::html(html));
+    srv.set("/p/ads/pixel.png", Response::with_type(200, "image/png", solid_png(10, 10, RED)));
+    srv.require_authorization("Basic bWU6cHc=");
+    let base = srv.url("");
     let pool = pool(1).await;
     let opts = CaptureOptions {
         headers: vec![("X-Env".into(), "staging".into())],
@@ -862,7 +800,7 @@ async fn site_options_reach_the_browser() {
     assert_eq!(c.final_url, url, "no credentials in the recorded URL");
     let img = pixels(&c);
     assert_eq!(px(&img, 50, 50), BLUE, "banner removed from layout and inject_js ran");
-    let log = log.lock().unwrap().clone();
+    let log = srv.requests();
     assert!(!log.iter().any(|(t, _)| t.contains("/ads/")), "a blocked URL was requested: {log:?}");
     let page_req = log
         .iter()
@@ -874,8 +812,9 @@ async fn site_options_reach_the_browser() {
     assert_eq!(header("cookie"), Some("consent=yes"));
     assert_eq!(header("user-agent"), Some("sitediff-test-agent"));
     // A site without options on the same session gets none of them.
-    let (base2, log2) =
-        recording_server(vec![("/p/none", b"<title>none</title>".to_vec(), "text/html")], false).await;
+    let srv2 = FixtureServer::start().await;
+    srv2.set("/p/none", Response::html("<title>none</title>"));
+    let base2 = srv2.url("");
     let url2 = Url::parse(&format!("{base2}/p/none")).unwrap();
     let req2 = CaptureRequest {
         site: "other".into(),
@@ -886,7 +825,7 @@ async fn site_options_reach_the_browser() {
         expected_png: None,
     };
     pool.capture(req2).await.unwrap();
-    let log2 = log2.lock().unwrap().clone();
+    let log2 = srv2.requests();
     let (_, h) = log2.iter().find(|(t, _)| t == "/p/none").unwrap();
     assert!(!h.iter().any(|(k, _)| k == "x-env" || k == "authorization"), "{h:?}");
     let ua = h.iter().find(|(k, _)| k == "user-agent").map(|(_, v)| v.as_str()).unwrap_or("");

@@ -54,12 +54,16 @@ impl Response {
 
 type Routes = Arc<Mutex<HashMap<String, Response>>>;
 
+/// A request the fixture server saw: its target and its headers (names lower-cased).
+pub type SeenRequest = (String, Vec<(String, String)>);
+
 /// A programmable HTTP/1.1 server on 127.0.0.1:0. Routes are matched on the raw request target
-/// (path + query). It records every request target it served.
+/// (path + query). It records every request it served, and can demand an `Authorization` header.
 pub struct FixtureServer {
     pub addr: SocketAddr,
     routes: Routes,
-    hits: Arc<Mutex<Vec<String>>>,
+    requests: Arc<Mutex<Vec<SeenRequest>>>,
+    authorization: Arc<Mutex<Option<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -68,12 +72,13 @@ impl FixtureServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind fixture server");
         let addr = listener.local_addr().expect("fixture addr");
         let routes: Routes = Arc::default();
-        let hits: Arc<Mutex<Vec<String>>> = Arc::default();
-        let (r, h) = (routes.clone(), hits.clone());
+        let requests: Arc<Mutex<Vec<SeenRequest>>> = Arc::default();
+        let authorization: Arc<Mutex<Option<String>>> = Arc::default();
+        let (r, h, a) = (routes.clone(), requests.clone(), authorization.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((mut sock, _)) = listener.accept().await else { break };
-                let (r, h) = (r.clone(), h.clone());
+                let (r, h, a) = (r.clone(), h.clone(), a.clone());
                 tokio::spawn(async move {
                     let mut buf = Vec::new();
                     let mut chunk = [0u8; 4096];
@@ -88,9 +93,27 @@ impl FixtureServer {
                     }
                     let text = String::from_utf8_lossy(&buf);
                     let target = text.split_whitespace().nth(1).unwrap_or("/").to_string();
-                    h.lock().unwrap().push(target.clone());
-                    let resp = r.lock().unwrap().get(&target).cloned();
-                    let resp = resp.unwrap_or_else(|| Response::status(404, "<h1>not found</h1>"));
+                    let headers: Vec<(String, String)> = text
+                        .lines()
+                        .skip(1)
+                        .filter_map(|l| l.split_once(':'))
+                        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+                        .collect();
+                    let authorised = match a.lock().unwrap().as_deref() {
+                        Some(want) => headers.iter().any(|(k, v)| k == "authorization" && v == want),
+                        None => true,
+                    };
+                    h.lock().unwrap().push((target.clone(), headers));
+                    let resp = if authorised { r.lock().unwrap().get(&target).cloned() } else { None };
+                    let resp = match resp {
+                        Some(resp) => resp,
+                        None if !authorised => {
+                            let mut resp = Response::status(401, "no");
+                            resp.headers.push(("WWW-Authenticate".into(), "Basic realm=\"t\"".into()));
+                            resp
+                        }
+                        None => Response::status(404, "<h1>not found</h1>"),
+                    };
                     if !resp.delay.is_zero() {
                         tokio::time::sleep(resp.delay).await;
                     }
@@ -113,7 +136,7 @@ impl FixtureServer {
                 });
             }
         });
-        FixtureServer { addr, routes, hits, task }
+        FixtureServer { addr, routes, requests, authorization, task }
     }
 
     /// `http://127.0.0.1:PORT` + path.
@@ -129,9 +152,19 @@ impl FixtureServer {
         self.routes.lock().unwrap().remove(target);
     }
 
+    /// Answer 401 (with a Basic challenge) to every request without this `Authorization` value.
+    pub fn require_authorization(&self, value: &str) {
+        *self.authorization.lock().unwrap() = Some(value.to_string());
+    }
+
     /// Every request target served so far, in order.
     pub fn hits(&self) -> Vec<String> {
-        self.hits.lock().unwrap().clone()
+        self.requests.lock().unwrap().iter().map(|(t, _)| t.clone()).collect()
+    }
+
+    /// Every request served so far, in order, with its headers.
+    pub fn requests(&self) -> Vec<SeenRequest> {
+        self.requests.lock().unwrap().clone()
     }
 }
 
