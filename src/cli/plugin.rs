@@ -245,23 +245,17 @@ fn run_plugin(args: &RunArgs) -> anyhow::Result<ExitCode> {
                 fuel_used: out.stats.fuel_used,
                 elapsed_ms: out.stats.elapsed.as_secs_f64() * 1000.0,
             };
-            if args.json {
-                println!("{}", serde_json::to_string(&report)?);
-            } else {
-                for line in &out.logs {
-                    eprintln!("[{name}] {line}");
-                }
-                eprintln!(
-                    "{name}: {} region(s) to ignore ({ignored} pixels), pixels {}edited; {} fuel, {:.1} ms",
-                    out.ignore.len(),
-                    if out.image.is_some() { "" } else { "not " },
-                    report.fuel_used,
-                    report.elapsed_ms
-                );
-                for r in &out.ignore {
-                    eprintln!("  x {} y {} {}x{}", r.x, r.y, r.width, r.height);
-                }
+            let mut summary = format!(
+                "{name}: {} region(s) to ignore ({ignored} pixels), pixels {}edited; {} fuel, {:.1} ms",
+                out.ignore.len(),
+                if out.image.is_some() { "" } else { "not " },
+                report.fuel_used,
+                report.elapsed_ms
+            );
+            for r in &out.ignore {
+                summary.push_str(&format!("\n  x {} y {} {}x{}", r.x, r.y, r.width, r.height));
             }
+            print_run(args.json, &name, &report, &out.logs, &summary)?;
         }
         PluginKind::Score => {
             let Some(base_path) = &args.base else {
@@ -284,24 +278,38 @@ fn run_plugin(args: &RunArgs) -> anyhow::Result<ExitCode> {
                 fuel_used: out.stats.fuel_used,
                 elapsed_ms: out.stats.elapsed.as_secs_f64() * 1000.0,
             };
-            if args.json {
-                println!("{}", serde_json::to_string(&report)?);
-            } else {
-                for line in &out.logs {
-                    eprintln!("[{name}] {line}");
-                }
-                eprintln!(
-                    "{name}: score {:.6} (distortion {:.6}){}; {} fuel, {:.1} ms",
-                    out.score,
-                    outcome.distortion,
-                    out.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default(),
-                    report.fuel_used,
-                    report.elapsed_ms
-                );
-            }
+            let summary = format!(
+                "{name}: score {:.6} (distortion {:.6}){}; {} fuel, {:.1} ms",
+                out.score,
+                outcome.distortion,
+                out.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default(),
+                report.fuel_used,
+                report.elapsed_ms
+            );
+            print_run(args.json, &name, &report, &out.logs, &summary)?;
         }
     }
     Ok(ExitCode::from(EXIT_OK))
+}
+
+/// Print one plugin run: `report` as JSON on stdout with `--json`; otherwise the plugin's log
+/// lines and `summary` on stderr.
+fn print_run(
+    json: bool,
+    name: &str,
+    report: &impl Serialize,
+    logs: &[String],
+    summary: &str,
+) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(report)?);
+    } else {
+        for line in logs {
+            eprintln!("[{name}] {line}");
+        }
+        eprintln!("{summary}");
+    }
+    Ok(())
 }
 
 /// Blend the ignored regions toward the overlay colour so they stand out.

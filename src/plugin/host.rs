@@ -366,6 +366,17 @@ fn kind_of(ty: &ExternType) -> &'static str {
     }
 }
 
+/// The JSON context handed to `plugin`.
+fn context_json(plugin: &str, ctx: &impl Serialize) -> Result<Vec<u8>, PluginError> {
+    serde_json::to_vec(ctx)
+        .map_err(|e| PluginError::Input { plugin: plugin.to_string(), reason: format!("context: {e}") })
+}
+
+/// Maps a reason `plugin`'s output was refused to the error naming it.
+fn bad_output(plugin: &str) -> impl Fn(String) -> PluginError + '_ {
+    move |reason| PluginError::BadOutput { plugin: plugin.to_string(), reason }
+}
+
 fn image_bytes(plugin: &str, img: &RgbaImage, what: &str) -> Result<usize, PluginError> {
     let want = img.width as usize * img.height as usize * 4;
     if img.data.len() != want {
@@ -524,17 +535,19 @@ impl PluginHost {
     pub fn mask(&self, plugin: &str, img: &RgbaImage, ctx: &PageContext) -> Result<MaskOutput, PluginError> {
         let p = self.get_kind(plugin, PluginKind::Mask)?;
         let image_len = image_bytes(plugin, img, "the")?;
-        let json = serde_json::to_vec(&MaskJson {
-            abi_version: abi::ABI_VERSION,
-            kind: PluginKind::Mask,
-            site: &ctx.site,
-            page_key: &ctx.page_key,
-            url: &ctx.url,
-            viewport: ctx.viewport,
-            image: Size { width: img.width, height: img.height },
-            selectors: &ctx.selectors,
-        })
-        .map_err(|e| PluginError::Input { plugin: plugin.to_string(), reason: format!("context: {e}") })?;
+        let json = context_json(
+            plugin,
+            &MaskJson {
+                abi_version: abi::ABI_VERSION,
+                kind: PluginKind::Mask,
+                site: &ctx.site,
+                page_key: &ctx.page_key,
+                url: &ctx.url,
+                viewport: ctx.viewport,
+                image: Size { width: img.width, height: img.height },
+                selectors: &ctx.selectors,
+            },
+        )?;
         let (rects, rect_count) = abi::encode_selector_rects(&ctx.selectors, img.width, img.height);
         let inputs = image_len + json.len() + rects.len();
         let ((reply, edited), stats, logs) = self.call(p, inputs, |store, instance, memory| {
@@ -556,11 +569,10 @@ impl PluginHost {
                 ),
             )?;
             let out = read_output(store, plugin, memory, result)?;
-            let reply = abi::parse_mask_output(&out, img.width, img.height)
-                .map_err(|reason| PluginError::BadOutput { plugin: plugin.to_string(), reason })?;
+            let reply = abi::parse_mask_output(&out, img.width, img.height).map_err(bad_output(plugin))?;
             let edited = if reply.image_edited {
                 let range = abi::checked_range(img_ptr, image_len as u32, memory.data_size(&*store))
-                    .map_err(|reason| PluginError::BadOutput { plugin: plugin.to_string(), reason })?;
+                    .map_err(bad_output(plugin))?;
                 Some(RgbaImage {
                     width: img.width,
                     height: img.height,
@@ -586,25 +598,27 @@ impl PluginHost {
         let p = self.get_kind(plugin, PluginKind::Score)?;
         let base_len = image_bytes(plugin, base, "the baseline")?;
         let new_len = image_bytes(plugin, new, "the new")?;
-        let json = serde_json::to_vec(&ScoreJson {
-            abi_version: abi::ABI_VERSION,
-            kind: PluginKind::Score,
-            site: &ctx.site,
-            page_key: &ctx.page_key,
-            url: &ctx.url,
-            viewport: ctx.viewport,
-            base: Size { width: base.width, height: base.height },
-            new: Size { width: new.width, height: new.height },
-            diff: DiffJson {
-                diff_pixels: diff.diff_pixels,
-                total_pixels: diff.total_pixels,
-                distortion: diff.distortion,
-                size_changed: diff.size_changed,
-                regions: &diff.regions,
+        let json = context_json(
+            plugin,
+            &ScoreJson {
+                abi_version: abi::ABI_VERSION,
+                kind: PluginKind::Score,
+                site: &ctx.site,
+                page_key: &ctx.page_key,
+                url: &ctx.url,
+                viewport: ctx.viewport,
+                base: Size { width: base.width, height: base.height },
+                new: Size { width: new.width, height: new.height },
+                diff: DiffJson {
+                    diff_pixels: diff.diff_pixels,
+                    total_pixels: diff.total_pixels,
+                    distortion: diff.distortion,
+                    size_changed: diff.size_changed,
+                    regions: &diff.regions,
+                },
+                selectors: &ctx.selectors,
             },
-            selectors: &ctx.selectors,
-        })
-        .map_err(|e| PluginError::Input { plugin: plugin.to_string(), reason: format!("context: {e}") })?;
+        )?;
         let inputs = base_len + new_len + json.len();
         let ((score, reason), stats, logs) = self.call(p, inputs, |store, instance, memory| {
             let alloc: TypedFunc<i32, i32> = instance.get_typed_func(&mut *store, abi::EXPORT_ALLOC)?;
@@ -626,8 +640,7 @@ impl PluginHost {
                 ),
             )?;
             let out = read_output(store, plugin, memory, result)?;
-            Ok(abi::parse_score_output(&out)
-                .map_err(|reason| PluginError::BadOutput { plugin: plugin.to_string(), reason })?)
+            Ok(abi::parse_score_output(&out).map_err(bad_output(plugin))?)
         })?;
         Ok(ScoreOutput { score, reason, logs, stats })
     }
@@ -775,8 +788,7 @@ fn read_output(
         EntryResult::Failed(code) => Err(PluginError::Failed { plugin: plugin.to_string(), code }.into()),
         EntryResult::Output { len: 0, .. } => Ok(Vec::new()),
         EntryResult::Output { ptr, len } => {
-            let range = abi::checked_range(ptr, len, memory.data_size(store))
-                .map_err(|reason| PluginError::BadOutput { plugin: plugin.to_string(), reason })?;
+            let range = abi::checked_range(ptr, len, memory.data_size(store)).map_err(bad_output(plugin))?;
             Ok(memory.data(store)[range].to_vec())
         }
     }
