@@ -11,7 +11,7 @@ use sitediff::diff::{decode_png, Rect, RgbaImage};
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use crate::helpers::{FixtureServer, Response};
+use crate::helpers::{children_of, FixtureServer, Response};
 
 /// Browser tests share 2 cores: run them one at a time.
 static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -581,23 +581,6 @@ async fn page_navigating_during_stabilisation_is_captured_on_its_final_document(
     assert_eq!(px(&img, 600, 400), BLUE);
     assert_eq!(px(&img, 50, 50), BLUE, "the final document was not stabilised (hide_selectors)");
     pool.shutdown().await;
-}
-
-/// Pids of the processes whose parent is `ppid`, with their command names.
-fn children_of(ppid: u32) -> Vec<(u32, String)> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        // pid (comm) state ppid ...
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
-        let comm = stat[open + 1..close].to_string();
-        let ppid_field = stat[close + 1..].split_whitespace().nth(1).and_then(|v| v.parse::<u32>().ok());
-        if ppid_field == Some(ppid) {
-            out.push((pid, comm));
-        }
-    }
-    out
 }
 
 #[tokio::test]

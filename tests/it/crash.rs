@@ -4,33 +4,16 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::helpers::{run_sitediff, sitediff_bin, FixtureServer, Response, TempProject};
+use crate::helpers::{children_of, run_sitediff, sitediff_bin, FixtureServer, Response, TempProject};
 use sitediff::store::{CrawlStatus, Store};
 
 const KILLS: usize = 20;
-
-/// Pids of the processes whose parent is `pid`.
-fn children_of(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else { return out };
-    for e in dir.flatten() {
-        let Some(child) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else { continue };
-        // The fields after the `(comm)`: state, ppid, ...
-        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { continue };
-        let ppid = rest.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok());
-        if ppid == Some(pid) {
-            out.push(child);
-        }
-    }
-    out
-}
 
 /// Kill `pid` with SIGKILL, then the process groups its children lead (chromedriver and its
 /// browsers), so nothing leaks between rounds.
 fn kill_hard(child: &mut std::process::Child) {
     let pid = child.id();
-    let groups = children_of(pid);
+    let groups: Vec<u32> = children_of(pid).into_iter().map(|(p, _)| p).collect();
     // SAFETY: kill(2) on processes this test started (directly or through sitediff).
     unsafe {
         libc::kill(pid as libc::pid_t, libc::SIGKILL);

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::helpers::{run_sitediff, sitediff_bin, FixtureServer, Response, TempProject};
+use crate::helpers::{children_of, run_sitediff, sitediff_bin, FixtureServer, Response, TempProject};
 
 /// Debian package `fonts-dejavu-core` (installed in CI).
 const FONT_PATH: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
@@ -182,22 +182,6 @@ async fn flaky_site_crawled_three_times_unchanged_then_one_change_is_caught() {
         .map(|p| p["key"].as_str().unwrap())
         .collect();
     assert_eq!(changed, BTreeSet::from(["/fonts.html", "/fonts.html@375"]), "{j}");
-}
-
-/// Pids of the processes whose parent is `ppid`, with their command names.
-fn children_of(ppid: u32) -> Vec<(u32, String)> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
-        let comm = stat[open + 1..close].to_string();
-        let ppid_field = stat[close + 1..].split_whitespace().nth(1).and_then(|v| v.parse::<u32>().ok());
-        if ppid_field == Some(ppid) {
-            out.push((pid, comm));
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -351,3 +351,21 @@ where
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Pids of the processes whose parent is `ppid`, with their command names (from `/proc`).
+pub fn children_of(ppid: u32) -> Vec<(u32, String)> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else { return out };
+    for entry in dir.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // pid (comm) state ppid ...
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let comm = stat[open + 1..close].to_string();
+        let ppid_field = stat[close + 1..].split_whitespace().nth(1).and_then(|v| v.parse::<u32>().ok());
+        if ppid_field == Some(ppid) {
+            out.push((pid, comm));
+        }
+    }
+    out
+}
