@@ -328,6 +328,14 @@ fn calls_from_many_threads() {
 // Hostile modules
 // ---------------------------------------------------------------------------------------------
 
+/// `e` is a refused output whose reason mentions `needle`.
+fn assert_bad_output(e: &PluginError, needle: &str) {
+    match e {
+        PluginError::BadOutput { reason, .. } => assert!(reason.contains(needle), "{reason}"),
+        other => panic!("expected BadOutput, got {other}"),
+    }
+}
+
 /// Load `hostile` beside the WAT example, call it twice (the error must repeat: no state carries
 /// over), check the good plugin still works after it, and return the error.
 fn call_hostile(text: &str, limits: PluginLimits) -> PluginError {
@@ -410,12 +418,7 @@ fn out_of_bounds_region_is_bad_output() {
     // x + width one past the image's right edge.
     let text = mask_returning_rect("(i32.const 1)", "(i32.const 0)", "(local.get $w)", "(i32.const 1)");
     let e = call_hostile(&text, PluginLimits::default());
-    match &e {
-        PluginError::BadOutput { reason, .. } => {
-            assert!(reason.contains("reaches past the 64x48 image"), "{reason}")
-        }
-        other => panic!("expected BadOutput, got {other}"),
-    }
+    assert_bad_output(&e, "reaches past the 64x48 image");
     // Overflowing coordinates are caught too.
     let text = mask_returning_rect("(i32.const -1)", "(i32.const 0)", "(i32.const 2)", "(i32.const 1)");
     assert!(matches!(call_hostile(&text, PluginLimits::default()), PluginError::BadOutput { .. }));
@@ -424,12 +427,7 @@ fn out_of_bounds_region_is_bad_output() {
 #[test]
 fn output_outside_memory_is_bad_output() {
     let e = call_hostile(&mask_module("(i64.const 0x7fff000000000010)"), PluginLimits::default());
-    match &e {
-        PluginError::BadOutput { reason, .. } => {
-            assert!(reason.contains("past the end of memory"), "{reason}")
-        }
-        other => panic!("expected BadOutput, got {other}"),
-    }
+    assert_bad_output(&e, "past the end of memory");
 }
 
 #[test]
@@ -437,12 +435,7 @@ fn allocator_returning_garbage_is_bad_output() {
     let text = mask_module("(i64.const 0)")
         .replace("\n    (local.get $ptr))", "\n    (drop (local.get $ptr)) (i32.const 65000))");
     let e = call_hostile(&text, PluginLimits::default());
-    match &e {
-        PluginError::BadOutput { reason, .. } => {
-            assert!(reason.contains("sitediff_alloc(12288) for the image"), "{reason}")
-        }
-        other => panic!("expected BadOutput, got {other}"),
-    }
+    assert_bad_output(&e, "sitediff_alloc(12288) for the image");
 }
 
 #[test]
