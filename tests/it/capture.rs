@@ -11,7 +11,7 @@ use sitediff::diff::{decode_png, Rect, RgbaImage};
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use crate::helpers::{children_of, FixtureServer, Response};
+use crate::helpers::{children_of, solid_png, FixtureServer, Response};
 
 /// Browser tests share 2 cores: run them one at a time.
 static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -618,16 +618,6 @@ async fn unreachable_remote_endpoint_is_a_session_error() {
     let err = BrowserPool::start(&cfg, CancellationToken::new()).await.unwrap_err();
     assert!(matches!(err, CaptureError::Session { .. }), "{err:?}");
     assert!(err.to_string().contains(&format!("127.0.0.1:{port}/wd/hub/")), "{err}");
-}
-
-fn solid_png(width: u32, height: u32, rgba: [u8; 4]) -> Vec<u8> {
-    let mut buf = Vec::new();
-    let mut enc = png::Encoder::new(&mut buf, width, height);
-    enc.set_color(png::ColorType::Rgba);
-    let mut w = enc.write_header().unwrap();
-    w.write_image_data(&rgba.repeat((width * height) as usize)).unwrap();
-    w.finish().unwrap();
-    buf
 }
 
 #[tokio::test]

@@ -6,7 +6,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::helpers::{children_of, run_sitediff, sitediff_bin, FixtureServer, Response, TempProject};
+use crate::helpers::{
+    children_of, run_sitediff, sitediff_bin, solid_png, FixtureServer, Response, TempProject,
+};
 
 /// Debian package `fonts-dejavu-core` (installed in CI).
 const FONT_PATH: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
@@ -26,16 +28,6 @@ fn page(title: &str, head: &str, body: &str) -> Response {
     ))
 }
 
-fn png(width: u32, height: u32, rgba: [u8; 4]) -> Vec<u8> {
-    let mut buf = Vec::new();
-    let mut enc = png::Encoder::new(&mut buf, width, height);
-    enc.set_color(png::ColorType::Rgba);
-    let mut w = enc.write_header().unwrap();
-    w.write_image_data(&rgba.repeat((width * height) as usize)).unwrap();
-    w.finish().unwrap();
-    buf
-}
-
 fn fonts_page(text: &str) -> Response {
     page("Fonts", "", &format!("<h1>Web fonts</h1><p style='font-size:28px'>{text}</p>"))
 }
@@ -48,12 +40,12 @@ fn build_flaky_site(srv: &FixtureServer) {
     srv.set("/f/font.ttf", Response::with_type(200, "font/ttf", font).delayed(Duration::from_millis(400)));
     srv.set(
         "/f/img/lazy.png",
-        Response::with_type(200, "image/png", png(120, 80, [200, 30, 30, 255]))
+        Response::with_type(200, "image/png", solid_png(120, 80, [200, 30, 30, 255]))
             .delayed(Duration::from_millis(300)),
     );
     srv.set(
         "/f/img/io.png",
-        Response::with_type(200, "image/png", png(120, 80, [30, 30, 200, 255]))
+        Response::with_type(200, "image/png", solid_png(120, 80, [30, 30, 200, 255]))
             .delayed(Duration::from_millis(300)),
     );
     srv.set(
@@ -197,7 +189,7 @@ async fn chromedriver_killed_mid_crawl_loses_no_page() {
         );
         srv.set(
             &format!("/k/img{i}.png"),
-            Response::with_type(200, "image/png", png(10, 10, [0, 0, 0, 255]))
+            Response::with_type(200, "image/png", solid_png(10, 10, [0, 0, 0, 255]))
                 .delayed(Duration::from_millis(150)),
         );
     }

@@ -369,3 +369,14 @@ pub fn children_of(ppid: u32) -> Vec<(u32, String)> {
     }
     out
 }
+
+/// A `width` x `height` PNG of one RGBA colour.
+pub fn solid_png(width: u32, height: u32, rgba: [u8; 4]) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let mut enc = png::Encoder::new(&mut buf, width, height);
+    enc.set_color(png::ColorType::Rgba);
+    let mut w = enc.write_header().unwrap();
+    w.write_image_data(&rgba.repeat((width * height) as usize)).unwrap();
+    w.finish().unwrap();
+    buf
+}

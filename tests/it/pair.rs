@@ -8,7 +8,7 @@ use sitediff::diff::{encode_png, RgbaImage};
 use sitediff::store::Store;
 
 use crate::helpers::{
-    http_get, metric_value, run_sitediff, wait_for, Daemon, FixtureServer, Response, TempProject,
+    http_get, metric_value, run_sitediff, solid_png, wait_for, Daemon, FixtureServer, Response, TempProject,
 };
 
 fn page(title: &str, body: &str) -> Response {
@@ -140,14 +140,6 @@ async fn url_list_captures_at_per_url_viewports() {
     assert!(!srv.hits().iter().any(|h| h == "/l/"), "crawl = false: the start page is not fetched");
 }
 
-fn solid_png(w: u32, h: u32, rgb: [u8; 3]) -> Vec<u8> {
-    let mut data = Vec::with_capacity((w * h * 4) as usize);
-    for _ in 0..w * h {
-        data.extend_from_slice(&[rgb[0], rgb[1], rgb[2], 255]);
-    }
-    encode_png(&RgbaImage { width: w, height: h, data }).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upload_dir_twice_flags_only_the_changed_image() {
     let project = TempProject::new();
@@ -156,9 +148,9 @@ async fn upload_dir_twice_flags_only_the_changed_image() {
     );
     let dir = project.dir.path().join("shots");
     std::fs::create_dir_all(dir.join("docs")).unwrap();
-    std::fs::write(dir.join("index.png"), solid_png(40, 30, [10, 20, 200])).unwrap();
-    std::fs::write(dir.join("docs/intro.html.png"), solid_png(40, 60, [200, 200, 200])).unwrap();
-    std::fs::write(dir.join("%2F.png"), solid_png(20, 20, [0, 0, 0])).unwrap();
+    std::fs::write(dir.join("index.png"), solid_png(40, 30, [10, 20, 200, 255])).unwrap();
+    std::fs::write(dir.join("docs/intro.html.png"), solid_png(40, 60, [200, 200, 200, 255])).unwrap();
+    std::fs::write(dir.join("%2F.png"), solid_png(20, 20, [0, 0, 0, 255])).unwrap();
     std::fs::write(dir.join("notes.txt"), "ignored").unwrap();
     let dir_s = dir.display().to_string();
 
@@ -237,7 +229,7 @@ async fn upload_api_needs_the_token_and_pair_sites_sweep_in_the_daemon() {
     ));
     let daemon = Daemon::start_with_env(&cfg, &[("SITEDIFF_PAIR_TEST_TOKEN", "s3cret")]);
     let client = reqwest::Client::new();
-    let png = solid_png(16, 16, [1, 2, 3]);
+    let png = solid_png(16, 16, [1, 2, 3, 255]);
     let boundary = "XyZboundary42";
     let body = multipart(&[("image", "home.png", &png), ("/", "root.png", &png)], boundary);
     let post = |token: Option<&str>| {

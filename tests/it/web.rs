@@ -20,7 +20,7 @@ use sitediff::web::{self, WebState};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::helpers::{FixtureServer, Response as FixtureResponse};
+use crate::helpers::{solid_png, FixtureServer, Response as FixtureResponse};
 
 const TOKEN: &str = "t0ken-for-tests";
 const CSP: &str =
@@ -38,13 +38,6 @@ impl Capturer for NoBrowser {
     async fn capture(&self, req: CaptureRequest) -> Result<Capture, CaptureError> {
         Err(CaptureError::Navigate { url: req.url.to_string(), reason: "no browser in this test".into() })
     }
-}
-
-fn png(w: u32, h: u32, rgba: [u8; 4]) -> Vec<u8> {
-    let img = image::RgbaImage::from_pixel(w, h, image::Rgba(rgba));
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png).expect("encode png");
-    out.into_inner()
 }
 
 fn page(key: &str, change: PageChange, png_hash: Option<Hash>, html: Option<Hash>) -> PageRecord {
@@ -85,9 +78,9 @@ impl Drop for Fixture {
 /// Crawl 1 (approved): `/`, `/changed.html`, the XSS page. Crawl 2 (reviewing): those three (two
 /// changed), `/failed.html` (hostile error text) and `/new.html`.
 fn fill_store(store: &Store) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
-    let old_png = png(40, 30, [255, 255, 255, 255]);
-    let new_png = png(40, 30, [200, 0, 0, 255]);
-    let diff_png = png(40, 30, [255, 0, 0, 255]);
+    let old_png = solid_png(40, 30, [255, 255, 255, 255]);
+    let new_png = solid_png(40, 30, [200, 0, 0, 255]);
+    let diff_png = solid_png(40, 30, [255, 0, 0, 255]);
     let old_html = b"<html><body><h1>Hello</h1><p>old words</p></body></html>".to_vec();
     let new_html =
         format!("<html><body><h1>Hello</h1><p>new words</p><p>{XSS_TEXT}</p></body></html>").into_bytes();
