@@ -23,6 +23,13 @@ use crate::store::{
 
 mod pair;
 
+/// One running crawl: its id and when it started (the browser cache holds nothing older).
+#[derive(Debug, Clone, Copy)]
+struct SweepRun {
+    crawl_id: u64,
+    started: Instant,
+}
+
 /// Pages discovered but not yet captured, buffered between discovery and capture.
 const DISCOVERY_BUFFER: usize = 64;
 
@@ -126,9 +133,10 @@ impl<C: Capturer + 'static> Sweeper<C> {
         }
         tracing::info!(site = %site.name, crawl = crawl.id, "crawl started");
 
+        let run = SweepRun { crawl_id: crawl.id, started };
         let result = match &site.compare_to {
-            Some(base) => self.pair_pipeline(site, base, &crawl, cancel.clone(), observer).await,
-            None => self.pipeline(site, &crawl, Arc::new(baselines), cancel.clone(), observer).await,
+            Some(base) => self.pair_pipeline(site, base, run, cancel.clone(), observer).await,
+            None => self.pipeline(site, run, Arc::new(baselines), cancel.clone(), observer).await,
         };
         let (records, stats) = match result {
             Ok(v) => v,
@@ -207,7 +215,7 @@ impl<C: Capturer + 'static> Sweeper<C> {
     async fn pipeline(
         &self,
         site: &SiteConfig,
-        crawl: &CrawlRecord,
+        run: SweepRun,
         baselines: Arc<HashMap<String, BaselineRecord>>,
         cancel: CancellationToken,
         observer: Arc<dyn SweepObserver>,
@@ -232,7 +240,6 @@ impl<C: Capturer + 'static> Sweeper<C> {
 
         let site = Arc::new(site.clone());
         let options = Arc::new(site.capture.clone());
-        let crawl_id = crawl.id;
         let stream = tokio_stream_from(rx).take_until(cancel.clone().cancelled_owned());
         let viewports = site.viewports.clone();
         let records: Vec<Result<PageRecord, SweepError>> = stream
@@ -244,7 +251,7 @@ impl<C: Capturer + 'static> Sweeper<C> {
                 let baselines = baselines.clone();
                 let observer = observer.clone();
                 async move {
-                    let rec = self.process_page(&site, crawl_id, page, viewport, options, &baselines).await?;
+                    let rec = self.process_page(&site, run, page, viewport, options, &baselines).await?;
                     self.page_done(&site, &rec, &*observer);
                     Ok(rec)
                 }
@@ -276,7 +283,7 @@ impl<C: Capturer + 'static> Sweeper<C> {
     async fn process_page(
         &self,
         site: &Arc<SiteConfig>,
-        crawl_id: u64,
+        run: SweepRun,
         page: DiscoveredPage,
         viewport: crate::config::Viewport,
         options: Arc<crate::config::CaptureOptions>,
@@ -298,6 +305,7 @@ impl<C: Capturer + 'static> Sweeper<C> {
                     viewport,
                     options,
                     expected_png: baselines.get(&page.key).map(|b| b.png.0),
+                    sweep_started: run.started,
                 };
                 match self.capturer.capture(req).await {
                     Err(e) => capture_error_record(&site.name, &page, *status, title.clone(), &e),
@@ -311,7 +319,7 @@ impl<C: Capturer + 'static> Sweeper<C> {
                         return blocking(&name, move || {
                             let c = comparer.compare(&site, &page, status, title, capture, baseline)?;
                             let blobs: Vec<Blob<'_>> = c.blobs.iter().map(|b| Blob::new(b)).collect();
-                            comparer.store.put_page(crawl_id, &c.record, &blobs)?;
+                            comparer.store.put_page(run.crawl_id, &c.record, &blobs)?;
                             Ok::<_, StoreError>(c.record)
                         })
                         .await?
@@ -322,7 +330,7 @@ impl<C: Capturer + 'static> Sweeper<C> {
         };
         let store = self.store.clone();
         let rec = record.clone();
-        blocking(&site.name, move || store.put_page(crawl_id, &rec, &[])).await?.map_err(store_err)?;
+        blocking(&site.name, move || store.put_page(run.crawl_id, &rec, &[])).await?.map_err(store_err)?;
         Ok(record)
     }
 }

@@ -32,6 +32,10 @@ pub struct CaptureRequest {
     /// it has reproduced the approved rendering exactly, so no second shot is taken to prove the
     /// page stable (the common case of a sweep: most pages are unchanged).
     pub expected_png: Option<[u8; 32]>,
+    /// When this request's sweep started. The browser's HTTP cache holds nothing fetched before
+    /// it: the pages of one sweep share stylesheets, scripts and images like a visitor's browser,
+    /// and a later sweep never sees what an earlier one cached.
+    pub sweep_started: std::time::Instant,
 }
 
 /// The rectangles (page coordinates, CSS px = image px) of the elements matching one selector.

@@ -334,8 +334,9 @@ struct SessionSetup {
     guard: Option<(String, String)>,
     user_agent: Option<String>,
     network_enabled: bool,
-    /// The HTTP cache is off: a session reused across crawls must never show a cached page.
-    cache_disabled: bool,
+    /// When the browser's HTTP cache was last emptied: a request whose sweep started later gets
+    /// it emptied again, so a session reused across sweeps never shows an older sweep's copy.
+    cache_cleared: Option<Instant>,
     headers: Vec<(String, String)>,
     block_urls: Vec<String>,
     /// W3C fallback: origins whose cookies were added to the jar.
@@ -626,16 +627,9 @@ async fn prepare(session: &mut BrowserSession, req: &CaptureRequest) -> Result<(
         let id = v.get("identifier").and_then(Value::as_str).unwrap_or_default().to_string();
         session.setup.guard = Some((prefix.to_string(), id));
     }
-    if !session.setup.cache_disabled {
-        if !session.setup.network_enabled {
-            session.cdp_cmd("Network.enable", json!({})).await.map_err(script_err)?;
-            session.setup.network_enabled = true;
-        }
-        session
-            .cdp_cmd("Network.setCacheDisabled", json!({ "cacheDisabled": true }))
-            .await
-            .map_err(script_err)?;
-        session.setup.cache_disabled = true;
+    if session.setup.cache_cleared.is_none_or(|t| t < req.sweep_started) {
+        session.cdp_cmd("Network.clearBrowserCache", json!({})).await.map_err(script_err)?;
+        session.setup.cache_cleared = Some(Instant::now());
     }
     if session.setup.user_agent != opts.user_agent {
         // An empty user agent removes the override.

@@ -2,7 +2,7 @@
 //! remote endpoint) that captures pages, replaces dead sessions, restarts a dead chromedriver and
 //! recycles sessions after a number of pages.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
@@ -20,8 +20,18 @@ use crate::config::{BrowserConfig, WebDriverEndpoint};
 
 /// How many times a page is retried on a fresh session after its session died under it.
 pub const MAX_PAGE_RETRIES: u32 = 2;
+/// Where Debian installs Chromium's headless shell (package `chromium-headless-shell`): the same
+/// Blink without the desktop browser around it, ~20% less CPU per capture. It renders pages like
+/// `/usr/bin/chromium` (tested; only text in the generic `monospace` family and some symbol glyphs
+/// are anti-aliased a little differently), so it is preferred when installed.
+/// The binary itself: `/usr/bin/chromium-headless-shell` is a shell wrapper that does not `exec`,
+/// so chromedriver would watch and signal the wrapper rather than the browser.
+pub const HEADLESS_SHELL: &str = "/usr/lib/chromium/chromium-headless-shell";
 /// Where Debian installs Chromium (package `chromium`).
 pub const DEFAULT_CHROMIUM: &str = "/usr/bin/chromium";
+/// The Chromium binaries tried, in order, when `browser.chromium` is not set and sitediff spawns
+/// chromedriver itself.
+pub const CHROMIUM_CANDIDATES: &[&str] = &[HEADLESS_SHELL, DEFAULT_CHROMIUM];
 /// Chromium flags: headless in a container, nothing phoning home, stable rendering.
 pub const CHROMIUM_ARGS: &[&str] = &[
     "--headless=new",
@@ -48,6 +58,13 @@ pub const CHROMIUM_ARGS: &[&str] = &[
     "--disable-hang-monitor",
     "--metrics-recording-only",
     "--password-store=basic",
+    // Frames only once everything is rastered, images decoded with the raster rather than
+    // checkerboarded and filled in later, compositor animations on the main thread (they are
+    // frozen anyway): fewer intermediate frames to draw (~6% less browser CPU per capture here) and
+    // never a half-rastered frame.
+    "--run-all-compositor-stages-before-draw",
+    "--disable-checker-imaging",
+    "--disable-threaded-animation",
 ];
 /// Bound on opening one WebDriver session (starts a browser).
 const SESSION_START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -153,7 +170,13 @@ impl BrowserPool {
             }),
         };
         match pool.open_session().await {
-            Ok(s) => pool.inner.lock_idle().push(s),
+            Ok(s) => {
+                let binary = browser_binary(cfg, pool.inner.driver_path.is_some());
+                let browser = binary
+                    .map_or_else(|| "chosen by the WebDriver endpoint".into(), |b| b.display().to_string());
+                tracing::info!(%browser, sessions, "browser ready");
+                pool.inner.lock_idle().push(s)
+            }
             Err(e) => {
                 pool.shutdown().await;
                 return Err(e);
@@ -383,6 +406,16 @@ async fn close_session(session: BrowserSession) {
     let _ = tokio::time::timeout(SESSION_CLOSE_TIMEOUT, session.close()).await;
 }
 
+/// The Chromium binary sessions run: the configured one, else (spawn mode) the first of
+/// [`CHROMIUM_CANDIDATES`] installed; `None` leaves the choice to chromedriver or the remote node.
+pub fn browser_binary(cfg: &BrowserConfig, spawned: bool) -> Option<PathBuf> {
+    match (&cfg.chromium, spawned) {
+        (Some(p), _) => Some(p.clone()),
+        (None, true) => CHROMIUM_CANDIDATES.iter().map(PathBuf::from).find(|p| p.is_file()),
+        (None, false) => None,
+    }
+}
+
 /// The new-session capabilities: Chrome with our flags; the Chromium binary when we spawned
 /// chromedriver ourselves (a remote node knows its own browser).
 pub fn capabilities(cfg: &BrowserConfig, spawned: bool) -> serde_json::Map<String, Value> {
@@ -390,12 +423,7 @@ pub fn capabilities(cfg: &BrowserConfig, spawned: bool) -> serde_json::Map<Strin
     chrome.insert("args".into(), json!(CHROMIUM_ARGS));
     // chromedriver turns the popup blocker off by default; keep it on so pages cannot open windows.
     chrome.insert("excludeSwitches".into(), json!(["disable-popup-blocking"]));
-    let binary = match (&cfg.chromium, spawned) {
-        (Some(p), _) => Some(p.clone()),
-        (None, true) => Some(PathBuf::from(DEFAULT_CHROMIUM)).filter(|p| Path::new(p).is_file()),
-        (None, false) => None,
-    };
-    if let Some(b) = binary {
+    if let Some(b) = browser_binary(cfg, spawned) {
         chrome.insert("binary".into(), json!(b.display().to_string()));
     }
     let mut caps = serde_json::Map::new();

@@ -12,13 +12,13 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use super::{blocking, tokio_stream_from, SweepError, SweepObserver, Sweeper, DISCOVERY_BUFFER};
+use super::{blocking, tokio_stream_from, SweepError, SweepObserver, SweepRun, Sweeper, DISCOVERY_BUFFER};
 use crate::capture::{Capture, CaptureError, CaptureRequest, Capturer};
 use crate::compare::capture_record;
 use crate::config::SiteConfig;
 use crate::crawl::links::Scope;
 use crate::crawl::{self, DiscoveredPage, DiscoveryPlan, DiscoveryStats, FetchResult};
-use crate::store::{Blob, CrawlRecord, Hash, PageChange, PageOutcome, PageRecord, StoreError};
+use crate::store::{Blob, Hash, PageChange, PageOutcome, PageRecord, StoreError};
 
 /// What the other side has under a page key.
 enum Counterpart {
@@ -68,7 +68,7 @@ impl<C: Capturer + 'static> Sweeper<C> {
         &self,
         site: &SiteConfig,
         base: &Url,
-        crawl: &CrawlRecord,
+        run: SweepRun,
         cancel: CancellationToken,
         observer: Arc<dyn SweepObserver>,
     ) -> Result<(Vec<PageRecord>, DiscoveryStats), SweepError> {
@@ -100,7 +100,7 @@ impl<C: Capturer + 'static> Sweeper<C> {
         let site = Arc::new(site.clone());
         let task_err =
             |e: tokio::task::JoinError| SweepError::Task { site: site.name.clone(), reason: e.to_string() };
-        let ctx = PairCtx { site: site.clone(), crawl_id: crawl.id, base_scope, base_client };
+        let ctx = PairCtx { site: site.clone(), run, base_scope, base_client };
         let concurrency = self.concurrency.max(1);
 
         // 1. Head pages, each with its base counterpart probed.
@@ -177,7 +177,7 @@ impl<C: Capturer + 'static> Sweeper<C> {
     /// The browser's navigation guard must use `scope`, the captured side's prefix, not the site's.
     async fn capture_at(
         &self,
-        site: &SiteConfig,
+        ctx: &PairCtx,
         scope: &Scope,
         key: &str,
         url: &Url,
@@ -188,6 +188,7 @@ impl<C: Capturer + 'static> Sweeper<C> {
                 reason: format!("outside the prefix {}", scope.prefix()),
             });
         }
+        let site = &ctx.site;
         let options = Arc::new(site.capture.clone());
         let (viewport, options) = site.capture_for(key, site.viewport, &options);
         let req = CaptureRequest {
@@ -197,6 +198,7 @@ impl<C: Capturer + 'static> Sweeper<C> {
             viewport,
             options,
             expected_png: None,
+            sweep_started: ctx.run.started,
         };
         self.capturer.capture(req).await
     }
@@ -235,12 +237,12 @@ impl<C: Capturer + 'static> Sweeper<C> {
         let base = counterpart(base);
         let base_capture = async {
             match &base {
-                Counterpart::Page(b) => Some(self.capture_at(site, &ctx.base_scope, &page.key, &b.url).await),
+                Counterpart::Page(b) => Some(self.capture_at(ctx, &ctx.base_scope, &page.key, &b.url).await),
                 _ => None,
             }
         };
         let (head_capture, base_capture) =
-            tokio::join!(self.capture_at(site, &site.scope, &page.key, &page.url), base_capture);
+            tokio::join!(self.capture_at(ctx, &site.scope, &page.key, &page.url), base_capture);
         let head_capture = match head_capture {
             Ok(c) => c,
             Err(e) => {
@@ -268,7 +270,7 @@ impl<C: Capturer + 'static> Sweeper<C> {
             (Counterpart::Page(_), Some(Ok(base_capture))) => {
                 let comparer = self.comparer.clone();
                 let site = site.clone();
-                let crawl_id = ctx.crawl_id;
+                let crawl_id = ctx.run.crawl_id;
                 blocking(&site.name.clone(), move || {
                     let c = comparer.compare_with_capture(&site, rec, blobs, base_capture);
                     let stored: Vec<Blob<'_>> = c.blobs.iter().map(|b| Blob::new(b)).collect();
@@ -303,7 +305,7 @@ impl<C: Capturer + 'static> Sweeper<C> {
         let mut blobs = Vec::new();
         if let FetchResult::Page { title, .. } = &base.result {
             r.title = title.clone();
-            match self.capture_at(&ctx.site, &ctx.base_scope, &base.key, &base.url).await {
+            match self.capture_at(ctx, &ctx.base_scope, &base.key, &base.url).await {
                 Ok(c) => {
                     let html = c.html.into_bytes();
                     r.baseline_png = Some(Hash::of(&c.png));
@@ -327,7 +329,7 @@ impl<C: Capturer + 'static> Sweeper<C> {
         blobs: Vec<Vec<u8>>,
     ) -> Result<PageRecord, SweepError> {
         let store = self.store.clone();
-        let crawl_id = ctx.crawl_id;
+        let crawl_id = ctx.run.crawl_id;
         blocking(&ctx.site.name, move || {
             let stored: Vec<Blob<'_>> = blobs.iter().map(|b| Blob::new(b)).collect();
             store.put_page(crawl_id, &rec, &stored)?;
@@ -341,7 +343,7 @@ impl<C: Capturer + 'static> Sweeper<C> {
 /// Inputs shared by every page of one pair sweep.
 struct PairCtx {
     site: Arc<SiteConfig>,
-    crawl_id: u64,
+    run: SweepRun,
     base_scope: Scope,
     base_client: reqwest::Client,
 }
