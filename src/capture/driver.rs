@@ -148,6 +148,16 @@ impl ChromeDriver {
         }
     }
 
+    /// Whether chromedriver answers `/status` now. A process killed a moment ago can still look
+    /// running (not yet reaped) while its port already refuses connections.
+    pub async fn answers(&self) -> bool {
+        let Ok(http) = reqwest::Client::builder().timeout(STATUS_REQUEST_TIMEOUT).no_proxy().build() else {
+            return false;
+        };
+        let Ok(status_url) = self.url.join("status") else { return false };
+        matches!(http.get(status_url).send().await, Ok(r) if r.status().is_success())
+    }
+
     /// The WebDriver base URL (`http://127.0.0.1:PORT/`).
     pub fn url(&self) -> &Url {
         &self.url

@@ -242,7 +242,7 @@ impl BrowserPool {
                 Ok(ps) => ps,
                 Err(e) if attempt < MAX_PAGE_RETRIES && matches!(e, CaptureError::Session { .. }) => {
                     tracing::warn!(site = %req.site, error = %e, "cannot open a session; retrying");
-                    self.ensure_driver().await?;
+                    self.ensure_driver_answers().await?;
                     last_err = Some(e);
                     continue;
                 }
@@ -275,7 +275,7 @@ impl BrowserPool {
                         "browser session died; replacing it");
                     inner.counters.sessions_replaced.fetch_add(1, Ordering::Relaxed);
                     self.discard(ps);
-                    self.ensure_driver().await?;
+                    self.ensure_driver_answers().await?;
                     last_err = Some(e);
                 }
             }
@@ -342,10 +342,23 @@ impl BrowserPool {
 
     /// Spawn mode: restart chromedriver if it is no longer running.
     async fn ensure_driver(&self) -> Result<(), CaptureError> {
+        self.restart_driver_unless(DriverCheck::Running).await
+    }
+
+    /// Spawn mode, after a failure: restart chromedriver unless it is running *and* answers. A
+    /// killed chromedriver can look running for a moment (not yet reaped) while its port already
+    /// refuses connections; without this, a page's retries could all be spent in that moment.
+    async fn ensure_driver_answers(&self) -> Result<(), CaptureError> {
+        self.restart_driver_unless(DriverCheck::Answers).await
+    }
+
+    async fn restart_driver_unless(&self, check: DriverCheck) -> Result<(), CaptureError> {
         let Some(path) = self.inner.driver_path.as_deref() else { return Ok(()) };
         let mut ep = self.inner.endpoint.lock().await;
-        if ep.driver.as_ref().is_some_and(|d| d.is_running()) {
-            return Ok(());
+        if let Some(d) = ep.driver.as_ref().filter(|d| d.is_running()) {
+            if check == DriverCheck::Running || d.answers().await {
+                return Ok(());
+            }
         }
         if self.inner.closed.load(Ordering::SeqCst) {
             return Err(CaptureError::Closed);
@@ -414,6 +427,15 @@ pub fn browser_binary(cfg: &BrowserConfig, spawned: bool) -> Option<PathBuf> {
         (None, true) => CHROMIUM_CANDIDATES.iter().map(PathBuf::from).find(|p| p.is_file()),
         (None, false) => None,
     }
+}
+
+/// How sure [`BrowserPool::restart_driver_unless`] must be that chromedriver is fine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DriverCheck {
+    /// Its process has not exited.
+    Running,
+    /// Its process has not exited and it answers `/status`.
+    Answers,
 }
 
 /// The new-session capabilities: Chrome with our flags; the Chromium binary when we spawned

@@ -611,6 +611,40 @@ async fn crashed_browser_session_is_replaced() {
     pool.shutdown().await;
 }
 
+/// A chromedriver that still exists but no longer answers (here: stopped; after a kill: not yet
+/// reaped) is restarted, not trusted because its process has not exited.
+#[tokio::test]
+async fn unresponsive_chromedriver_is_restarted() {
+    let _g = serial().await;
+    let srv = FixtureServer::start().await;
+    srv.set("/a", Response::html("<title>a</title>A"));
+    let pool = pool(1).await;
+    // One sweep: the second page's first command is the navigation, bounded by the page timeout.
+    let sweep = Instant::now();
+    let req = || {
+        let mut r = request(
+            &srv.url("/a"),
+            640,
+            480,
+            CaptureOptions { page_timeout: Duration::from_secs(3), ..options() },
+        );
+        r.sweep_started = sweep;
+        r
+    };
+    pool.capture(req()).await.unwrap();
+    let driver = pool.driver_pid().await.unwrap();
+    // SAFETY: signalling the chromedriver this test's pool started.
+    unsafe { libc::kill(driver as libc::pid_t, libc::SIGSTOP) };
+    let c = pool.capture(req()).await;
+    // SAFETY: as above (a no-op if the pool already killed it).
+    unsafe { libc::kill(driver as libc::pid_t, libc::SIGCONT) };
+    assert_eq!(c.unwrap().title.as_deref(), Some("a"));
+    let stats = pool.stats();
+    assert_eq!(stats.driver_restarts, 1, "{stats:?}");
+    assert_ne!(pool.driver_pid().await, Some(driver));
+    pool.shutdown().await;
+}
+
 #[tokio::test]
 async fn unreachable_remote_endpoint_is_a_session_error() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
