@@ -119,24 +119,14 @@ impl ChromeDriver {
     async fn wait_ready(&self, cancel: &CancellationToken) -> Result<(), CaptureError> {
         let start_err =
             |reason: String| CaptureError::DriverStart { path: self.path.display().to_string(), reason };
-        let http = reqwest::Client::builder()
-            .timeout(STATUS_REQUEST_TIMEOUT)
-            .no_proxy()
-            .build()
-            .map_err(|e| start_err(e.to_string()))?;
-        let status_url = self.url.join("status").map_err(|e| start_err(e.to_string()))?;
+        let http = status_client().map_err(|e| start_err(e.to_string()))?;
         let deadline = Instant::now() + DRIVER_READY_TIMEOUT;
         loop {
             if let Some(code) = self.exit_status() {
                 return Err(start_err(format!("exited during startup ({code})")));
             }
-            if let Ok(resp) = http.get(status_url.clone()).send().await {
-                let body = resp.bytes().await.ok();
-                if let Some(body) = body.and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok()) {
-                    if body.pointer("/value/ready").and_then(|v| v.as_bool()) == Some(true) {
-                        return Ok(());
-                    }
-                }
+            if self.reports_ready(&http).await {
+                return Ok(());
             }
             if Instant::now() >= deadline {
                 return Err(start_err(format!("not ready after {DRIVER_READY_TIMEOUT:?}")));
@@ -148,14 +138,21 @@ impl ChromeDriver {
         }
     }
 
+    /// One `GET /status`: whether chromedriver answers that it is ready for sessions.
+    async fn reports_ready(&self, http: &reqwest::Client) -> bool {
+        let Ok(status_url) = self.url.join("status") else { return false };
+        let Ok(resp) = http.get(status_url).send().await else { return false };
+        let body = resp.bytes().await.ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+        body.and_then(|v| v.pointer("/value/ready").and_then(serde_json::Value::as_bool)) == Some(true)
+    }
+
     /// Whether chromedriver answers `/status` now. A process killed a moment ago can still look
     /// running (not yet reaped) while its port already refuses connections.
     pub async fn answers(&self) -> bool {
-        let Ok(http) = reqwest::Client::builder().timeout(STATUS_REQUEST_TIMEOUT).no_proxy().build() else {
-            return false;
-        };
-        let Ok(status_url) = self.url.join("status") else { return false };
-        matches!(http.get(status_url).send().await, Ok(r) if r.status().is_success())
+        match status_client() {
+            Ok(http) => self.reports_ready(&http).await,
+            Err(_) => false,
+        }
     }
 
     /// The WebDriver base URL (`http://127.0.0.1:PORT/`).
@@ -219,6 +216,11 @@ impl Drop for ChromeDriver {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The HTTP client for chromedriver's `/status` (bounded by [`STATUS_REQUEST_TIMEOUT`]).
+fn status_client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder().timeout(STATUS_REQUEST_TIMEOUT).no_proxy().build()
 }
 
 /// SIGKILL every process in the group led by `pgid` (chromedriver was spawned as a group leader).
