@@ -1,6 +1,8 @@
-//! Capture: pages rendered and photographed in a real browser over WebDriver (fantoccini), through
-//! a pool of sessions against a chromedriver we spawn or a remote endpoint (Selenium Grid).
+//! Capture: pages rendered and photographed in a real browser, through a pool of WebDriver
+//! sessions (fantoccini) against a chromedriver we spawn (pages then driven over each page's own
+//! DevTools connection) or a remote endpoint such as a Selenium Grid (WebDriver all the way).
 
+pub mod devtools;
 pub mod driver;
 pub mod page;
 pub mod pool;

@@ -1,5 +1,6 @@
-//! One capture on one WebDriver session: exact viewport, navigation with a timeout, stabilisation
-//! (load, fonts, frozen animations, injected/hiding CSS), measurements, full-page PNG, rendered HTML.
+//! One capture on one browser session (over its own DevTools connection, else WebDriver): exact
+//! viewport, navigation with a timeout, stabilisation (load, fonts, frozen animations, injected/hiding
+//! CSS), measurements, full-page PNG, rendered HTML.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -12,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use url::Url;
 
+use super::devtools::{DevTools, DevToolsError, ScriptKind};
 use super::{Capture, CaptureError, CaptureRequest, CaptureTiming, SelectorRects};
 use crate::config::Viewport;
 use crate::crawl::links::normalize_url;
@@ -214,6 +216,10 @@ const networkQuiet = async () => {
   }
   if (po) { po.disconnect(); }
 };
+const blur = () => {
+  const el = document.activeElement;
+  if (el && el !== document.body && el.blur) { el.blur(); }
+};
 const measure = () => {
   const b = document.body;
   const height = Math.max(de.scrollHeight, de.offsetHeight, b ? b.scrollHeight : 0, b ? b.offsetHeight : 0);
@@ -260,12 +266,12 @@ const measure = () => {
     for (const a of document.getAnimations()) { try { a.cancel(); } catch (e) {} }
   }
   for (const v of document.querySelectorAll('video, audio')) { try { v.pause(); v.currentTime = 0; } catch (e) {} }
-  if (document.activeElement && document.activeElement !== document.body && document.activeElement.blur) {
-    document.activeElement.blur();
-  }
+  blur();
   window.scrollTo(0, 0);
-  // One frame with the frozen styles; the shot itself forces the next one.
+  // One frame with the frozen styles; the shot itself forces the next one. The frame also
+  // flushes pending `autofocus`, which would focus an element after the blur above: blur again.
   await Promise.race([frame(), sleep(frameWaitMs)]);
+  blur();
   if (document.fonts && document.fonts.ready) { await document.fonts.ready; }
   window.__sitediffSettled = true;
   done(measure());
@@ -343,10 +349,23 @@ struct SessionSetup {
     cookie_origins: HashSet<String>,
 }
 
+/// A command that failed on the way it was sent: through WebDriver (chromedriver, a Grid) or over
+/// the session's own DevTools connection.
+#[derive(Debug, thiserror::Error)]
+enum CommandError {
+    #[error(transparent)]
+    WebDriver(#[from] CmdError),
+    #[error(transparent)]
+    DevTools(#[from] DevToolsError),
+}
+
 /// One WebDriver session plus what we already set up on it.
 #[derive(Debug)]
 pub struct BrowserSession {
     pub client: Client,
+    /// The page's own DevTools connection (sessions of a chromedriver we spawned): navigation,
+    /// scripts and DevTools commands go over it instead of through chromedriver.
+    devtools: Option<DevTools>,
     cdp: CdpSupport,
     viewport: Option<Viewport>,
     page_timeout: Option<Duration>,
@@ -357,10 +376,34 @@ impl BrowserSession {
     pub fn new(client: Client) -> BrowserSession {
         BrowserSession {
             client,
+            devtools: None,
             cdp: CdpSupport::Unknown,
             viewport: None,
             page_timeout: None,
             setup: SessionSetup::default(),
+        }
+    }
+
+    /// Use `devtools` (connected to this session's page) for the hot path from now on.
+    pub fn with_devtools(mut self, devtools: DevTools) -> BrowserSession {
+        self.devtools = Some(devtools);
+        self.cdp = CdpSupport::Yes;
+        self
+    }
+
+    /// Liveness probe: does the session still navigate (to `url`, within `timeout`)? Over the
+    /// session's DevTools connection when it has one (chromedriver has not followed navigations
+    /// it did not start, and would wait on one that timed out), else through WebDriver.
+    pub async fn navigates_to(&self, url: &str, timeout: Duration) -> bool {
+        match &self.devtools {
+            Some(dt) => match dt.navigate(url, timeout).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::debug!(error = %e, "DevTools liveness probe failed");
+                    false
+                }
+            },
+            None => matches!(tokio::time::timeout(timeout, self.client.goto(url)).await, Ok(Ok(()))),
         }
     }
 
@@ -369,12 +412,18 @@ impl BrowserSession {
         self.cdp
     }
 
-    async fn cdp_cmd(&self, cmd: &'static str, params: Value) -> Result<Value, CmdError> {
-        bounded(self.client.issue_cmd(Cdp { cmd, params })).await
+    /// A DevTools command: over the session's own connection, else through chromedriver's
+    /// passthrough.
+    async fn cdp_cmd(&self, cmd: &'static str, params: Value) -> Result<Value, CommandError> {
+        match &self.devtools {
+            Some(dt) => Ok(dt.call(cmd, params, COMMAND_TIMEOUT).await?),
+            None => Ok(bounded(self.client.issue_cmd(Cdp { cmd, params })).await?),
+        }
     }
 
     /// Close the WebDriver session (quits its browser).
-    pub async fn close(self) {
+    pub async fn close(mut self) {
+        self.devtools = None;
         let _ = tokio::time::timeout(COMMAND_TIMEOUT, self.client.close()).await;
     }
 }
@@ -409,7 +458,7 @@ pub async fn capture_page(
 ) -> Result<Capture, CaptureError> {
     let url = req.url.as_str();
     let opts = &req.options;
-    let script_err = |e: CmdError| CaptureError::Script { url: url.to_string(), reason: e.to_string() };
+    let script_err = |e: CommandError| CaptureError::Script { url: url.to_string(), reason: e.to_string() };
 
     // Viewport and timeouts are session state: set them only when they change.
     if session.viewport != Some(req.viewport) {
@@ -418,10 +467,10 @@ pub async fn capture_page(
     }
     let settle_timeout =
         opts.page_timeout.clamp(MIN_SCRIPT_TIMEOUT, MAX_SETTLE_TIMEOUT.max(MIN_SCRIPT_TIMEOUT));
-    if session.page_timeout != Some(opts.page_timeout) {
+    if session.devtools.is_none() && session.page_timeout != Some(opts.page_timeout) {
         let t =
             TimeoutConfiguration::new(Some(settle_timeout), Some(opts.page_timeout), Some(Duration::ZERO));
-        bounded(session.client.update_timeouts(t)).await.map_err(script_err)?;
+        bounded(session.client.update_timeouts(t)).await.map_err(|e| script_err(e.into()))?;
         session.page_timeout = Some(opts.page_timeout);
     }
     // Navigation guard, user agent, headers, blocked URLs, cookies: before the page loads.
@@ -448,12 +497,12 @@ pub async fn capture_page(
     // settled again on its new document, a bounded number of times.
     let css = page_css(&opts.inject_css, &opts.hide_selectors, &opts.remove_selectors);
     let mut attempt = 0;
-    loop {
+    'settle: loop {
         attempt += 1;
         let last = attempt >= MAX_SETTLE_ATTEMPTS;
         let t1 = Instant::now();
         if !opts.inject_js.is_empty() {
-            match run_script(session, url, settle_timeout, |c| c.execute(&opts.inject_js, vec![])).await {
+            match run_script(session, url, settle_timeout, Script::sync(&opts.inject_js)).await {
                 Err(CaptureError::Script { reason, .. }) => {
                     return Err(CaptureError::Script {
                         url: url.to_string(),
@@ -463,21 +512,27 @@ pub async fn capture_page(
                 other => other?,
             };
         }
-        let settled = run_script(session, url, settle_timeout, |c| {
-            let args = vec![
-                json!(css),
-                json!(ms(IMAGE_WAIT)),
-                json!(ms(FRAME_WAIT)),
-                json!(ms(NETWORK_QUIET)),
-                json!(ms(NETWORK_QUIET_CAP)),
-                json!(opts.max_height),
-                json!(MAX_SCROLL_STEPS),
-                json!(ms(NETWORK_POLL)),
-                json!(opts.mask_selectors),
-                json!(!opts.inject_js.is_empty()),
-            ];
-            c.execute_async(SETTLE_JS, args)
-        })
+        let settled = run_script(
+            session,
+            url,
+            settle_timeout,
+            Script {
+                body: SETTLE_JS,
+                args: vec![
+                    json!(css),
+                    json!(ms(IMAGE_WAIT)),
+                    json!(ms(FRAME_WAIT)),
+                    json!(ms(NETWORK_QUIET)),
+                    json!(ms(NETWORK_QUIET_CAP)),
+                    json!(opts.max_height),
+                    json!(MAX_SCROLL_STEPS),
+                    json!(ms(NETWORK_POLL)),
+                    json!(opts.mask_selectors),
+                    json!(!opts.inject_js.is_empty()),
+                ],
+                kind: ScriptKind::Async,
+            },
+        )
         .await;
         let settled = match settled {
             // The document went away under the async script: chromedriver reports a script error
@@ -515,13 +570,13 @@ pub async fn capture_page(
 
         // Shots until two consecutive ones are identical (bounded).
         let t2 = Instant::now();
-        let mut png = screenshot(session, req, width, height).await?;
+        let Some(mut png) = screenshot(session, req, width, height, last).await? else { continue };
         let mut shots = 1;
         let mut unstable: Option<(u64, Rect)> = None;
         let mut changed_bounds: Option<Rect> = None;
         let reproduced = req.expected_png.is_some_and(|h| *blake3::hash(&png).as_bytes() == h);
         while shots < MAX_SHOTS && !reproduced {
-            let next = screenshot(session, req, width, height).await?;
+            let Some(next) = screenshot(session, req, width, height, last).await? else { continue 'settle };
             shots += 1;
             let prev = std::mem::replace(&mut png, next);
             let cur = png.clone();
@@ -546,7 +601,11 @@ pub async fn capture_page(
             .ok_or_else(|| CaptureError::Screenshot { url: url.to_string(), reason: "not a PNG".into() })?;
         let screenshot_ms = elapsed_ms(t2);
 
-        let after = run_script(session, url, settle_timeout, |c| c.execute(HTML_JS, vec![])).await?;
+        let after = match run_script(session, url, settle_timeout, Script::sync(HTML_JS)).await {
+            // The document went away under the read (DevTools connection): settle the new one.
+            Err(CaptureError::Script { .. }) if !last => continue,
+            other => other?,
+        };
         if after.get("settled").and_then(Value::as_bool) != Some(true) && !last {
             // Navigated while we were shooting: the picture may mix two documents.
             continue;
@@ -554,7 +613,7 @@ pub async fn capture_page(
         let html = after.get("html").and_then(Value::as_str).unwrap_or_default().to_string();
         let final_url = match after.get("url").and_then(Value::as_str).and_then(|u| Url::parse(u).ok()) {
             Some(u) => u,
-            None => bounded(session.client.current_url()).await.map_err(script_err)?,
+            None => bounded(session.client.current_url()).await.map_err(|e| script_err(e.into()))?,
         };
         let final_url = without_credentials(&final_url);
         ensure_in_scope(req, &final_url)?;
@@ -598,7 +657,7 @@ pub fn doc_start_js(prefix: &Url) -> String {
 async fn prepare(session: &mut BrowserSession, req: &CaptureRequest) -> Result<(), CaptureError> {
     let url = req.url.as_str();
     let opts = &req.options;
-    let script_err = |e: CmdError| CaptureError::Script { url: url.to_string(), reason: e.to_string() };
+    let script_err = |e: CommandError| CaptureError::Script { url: url.to_string(), reason: e.to_string() };
     if session.cdp != CdpSupport::Yes {
         let unsupported = |option| CaptureError::Unsupported { url: url.to_string(), option };
         if !opts.headers.is_empty() {
@@ -693,7 +752,7 @@ async fn w3c_add_cookies(session: &mut BrowserSession, req: &CaptureRequest) -> 
 /// page starts during its load are caught only by the location checks).
 async fn install_guard_late(session: &BrowserSession, req: &CaptureRequest) -> Result<(), CaptureError> {
     let js = doc_start_js(req.scope.prefix());
-    run_script(session, req.url.as_str(), MIN_SCRIPT_TIMEOUT, |c| c.execute(&js, vec![])).await.map(|_| ())
+    run_script(session, req.url.as_str(), MIN_SCRIPT_TIMEOUT, Script::sync(&js)).await.map(|_| ())
 }
 
 /// Where the browser is now must be inside the prefix (a redirect may have taken it out).
@@ -702,7 +761,7 @@ async fn check_location(
     req: &CaptureRequest,
     timeout: Duration,
 ) -> Result<(), CaptureError> {
-    let here = run_script(session, req.url.as_str(), timeout, |c| c.execute(LOCATION_JS, vec![])).await?;
+    let here = run_script(session, req.url.as_str(), timeout, Script::sync(LOCATION_JS)).await?;
     check_landed(req, here.as_str().unwrap_or_default())
 }
 
@@ -801,7 +860,7 @@ struct Settled {
     title: String,
 }
 
-async fn set_viewport(session: &mut BrowserSession, vp: Viewport) -> Result<(), CmdError> {
+async fn set_viewport(session: &mut BrowserSession, vp: Viewport) -> Result<(), CommandError> {
     if session.cdp != CdpSupport::No {
         let params = json!({
             "width": vp.width, "height": vp.height,
@@ -814,14 +873,14 @@ async fn set_viewport(session: &mut BrowserSession, vp: Viewport) -> Result<(), 
                 let _ = session.cdp_cmd("Emulation.setScrollbarsHidden", json!({ "hidden": true })).await;
                 return Ok(());
             }
-            Err(e) if is_no_cdp(&e) => {
+            Err(CommandError::WebDriver(e)) if is_no_cdp(&e) => {
                 tracing::debug!(error = %e, "no DevTools passthrough; using window-resize fallbacks");
                 session.cdp = CdpSupport::No;
             }
             Err(e) => return Err(e),
         }
     }
-    resize_viewport(&session.client, vp.width, vp.height).await
+    Ok(resize_viewport(&session.client, vp.width, vp.height).await?)
 }
 
 /// Size the window so that the *viewport* is `width` x `height` (W3C only: resize, measure the
@@ -844,6 +903,13 @@ async fn navigate(session: &mut BrowserSession, req: &CaptureRequest) -> Result<
     let timeout = req.options.page_timeout;
     let timed_out = || CaptureError::Timeout { url: url.to_string(), timeout };
     let target = navigation_url(req);
+    if let Some(dt) = &session.devtools {
+        return match dt.navigate(target.as_str(), timeout).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_timeout() => Err(timed_out()),
+            Err(e) => Err(CaptureError::Navigate { url: url.to_string(), reason: e.to_string() }),
+        };
+    }
     let nav = tokio::time::timeout(timeout + NAVIGATION_GRACE, session.client.goto(target.as_str())).await;
     match nav {
         Err(_) => Err(timed_out()),
@@ -867,18 +933,43 @@ async fn dismiss_dialogs(session: &BrowserSession, url: &str) -> Result<(), Capt
 }
 
 /// Run a script, dismissing dialogs that block it (a page may `alert()` at any time).
-async fn run_script<'a, F, Fut>(
-    session: &'a BrowserSession,
+/// A WebDriver-style page script: its body, its arguments, how it hands back its result.
+struct Script<'s> {
+    body: &'s str,
+    args: Vec<Value>,
+    kind: ScriptKind,
+}
+
+impl<'s> Script<'s> {
+    fn sync(body: &'s str) -> Script<'s> {
+        Script { body, args: Vec::new(), kind: ScriptKind::Sync }
+    }
+}
+
+/// Run `script` in the page: over the session's DevTools connection (which dismisses dialogs as
+/// they open), else through WebDriver, dismissing dialogs that interrupt it.
+async fn run_script(
+    session: &BrowserSession,
     url: &str,
     timeout: Duration,
-    f: F,
-) -> Result<Value, CaptureError>
-where
-    F: Fn(&'a Client) -> Fut,
-    Fut: std::future::Future<Output = Result<Value, CmdError>>,
-{
+    script: Script<'_>,
+) -> Result<Value, CaptureError> {
+    if let Some(dt) = &session.devtools {
+        return dt.run_script(script.body, &script.args, script.kind, timeout).await.map_err(|e| {
+            if e.is_timeout() {
+                CaptureError::Timeout { url: url.to_string(), timeout }
+            } else {
+                CaptureError::Script { url: url.to_string(), reason: e.to_string() }
+            }
+        });
+    }
+    let client = &session.client;
     for _ in 0..MAX_DIALOGS {
-        match bounded(f(&session.client)).await {
+        let run = match script.kind {
+            ScriptKind::Sync => bounded(client.execute(script.body, script.args.clone())).await,
+            ScriptKind::Async => bounded(client.execute_async(script.body, script.args.clone())).await,
+        };
+        match run {
             Ok(v) => return Ok(v),
             Err(e) if e.is_unexpected_alert_open() => dismiss_dialogs(session, url).await?,
             Err(e) if is_timeout(&e) => return Err(CaptureError::Timeout { url: url.to_string(), timeout }),
@@ -888,14 +979,17 @@ where
     Err(CaptureError::Script { url: url.to_string(), reason: "page keeps opening dialogs".into() })
 }
 
+/// A full-page shot, or `None` when the page started loading another document first (over the
+/// session's DevTools connection; on the `last` settle attempt that is an error).
 async fn screenshot(
     session: &mut BrowserSession,
     req: &CaptureRequest,
     width: u32,
     height: u32,
-) -> Result<Vec<u8>, CaptureError> {
+    last: bool,
+) -> Result<Option<Vec<u8>>, CaptureError> {
     let url = req.url.as_str();
-    let shot_err = |e: CmdError| CaptureError::Screenshot { url: url.to_string(), reason: e.to_string() };
+    let shot_err = |e: CommandError| CaptureError::Screenshot { url: url.to_string(), reason: e.to_string() };
     if session.cdp == CdpSupport::Yes {
         let params = json!({
             "format": "png",
@@ -905,12 +999,18 @@ async fn screenshot(
             "fromSurface": true,
             "clip": { "x": 0, "y": 0, "width": width, "height": height, "scale": 1 },
         });
-        let v = session.cdp_cmd("Page.captureScreenshot", params).await.map_err(shot_err)?;
+        let v = match &session.devtools {
+            Some(dt) => match dt.call_in_document("Page.captureScreenshot", params, COMMAND_TIMEOUT).await {
+                Err(DevToolsError::Navigated) if !last => return Ok(None),
+                other => other.map_err(|e| shot_err(e.into()))?,
+            },
+            None => session.cdp_cmd("Page.captureScreenshot", params).await.map_err(shot_err)?,
+        };
         let data = v.get("data").and_then(Value::as_str).ok_or_else(|| CaptureError::Screenshot {
             url: url.to_string(),
             reason: "Page.captureScreenshot returned no data".into(),
         })?;
-        return base64::engine::general_purpose::STANDARD.decode(data).map_err(|e| {
+        return base64::engine::general_purpose::STANDARD.decode(data).map(Some).map_err(|e| {
             CaptureError::Screenshot {
                 url: url.to_string(),
                 reason: format!("bad base64 from Page.captureScreenshot: {e}"),
@@ -918,13 +1018,13 @@ async fn screenshot(
         });
     }
     // W3C fallback: grow the viewport to the full height, shoot, then restore the viewport.
-    resize_viewport(&session.client, width, height).await.map_err(shot_err)?;
-    let shot = bounded(session.client.screenshot()).await.map_err(shot_err);
+    resize_viewport(&session.client, width, height).await.map_err(|e| shot_err(e.into()))?;
+    let shot = bounded(session.client.screenshot()).await.map_err(|e| shot_err(e.into()));
     let restore = resize_viewport(&session.client, req.viewport.width, req.viewport.height).await;
     if restore.is_err() {
         session.viewport = None;
     }
-    shot
+    shot.map(Some)
 }
 
 /// The CSS injected before the shot: freezing rules, the site's CSS, then hiding and removing rules.

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use url::Url;
 
+use super::devtools::DevTools;
 use super::driver::{find_chromedriver, ChromeDriver};
 use super::page::{capture_page, BrowserSession};
 use super::{Capture, CaptureError, CaptureRequest, Capturer};
@@ -90,6 +91,8 @@ pub struct PoolStats {
     pub driver_restarts: u64,
     /// Page attempts repeated on a fresh session.
     pub page_retries: u64,
+    /// Sessions whose pages went over their own DevTools connection rather than through chromedriver.
+    pub devtools_sessions: u64,
 }
 
 #[derive(Debug, Default)]
@@ -99,6 +102,7 @@ struct Counters {
     sessions_recycled: AtomicU64,
     driver_restarts: AtomicU64,
     page_retries: AtomicU64,
+    devtools_sessions: AtomicU64,
 }
 
 /// The WebDriver endpoint in use; `generation` changes whenever chromedriver is restarted.
@@ -221,6 +225,7 @@ impl BrowserPool {
             sessions_recycled: c.sessions_recycled.load(Ordering::Relaxed),
             driver_restarts: c.driver_restarts.load(Ordering::Relaxed),
             page_retries: c.page_retries.load(Ordering::Relaxed),
+            devtools_sessions: c.devtools_sessions.load(Ordering::Relaxed),
         }
     }
 
@@ -291,8 +296,11 @@ impl BrowserPool {
         }
     }
 
-    /// An idle session of the current driver generation, or a new one.
+    /// An idle session of the current driver generation, or a new one. A chromedriver that died
+    /// is restarted first (killing its browsers): pages over DevTools would not notice its death,
+    /// but its sessions could no longer be probed or closed.
     async fn checkout(&self) -> Result<PooledSession, CaptureError> {
+        self.ensure_driver().await?;
         let generation = self.inner.endpoint.lock().await.generation;
         loop {
             let next = self.inner.lock_idle().pop();
@@ -324,7 +332,8 @@ impl BrowserPool {
     }
 
     /// Cheap liveness probe of a session that just failed: is chromedriver alive, and does the
-    /// session still navigate (to `about:blank`, which also stops a hanging load)?
+    /// session still navigate (to `about:blank`, which also stops a hanging load; over the
+    /// session's DevTools connection when it has one)?
     async fn is_alive(&self, ps: &PooledSession) -> bool {
         {
             let ep = self.inner.endpoint.lock().await;
@@ -337,7 +346,7 @@ impl BrowserPool {
                 }
             }
         }
-        matches!(tokio::time::timeout(PROBE_TIMEOUT, ps.session.client.goto(PROBE_URL)).await, Ok(Ok(())))
+        ps.session.navigates_to(PROBE_URL, PROBE_TIMEOUT).await
     }
 
     /// Spawn mode: restart chromedriver if it is no longer running.
@@ -375,9 +384,10 @@ impl BrowserPool {
         Ok(())
     }
 
-    /// Open a new WebDriver session on the current endpoint (restarting chromedriver first if it died).
+    /// Open a new WebDriver session on the current endpoint (restarting chromedriver first unless
+    /// it runs and answers: a session start would otherwise wait out [`SESSION_START_TIMEOUT`]).
     async fn open_session(&self) -> Result<PooledSession, CaptureError> {
-        self.ensure_driver().await?;
+        self.ensure_driver_answers().await?;
         let (url, generation) = {
             let ep = self.inner.endpoint.lock().await;
             (ep.url.clone(), ep.generation)
@@ -396,7 +406,45 @@ impl BrowserPool {
             },
         };
         self.inner.counters.sessions_started.fetch_add(1, Ordering::Relaxed);
-        Ok(PooledSession { session: BrowserSession::new(client), pages: 0, generation })
+        let mut session = BrowserSession::new(client);
+        if self.inner.driver_path.is_some() {
+            session = self.with_devtools(session).await;
+        }
+        Ok(PooledSession { session, pages: 0, generation })
+    }
+
+    /// Spawn mode: connect to the session's page over DevTools (see [`DevTools`]). Without it
+    /// (no debugger address reported, a refused connection) pages go through chromedriver.
+    async fn with_devtools(&self, session: BrowserSession) -> BrowserSession {
+        let address = session
+            .client
+            .capabilities()
+            .and_then(|c| c.get("goog:chromeOptions"))
+            .and_then(|o| o.get("debuggerAddress"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let Some(address) = address else {
+            tracing::debug!("the session reports no DevTools address; pages go through chromedriver");
+            return session;
+        };
+        let target = match tokio::time::timeout(PROBE_TIMEOUT, session.client.window()).await {
+            Ok(Ok(handle)) => String::from(handle),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "no window handle; pages go through chromedriver");
+                return session;
+            }
+            Err(_) => return session,
+        };
+        match DevTools::connect(&address, &target, &self.inner.tasks, self.inner.cancel.clone()).await {
+            Ok(dt) => {
+                self.inner.counters.devtools_sessions.fetch_add(1, Ordering::Relaxed);
+                session.with_devtools(dt)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no direct DevTools connection; pages go through chromedriver");
+                session
+            }
+        }
     }
 }
 

@@ -215,6 +215,36 @@ async fn same_page_twice_gives_identical_png_bytes() {
     assert_eq!(a.final_url.as_str(), srv.url("/rich"));
 }
 
+/// The two ways a shot travels (the session's own DevTools connection, a WebDriver endpoint's
+/// DevTools passthrough) give the same bytes: switching between them never shows as a change.
+#[tokio::test]
+async fn devtools_connection_and_webdriver_passthrough_give_identical_shots() {
+    let _g = serial().await;
+    let srv = FixtureServer::start().await;
+    srv.set("/rich", page(RICH));
+    let pool = pool(1).await;
+    let direct = pool.capture(request(&srv.url("/rich"), 800, 600, options())).await.unwrap();
+    assert_eq!(pool.stats().devtools_sessions, 1, "{:?}", pool.stats());
+    pool.shutdown().await;
+
+    let cancel = CancellationToken::new();
+    let path = sitediff::capture::find_chromedriver(None).unwrap();
+    let driver = sitediff::capture::ChromeDriver::spawn(&path, &cancel).await.unwrap();
+    let cfg = BrowserConfig {
+        webdriver: WebDriverEndpoint::Remote(driver.url().clone()),
+        chromium: sitediff::capture::pool::browser_binary(&browser_cfg(1), true),
+        ..browser_cfg(1)
+    };
+    let pool = BrowserPool::start(&cfg, cancel.clone()).await.unwrap();
+    let relayed = pool.capture(request(&srv.url("/rich"), 800, 600, options())).await.unwrap();
+    assert_eq!(pool.stats().devtools_sessions, 0, "{:?}", pool.stats());
+    pool.shutdown().await;
+    driver.kill();
+    assert_eq!((direct.width, direct.height), (relayed.width, relayed.height));
+    assert!(direct.png == relayed.png, "the DevTools connection and the passthrough shots differ");
+    assert_eq!(direct.html, relayed.html);
+}
+
 #[tokio::test]
 async fn animated_page_twice_gives_identical_pixels() {
     let _g = serial().await;
@@ -264,6 +294,8 @@ async fn two_sessions_capture_ten_pages_concurrently() {
     let stats = pool.stats();
     assert_eq!(stats.sessions_started, 2, "{stats:?}");
     assert_eq!(stats.sessions_replaced, 0, "{stats:?}");
+    // Spawned chromedriver: both sessions' pages went over their own DevTools connection.
+    assert_eq!(stats.devtools_sessions, 2, "{stats:?}");
     pool.shutdown().await;
 }
 
@@ -612,14 +644,17 @@ async fn crashed_browser_session_is_replaced() {
 }
 
 /// A chromedriver that still exists but no longer answers (here: stopped; after a kill: not yet
-/// reaped) is restarted, not trusted because its process has not exited.
+/// reaped) is restarted before a session is opened on it, not trusted because its process has not
+/// exited. (Pages of open sessions go over DevTools and do not notice; a new session would wait
+/// out the session start timeout.)
 #[tokio::test]
 async fn unresponsive_chromedriver_is_restarted() {
     let _g = serial().await;
     let srv = FixtureServer::start().await;
     srv.set("/a", Response::html("<title>a</title>A"));
-    let pool = pool(1).await;
-    // One sweep: the second page's first command is the navigation, bounded by the page timeout.
+    // Every page on a new session.
+    let cfg = BrowserConfig { recycle_after: 1, ..browser_cfg(1) };
+    let pool = BrowserPool::start(&cfg, CancellationToken::new()).await.unwrap();
     let sweep = Instant::now();
     let req = || {
         let mut r = request(
@@ -641,6 +676,8 @@ async fn unresponsive_chromedriver_is_restarted() {
     assert_eq!(c.unwrap().title.as_deref(), Some("a"));
     let stats = pool.stats();
     assert_eq!(stats.driver_restarts, 1, "{stats:?}");
+    // Replaced before a session was opened on it: no attempt was spent waiting on it.
+    assert_eq!(stats.page_retries, 0, "{stats:?}");
     assert_ne!(pool.driver_pid().await, Some(driver));
     pool.shutdown().await;
 }
@@ -770,10 +807,30 @@ async fn redirect_outside_the_prefix_is_a_capture_error_naming_it() {
     pool.shutdown().await;
 }
 
+/// Site options reach the browser both ways DevTools commands travel: over the session's own
+/// DevTools connection (a chromedriver we spawn) and through a WebDriver endpoint's DevTools
+/// passthrough (`browser.webdriver` pointing at a chromedriver, as at a Grid of Chrome nodes).
 #[tokio::test]
 async fn site_options_reach_the_browser() {
-    use sitediff::config::{BasicAuth, Cookie};
     let _g = serial().await;
+    let pool = pool(1).await;
+    site_options_reach(&pool).await;
+    assert_eq!(pool.stats().devtools_sessions, 1, "{:?}", pool.stats());
+    pool.shutdown().await;
+
+    let cancel = CancellationToken::new();
+    let path = sitediff::capture::find_chromedriver(None).unwrap();
+    let driver = sitediff::capture::ChromeDriver::spawn(&path, &cancel).await.unwrap();
+    let cfg = BrowserConfig { webdriver: WebDriverEndpoint::Remote(driver.url().clone()), ..browser_cfg(1) };
+    let pool = BrowserPool::start(&cfg, cancel.clone()).await.unwrap();
+    site_options_reach(&pool).await;
+    assert_eq!(pool.stats().devtools_sessions, 0, "{:?}", pool.stats());
+    pool.shutdown().await;
+    driver.kill();
+}
+
+async fn site_options_reach(pool: &BrowserPool) {
+    use sitediff::config::{BasicAuth, Cookie};
     let html = "<!doctype html><html><head><title>t</title><style>html,body{margin:0;background:#fff}</style></head><body>\
         <div class=banner style='height:100px;background:#f00'></div>\
         <div id=box style='width:100px;height:100px;background:#fff'></div>\
@@ -784,7 +841,6 @@ async fn site_options_reach_the_browser() {
     srv.set("/p/ads/pixel.png", Response::with_type(200, "image/png", solid_png(10, 10, RED)));
     srv.require_authorization("Basic bWU6cHc=");
     let base = srv.url("");
-    let pool = pool(1).await;
     let opts = CaptureOptions {
         headers: vec![("X-Env".into(), "staging".into())],
         cookies: vec![Cookie { name: "consent".into(), value: "yes".into() }],
@@ -841,7 +897,6 @@ async fn site_options_reach_the_browser() {
     assert!(!h.iter().any(|(k, _)| k == "x-env" || k == "authorization"), "{h:?}");
     let ua = h.iter().find(|(k, _)| k == "user-agent").map(|(_, v)| v.as_str()).unwrap_or("");
     assert!(ua.contains("Chrome"), "user agent override not removed: {ua}");
-    pool.shutdown().await;
 }
 
 #[tokio::test]

@@ -1,0 +1,477 @@
+//! A direct DevTools (CDP) connection to the page a spawned chromedriver session drives: the
+//! per-page hot path (navigation, page scripts, screenshots) without chromedriver relaying and
+//! re-encoding every command. Chromedriver still opens, probes and closes the session.
+//!
+//! Only for sessions of a chromedriver we spawned (the browser runs on this machine and
+//! reports a loopback `goog:chromeOptions.debuggerAddress`); a remote endpoint keeps the W3C /
+//! passthrough path. What chromedriver did for us on that path is done here: JavaScript dialogs
+//! are dismissed as they open (`beforeunload` ones accepted, so a navigation is never held),
+//! navigations are awaited until the main frame stops loading, scripts wait for a pending
+//! navigation first, and a crashed or closed page fails every waiting command at once.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Largest DevTools message accepted: a full-page PNG of the tallest, widest page, in base64.
+const MAX_MESSAGE_BYTES: usize = 1 << 30;
+/// Bound on connecting, on the set-up commands and on stopping a load that timed out.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DevToolsError {
+    #[error("cannot connect to DevTools at {address}: {reason}")]
+    Connect { address: String, reason: String },
+    #[error("DevTools {method}: {message}")]
+    Protocol { method: String, message: String },
+    #[error("DevTools {method}: no answer within {timeout:?}")]
+    Timeout { method: String, timeout: Duration },
+    #[error("the page's DevTools connection is gone: {reason}")]
+    Gone { reason: String },
+    #[error("navigation failed: {reason}")]
+    Navigation { reason: String },
+    #[error("{message}")]
+    Script { message: String },
+    #[error("the page started another navigation")]
+    Navigated,
+}
+
+impl DevToolsError {
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, DevToolsError::Timeout { .. })
+    }
+}
+
+/// How a page script hands back its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScriptKind {
+    /// The body `return`s its result (or a promise of it), like WebDriver "Execute Script".
+    Sync,
+    /// The body calls its last argument with the result, like WebDriver "Execute Async Script".
+    Async,
+}
+
+/// The expression that runs a WebDriver-style script body with `args` (`arguments` inside).
+pub fn script_expression(body: &str, args: &[Value], kind: ScriptKind) -> String {
+    let args = Value::Array(args.to_vec()).to_string();
+    match kind {
+        ScriptKind::Sync => format!("(function () {{\n{body}\n}}).apply(window, {args})"),
+        ScriptKind::Async => format!(
+            "new Promise((resolve) => {{ (function () {{\n{body}\n}}).apply(window, {args}.concat([resolve])); }})"
+        ),
+    }
+}
+
+/// The main frame's loading state, as DevTools events report it.
+#[derive(Debug, Clone, Default)]
+struct LoadState {
+    loading: bool,
+    /// Times the main frame started loading.
+    starts: u64,
+    /// Times the main frame stopped loading.
+    stops: u64,
+    /// Why the page can no longer be driven (crashed, detached, connection closed).
+    gone: Option<String>,
+}
+
+type Reply = Result<Value, DevToolsError>;
+
+#[derive(Debug)]
+struct Shared {
+    next_id: AtomicU64,
+    pending: StdMutex<HashMap<u64, (String, oneshot::Sender<Reply>)>>,
+    state: watch::Sender<LoadState>,
+}
+
+impl Shared {
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (String, oneshot::Sender<Reply>)>> {
+        match self.pending.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// The page can no longer be driven: fail every waiting command.
+    fn gone(&self, reason: &str) {
+        self.state.send_modify(|s| {
+            if s.gone.is_none() {
+                s.gone = Some(reason.to_string());
+            }
+        });
+        let waiting: Vec<_> = self.lock_pending().drain().collect();
+        for (_, (_, tx)) in waiting {
+            let _ = tx.send(Err(DevToolsError::Gone { reason: reason.to_string() }));
+        }
+    }
+
+    /// One message from the browser. Returns a command to send back (a dialog to dismiss).
+    fn dispatch(&self, text: &str, main_frame: &str) -> Option<Value> {
+        let Ok(msg) = serde_json::from_str::<Value>(text) else { return None };
+        if let Some(id) = msg.get("id").and_then(Value::as_u64) {
+            if let Some((method, tx)) = self.lock_pending().remove(&id) {
+                let reply = match msg.get("error") {
+                    Some(e) => Err(DevToolsError::Protocol {
+                        method,
+                        message: e.get("message").and_then(Value::as_str).unwrap_or("error").to_string(),
+                    }),
+                    None => Ok(msg.get("result").cloned().unwrap_or(Value::Null)),
+                };
+                let _ = tx.send(reply);
+            }
+            return None;
+        }
+        let params = msg.get("params").cloned().unwrap_or(Value::Null);
+        let is_main = || params.get("frameId").and_then(Value::as_str) == Some(main_frame);
+        match msg.get("method").and_then(Value::as_str).unwrap_or_default() {
+            "Page.frameStartedLoading" if is_main() => self.state.send_modify(|s| {
+                s.loading = true;
+                s.starts += 1;
+            }),
+            "Page.frameStoppedLoading" if is_main() => self.state.send_modify(|s| {
+                s.loading = false;
+                s.stops += 1;
+            }),
+            "Page.javascriptDialogOpening" => {
+                let leave = params.get("type").and_then(Value::as_str) == Some("beforeunload");
+                let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                return Some(json!({ "id": id, "method": "Page.handleJavaScriptDialog",
+                    "params": { "accept": leave } }));
+            }
+            "Inspector.targetCrashed" => self.gone("the page crashed"),
+            "Inspector.detached" => {
+                let why = params.get("reason").and_then(Value::as_str).unwrap_or("detached");
+                self.gone(&format!("detached ({why})"));
+            }
+            _ => {}
+        }
+        None
+    }
+}
+
+/// A DevTools connection to one page. Dropping it closes the connection.
+#[derive(Debug)]
+pub struct DevTools {
+    tx: mpsc::UnboundedSender<Message>,
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+}
+
+impl Drop for DevTools {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// Whether `address` (`host:port`) names this machine.
+pub fn is_loopback(address: &str) -> bool {
+    let host = address.rsplit_once(':').map_or(address, |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+impl DevTools {
+    /// Connect to page `target` of the browser whose DevTools listen on `address` (`host:port`,
+    /// loopback only), and enable what the hot path needs. The connection's task runs on `tasks`
+    /// until the connection is dropped, the page goes away or `cancel` fires.
+    pub async fn connect(
+        address: &str,
+        target: &str,
+        tasks: &TaskTracker,
+        cancel: CancellationToken,
+    ) -> Result<DevTools, DevToolsError> {
+        let connect_err = |reason: String| DevToolsError::Connect { address: address.to_string(), reason };
+        if !is_loopback(address) {
+            return Err(connect_err("not a loopback address".into()));
+        }
+        let url = format!("ws://{address}/devtools/page/{target}");
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(MAX_MESSAGE_BYTES))
+            .max_frame_size(Some(MAX_MESSAGE_BYTES));
+        let connect = tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), true);
+        let (ws, _) = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+            .await
+            .map_err(|_| connect_err(format!("no answer within {CONNECT_TIMEOUT:?}")))?
+            .map_err(|e| connect_err(e.to_string()))?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            next_id: AtomicU64::new(1),
+            pending: StdMutex::new(HashMap::new()),
+            state: watch::Sender::new(LoadState::default()),
+        });
+        let cancel = cancel.child_token();
+        tasks.spawn(run_connection(ws, rx, shared.clone(), target.to_string(), cancel.clone()));
+        let dt = DevTools { tx, shared, cancel };
+        for method in ["Page.enable", "Inspector.enable"] {
+            dt.call(method, json!({}), CONNECT_TIMEOUT).await?;
+        }
+        Ok(dt)
+    }
+
+    /// Why the page can no longer be driven, if it cannot.
+    pub fn gone(&self) -> Option<String> {
+        self.shared.state.borrow().gone.clone()
+    }
+
+    /// One DevTools command, answered within `timeout`.
+    pub async fn call(&self, method: &str, params: Value, timeout: Duration) -> Result<Value, DevToolsError> {
+        if let Some(reason) = self.gone() {
+            return Err(DevToolsError::Gone { reason });
+        }
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let (reply_tx, reply_rx) = oneshot::channel();
+        self.shared.lock_pending().insert(id, (method.to_string(), reply_tx));
+        // Forget the command however this call ends (answered, timed out, or dropped mid-wait).
+        let _forget = Forget { shared: &self.shared, id };
+        let msg = json!({ "id": id, "method": method, "params": params }).to_string();
+        if self.tx.send(Message::text(msg)).is_err() {
+            return Err(DevToolsError::Gone { reason: "connection closed".into() });
+        }
+        match tokio::time::timeout(timeout, reply_rx).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(_)) => Err(DevToolsError::Gone { reason: "connection closed".into() }),
+            Err(_) => Err(DevToolsError::Timeout { method: method.to_string(), timeout }),
+        }
+    }
+
+    /// One DevTools command on the current document: [`DevToolsError::Navigated`] instead if the
+    /// page is loading or starts loading another document before the answer (a screenshot
+    /// requested then would wait for a frame that never comes).
+    pub async fn call_in_document(
+        &self,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> Result<Value, DevToolsError> {
+        let mut state = self.shared.state.subscribe();
+        let starts = {
+            let s = state.borrow_and_update();
+            if s.loading {
+                return Err(DevToolsError::Navigated);
+            }
+            s.starts
+        };
+        tokio::select! {
+            r = self.call(method, params, timeout) => r,
+            s = state.wait_for(|s| s.starts > starts || s.gone.is_some()) => match s {
+                Ok(s) => match &s.gone {
+                    Some(reason) => Err(DevToolsError::Gone { reason: reason.clone() }),
+                    None => Err(DevToolsError::Navigated),
+                },
+                Err(_) => Err(DevToolsError::Gone { reason: "connection closed".into() }),
+            },
+        }
+    }
+
+    /// Navigate the page to `url` and wait (within `timeout`) until its main frame stops loading,
+    /// as WebDriver's normal page-load strategy does. A same-document navigation does not wait.
+    pub async fn navigate(&self, url: &str, timeout: Duration) -> Result<(), DevToolsError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut state = self.shared.state.subscribe();
+        let stops_before = state.borrow_and_update().stops;
+        let nav = self.call("Page.navigate", json!({ "url": url }), timeout).await?;
+        if let Some(reason) = nav.get("errorText").and_then(Value::as_str).filter(|e| !e.is_empty()) {
+            return Err(DevToolsError::Navigation { reason: reason.to_string() });
+        }
+        if nav.get("loaderId").and_then(Value::as_str).is_none_or(str::is_empty) {
+            return Ok(());
+        }
+        let loaded = self
+            .wait_state(&mut state, deadline, "Page.navigate", timeout, |s| {
+                s.stops > stops_before && !s.loading
+            })
+            .await;
+        if loaded.as_ref().is_err_and(DevToolsError::is_timeout) {
+            // As chromedriver does: the page is not left loading (and holding later commands).
+            let _ = self.call("Page.stopLoading", json!({}), CONNECT_TIMEOUT).await;
+        }
+        loaded
+    }
+
+    /// Run a WebDriver-style script body in the page (main world) and return its JSON result.
+    /// A navigation in progress is waited for first, as chromedriver does before every script.
+    pub async fn run_script(
+        &self,
+        body: &str,
+        args: &[Value],
+        kind: ScriptKind,
+        timeout: Duration,
+    ) -> Result<Value, DevToolsError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut state = self.shared.state.subscribe();
+        self.wait_state(&mut state, deadline, "Runtime.evaluate", timeout, |s| !s.loading).await?;
+        let params = json!({
+            "expression": script_expression(body, args, kind),
+            "awaitPromise": true,
+            "returnByValue": true,
+        });
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let v = self.call_in_document("Runtime.evaluate", params, left).await.map_err(|e| match e {
+            DevToolsError::Timeout { method, .. } => DevToolsError::Timeout { method, timeout },
+            other => other,
+        })?;
+        if let Some(ex) = v.get("exceptionDetails") {
+            let message = ex
+                .get("exception")
+                .and_then(|e| e.get("description"))
+                .and_then(Value::as_str)
+                .or_else(|| ex.get("text").and_then(Value::as_str))
+                .unwrap_or("script threw")
+                .to_string();
+            return Err(DevToolsError::Script { message });
+        }
+        Ok(v.get("result").and_then(|r| r.get("value")).cloned().unwrap_or(Value::Null))
+    }
+
+    async fn wait_state(
+        &self,
+        state: &mut watch::Receiver<LoadState>,
+        deadline: tokio::time::Instant,
+        method: &str,
+        timeout: Duration,
+        done: impl Fn(&LoadState) -> bool,
+    ) -> Result<(), DevToolsError> {
+        let waited = tokio::time::timeout_at(deadline, state.wait_for(|s| s.gone.is_some() || done(s))).await;
+        match waited {
+            Err(_) => Err(DevToolsError::Timeout { method: method.to_string(), timeout }),
+            Ok(Err(_)) => Err(DevToolsError::Gone { reason: "connection closed".into() }),
+            Ok(Ok(s)) => match &s.gone {
+                Some(reason) => Err(DevToolsError::Gone { reason: reason.clone() }),
+                None => Ok(()),
+            },
+        }
+    }
+}
+
+/// Removes a command's entry from the pending map when its call ends.
+struct Forget<'a> {
+    shared: &'a Shared,
+    id: u64,
+}
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        self.shared.lock_pending().remove(&self.id);
+    }
+}
+
+/// The connection's task: sends queued commands, routes answers and events, and ends (failing
+/// every waiting command) when the socket closes, the page goes away or `cancel` fires.
+async fn run_connection<S>(
+    ws: tokio_tungstenite::WebSocketStream<S>,
+    mut rx: mpsc::UnboundedReceiver<Message>,
+    shared: Arc<Shared>,
+    main_frame: String,
+    cancel: CancellationToken,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let (mut sink, mut stream) = ws.split();
+    let reason = loop {
+        tokio::select! {
+            _ = cancel.cancelled() => {
+                let _ = sink.close().await;
+                break "closed".to_string();
+            }
+            out = rx.recv() => match out {
+                Some(m) => {
+                    if let Err(e) = sink.send(m).await {
+                        break format!("send failed: {e}");
+                    }
+                }
+                None => break "closed".to_string(),
+            },
+            msg = stream.next() => match msg {
+                Some(Ok(Message::Text(text))) => {
+                    if let Some(reply) = shared.dispatch(text.as_str(), &main_frame) {
+                        if let Err(e) = sink.send(Message::text(reply.to_string())).await {
+                            break format!("send failed: {e}");
+                        }
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None => break "the browser closed the connection".to_string(),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => break e.to_string(),
+            },
+        }
+    };
+    shared.gone(&reason);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_addresses() {
+        assert!(is_loopback("localhost:9222"));
+        assert!(is_loopback("127.0.0.1:9222"));
+        assert!(is_loopback("[::1]:9222"));
+        assert!(!is_loopback("10.0.0.5:9222"));
+        assert!(!is_loopback("grid-node:9222"));
+    }
+
+    #[test]
+    fn script_expressions_pass_arguments_and_the_callback() {
+        let sync = script_expression("return arguments[0] + 1;", &[json!(41)], ScriptKind::Sync);
+        assert_eq!(sync, "(function () {\nreturn arguments[0] + 1;\n}).apply(window, [41])");
+        let asy = script_expression("arguments[1](arguments[0]);", &[json!("a\"b")], ScriptKind::Async);
+        assert!(asy.starts_with("new Promise((resolve) => {"), "{asy}");
+        assert!(asy.contains(".apply(window, [\"a\\\"b\"].concat([resolve]))"), "{asy}");
+    }
+
+    fn shared() -> Shared {
+        Shared {
+            next_id: AtomicU64::new(1),
+            pending: StdMutex::new(HashMap::new()),
+            state: watch::Sender::new(LoadState::default()),
+        }
+    }
+
+    #[test]
+    fn answers_events_and_dialogs_are_routed() {
+        let s = shared();
+        let (tx, mut rx) = oneshot::channel();
+        s.lock_pending().insert(7, ("Page.navigate".into(), tx));
+        assert!(s.dispatch(r#"{"id":7,"result":{"frameId":"F"}}"#, "F").is_none());
+        assert_eq!(rx.try_recv().unwrap().unwrap(), json!({"frameId": "F"}));
+
+        let (tx, mut rx) = oneshot::channel();
+        s.lock_pending().insert(8, ("Runtime.evaluate".into(), tx));
+        s.dispatch(r#"{"id":8,"error":{"code":-32000,"message":"Execution context was destroyed."}}"#, "F");
+        let err = rx.try_recv().unwrap().unwrap_err();
+        assert_eq!(err.to_string(), "DevTools Runtime.evaluate: Execution context was destroyed.");
+
+        s.dispatch(r#"{"method":"Page.frameStartedLoading","params":{"frameId":"child"}}"#, "F");
+        assert!(!s.state.borrow().loading, "a child frame is not the page");
+        s.dispatch(r#"{"method":"Page.frameStartedLoading","params":{"frameId":"F"}}"#, "F");
+        assert!(s.state.borrow().loading);
+        s.dispatch(r#"{"method":"Page.frameStoppedLoading","params":{"frameId":"F"}}"#, "F");
+        assert_eq!((s.state.borrow().loading, s.state.borrow().stops), (false, 1));
+
+        let alert = s.dispatch(r#"{"method":"Page.javascriptDialogOpening","params":{"type":"alert"}}"#, "F");
+        assert_eq!(alert.unwrap()["params"], json!({"accept": false}));
+        let leave =
+            s.dispatch(r#"{"method":"Page.javascriptDialogOpening","params":{"type":"beforeunload"}}"#, "F");
+        assert_eq!(leave.unwrap()["params"], json!({"accept": true}));
+    }
+
+    #[test]
+    fn a_crash_fails_waiting_commands() {
+        let s = shared();
+        let (tx, mut rx) = oneshot::channel();
+        s.lock_pending().insert(3, ("Runtime.evaluate".into(), tx));
+        s.dispatch(r#"{"method":"Inspector.targetCrashed","params":{}}"#, "F");
+        assert!(matches!(rx.try_recv().unwrap(), Err(DevToolsError::Gone { .. })));
+        assert_eq!(s.state.borrow().gone.as_deref(), Some("the page crashed"));
+    }
+}
