@@ -48,7 +48,7 @@ async fn sigkill_at_twenty_moments_loses_no_approval() {
     for i in 1..=12 {
         srv.set(
             &format!("/c/p{i}.html"),
-            Response::html(format!("<h1>Page {i}</h1>")).delayed(Duration::from_millis(60)),
+            Response::html(format!("<h1>Page {i}</h1>")).delayed(Duration::from_millis(200)),
         );
     }
     let project = TempProject::new();

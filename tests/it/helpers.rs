@@ -316,11 +316,27 @@ impl Daemon {
 }
 
 impl Drop for Daemon {
+    /// Stop it the way an operator does (SIGTERM: ordered shutdown, browsers closed), SIGKILL only
+    /// if it hangs. A SIGKILLed daemon leaves the browsers chromedriver started running.
     fn drop(&mut self) {
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let started = std::time::Instant::now();
+        while started.elapsed() < DAEMON_STOP_GRACE {
+            if matches!(self.child.try_wait(), Ok(Some(_)) | Err(_)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
+
+/// How long a dropped [`Daemon`] gets to shut down before it is killed.
+const DAEMON_STOP_GRACE: Duration = Duration::from_secs(20);
 
 /// GET a URL and return (status, body).
 pub async fn http_get(url: &str) -> (u16, String) {
