@@ -50,6 +50,11 @@ impl DevToolsError {
     pub fn is_timeout(&self) -> bool {
         matches!(self, DevToolsError::Timeout { .. })
     }
+
+    /// The connection's task ended (its channels are closed).
+    fn closed() -> DevToolsError {
+        DevToolsError::Gone { reason: "connection closed".into() }
+    }
 }
 
 /// How a page script hands back its result.
@@ -84,6 +89,16 @@ struct LoadState {
     gone: Option<String>,
 }
 
+impl LoadState {
+    /// `Gone` once the page can no longer be driven.
+    fn drivable(&self) -> Result<(), DevToolsError> {
+        match &self.gone {
+            Some(reason) => Err(DevToolsError::Gone { reason: reason.clone() }),
+            None => Ok(()),
+        }
+    }
+}
+
 type Reply = Result<Value, DevToolsError>;
 
 #[derive(Debug)]
@@ -116,21 +131,22 @@ impl Shared {
 
     /// One message from the browser. Returns a command to send back (a dialog to dismiss).
     fn dispatch(&self, text: &str, main_frame: &str) -> Option<Value> {
-        let Ok(msg) = serde_json::from_str::<Value>(text) else { return None };
+        let Ok(mut msg) = serde_json::from_str::<Value>(text) else { return None };
         if let Some(id) = msg.get("id").and_then(Value::as_u64) {
             if let Some((method, tx)) = self.lock_pending().remove(&id) {
+                // Moved out, not copied: a shot's answer is megabytes of base64.
                 let reply = match msg.get("error") {
                     Some(e) => Err(DevToolsError::Protocol {
                         method,
                         message: e.get("message").and_then(Value::as_str).unwrap_or("error").to_string(),
                     }),
-                    None => Ok(msg.get("result").cloned().unwrap_or(Value::Null)),
+                    None => Ok(msg.get_mut("result").map(Value::take).unwrap_or(Value::Null)),
                 };
                 let _ = tx.send(reply);
             }
             return None;
         }
-        let params = msg.get("params").cloned().unwrap_or(Value::Null);
+        let params = msg.get_mut("params").map(Value::take).unwrap_or(Value::Null);
         let is_main = || params.get("frameId").and_then(Value::as_str) == Some(main_frame);
         match msg.get("method").and_then(Value::as_str).unwrap_or_default() {
             "Page.frameStartedLoading" if is_main() => self.state.send_modify(|s| {
@@ -217,16 +233,9 @@ impl DevTools {
         Ok(dt)
     }
 
-    /// Why the page can no longer be driven, if it cannot.
-    pub fn gone(&self) -> Option<String> {
-        self.shared.state.borrow().gone.clone()
-    }
-
     /// One DevTools command, answered within `timeout`.
     pub async fn call(&self, method: &str, params: Value, timeout: Duration) -> Result<Value, DevToolsError> {
-        if let Some(reason) = self.gone() {
-            return Err(DevToolsError::Gone { reason });
-        }
+        self.shared.state.borrow().drivable()?;
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let (reply_tx, reply_rx) = oneshot::channel();
         self.shared.lock_pending().insert(id, (method.to_string(), reply_tx));
@@ -234,11 +243,11 @@ impl DevTools {
         let _forget = Forget { shared: &self.shared, id };
         let msg = json!({ "id": id, "method": method, "params": params }).to_string();
         if self.tx.send(Message::text(msg)).is_err() {
-            return Err(DevToolsError::Gone { reason: "connection closed".into() });
+            return Err(DevToolsError::closed());
         }
         match tokio::time::timeout(timeout, reply_rx).await {
             Ok(Ok(reply)) => reply,
-            Ok(Err(_)) => Err(DevToolsError::Gone { reason: "connection closed".into() }),
+            Ok(Err(_)) => Err(DevToolsError::closed()),
             Err(_) => Err(DevToolsError::Timeout { method: method.to_string(), timeout }),
         }
     }
@@ -263,11 +272,8 @@ impl DevTools {
         tokio::select! {
             r = self.call(method, params, timeout) => r,
             s = state.wait_for(|s| s.starts > starts || s.gone.is_some()) => match s {
-                Ok(s) => match &s.gone {
-                    Some(reason) => Err(DevToolsError::Gone { reason: reason.clone() }),
-                    None => Err(DevToolsError::Navigated),
-                },
-                Err(_) => Err(DevToolsError::Gone { reason: "connection closed".into() }),
+                Ok(s) => s.drivable().and(Err(DevToolsError::Navigated)),
+                Err(_) => Err(DevToolsError::closed()),
             },
         }
     }
@@ -315,7 +321,7 @@ impl DevTools {
             "returnByValue": true,
         });
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let v = self.call_in_document("Runtime.evaluate", params, left).await.map_err(|e| match e {
+        let mut v = self.call_in_document("Runtime.evaluate", params, left).await.map_err(|e| match e {
             DevToolsError::Timeout { method, .. } => DevToolsError::Timeout { method, timeout },
             other => other,
         })?;
@@ -329,7 +335,7 @@ impl DevTools {
                 .to_string();
             return Err(DevToolsError::Script { message });
         }
-        Ok(v.get("result").and_then(|r| r.get("value")).cloned().unwrap_or(Value::Null))
+        Ok(v.get_mut("result").and_then(|r| r.get_mut("value")).map(Value::take).unwrap_or(Value::Null))
     }
 
     async fn wait_state(
@@ -343,11 +349,8 @@ impl DevTools {
         let waited = tokio::time::timeout_at(deadline, state.wait_for(|s| s.gone.is_some() || done(s))).await;
         match waited {
             Err(_) => Err(DevToolsError::Timeout { method: method.to_string(), timeout }),
-            Ok(Err(_)) => Err(DevToolsError::Gone { reason: "connection closed".into() }),
-            Ok(Ok(s)) => match &s.gone {
-                Some(reason) => Err(DevToolsError::Gone { reason: reason.clone() }),
-                None => Ok(()),
-            },
+            Ok(Err(_)) => Err(DevToolsError::closed()),
+            Ok(Ok(s)) => s.drivable(),
         }
     }
 }

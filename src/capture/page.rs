@@ -932,7 +932,6 @@ async fn dismiss_dialogs(session: &BrowserSession, url: &str) -> Result<(), Capt
     Ok(())
 }
 
-/// Run a script, dismissing dialogs that block it (a page may `alert()` at any time).
 /// A WebDriver-style page script: its body, its arguments, how it hands back its result.
 struct Script<'s> {
     body: &'s str,

@@ -433,7 +433,10 @@ impl BrowserPool {
                 tracing::debug!(error = %e, "no window handle; pages go through chromedriver");
                 return session;
             }
-            Err(_) => return session,
+            Err(_) => {
+                tracing::debug!("no window handle within {PROBE_TIMEOUT:?}; pages go through chromedriver");
+                return session;
+            }
         };
         match DevTools::connect(&address, &target, &self.inner.tasks, self.inner.cancel.clone()).await {
             Ok(dt) => {
