@@ -49,6 +49,17 @@ fn request(url: &str, width: u32, height: u32, options: CaptureOptions) -> Captu
     }
 }
 
+/// A chromedriver of the test's own, for pools pointed at it as a remote endpoint.
+async fn own_chromedriver(cancel: &CancellationToken) -> sitediff::capture::ChromeDriver {
+    let path = sitediff::capture::find_chromedriver(None).unwrap();
+    sitediff::capture::ChromeDriver::spawn(&path, cancel).await.unwrap()
+}
+
+/// One session against `endpoint` (`browser.webdriver`): WebDriver all the way, nothing spawned.
+fn remote_cfg(endpoint: &Url) -> BrowserConfig {
+    BrowserConfig { webdriver: WebDriverEndpoint::Remote(endpoint.clone()), ..browser_cfg(1) }
+}
+
 async fn pool(sessions: usize) -> BrowserPool {
     BrowserPool::start(&browser_cfg(sessions), CancellationToken::new()).await.expect("browser pool starts")
 }
@@ -228,12 +239,10 @@ async fn devtools_connection_and_webdriver_passthrough_give_identical_shots() {
     pool.shutdown().await;
 
     let cancel = CancellationToken::new();
-    let path = sitediff::capture::find_chromedriver(None).unwrap();
-    let driver = sitediff::capture::ChromeDriver::spawn(&path, &cancel).await.unwrap();
+    let driver = own_chromedriver(&cancel).await;
     let cfg = BrowserConfig {
-        webdriver: WebDriverEndpoint::Remote(driver.url().clone()),
         chromium: sitediff::capture::pool::browser_binary(&browser_cfg(1), true),
-        ..browser_cfg(1)
+        ..remote_cfg(driver.url())
     };
     let pool = BrowserPool::start(&cfg, cancel.clone()).await.unwrap();
     let relayed = pool.capture(request(&srv.url("/rich"), 800, 600, options())).await.unwrap();
@@ -544,10 +553,9 @@ async fn remote_w3c_only_endpoint_uses_window_resize_fallbacks() {
         ),
     );
     let cancel = CancellationToken::new();
-    let path = sitediff::capture::find_chromedriver(None).unwrap();
-    let driver = sitediff::capture::ChromeDriver::spawn(&path, &cancel).await.unwrap();
+    let driver = own_chromedriver(&cancel).await;
     let (proxy, refused) = w3c_only_proxy(driver.url().clone()).await;
-    let cfg = BrowserConfig { webdriver: WebDriverEndpoint::Remote(proxy.clone()), ..browser_cfg(1) };
+    let cfg = remote_cfg(&proxy);
     let pool = BrowserPool::start(&cfg, cancel.clone()).await.unwrap();
     assert_eq!(pool.driver_pid().await, None, "remote mode spawns nothing");
     let c = pool.capture(request(&srv.url("/tall"), 800, 600, options())).await.unwrap();
@@ -819,9 +827,8 @@ async fn site_options_reach_the_browser() {
     pool.shutdown().await;
 
     let cancel = CancellationToken::new();
-    let path = sitediff::capture::find_chromedriver(None).unwrap();
-    let driver = sitediff::capture::ChromeDriver::spawn(&path, &cancel).await.unwrap();
-    let cfg = BrowserConfig { webdriver: WebDriverEndpoint::Remote(driver.url().clone()), ..browser_cfg(1) };
+    let driver = own_chromedriver(&cancel).await;
+    let cfg = remote_cfg(driver.url());
     let pool = BrowserPool::start(&cfg, cancel.clone()).await.unwrap();
     site_options_reach(&pool).await;
     assert_eq!(pool.stats().devtools_sessions, 0, "{:?}", pool.stats());
