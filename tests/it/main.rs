@@ -6,6 +6,7 @@ mod crash;
 mod crawl;
 mod daemon;
 mod diff;
+mod fixture_store;
 mod flake;
 mod helpers;
 mod hostile;
