@@ -1,0 +1,48 @@
+//! Every default value and limit of the config file in one place (the values a key takes when the
+//! file leaves it out, and the ranges validation accepts).
+
+use std::time::Duration;
+
+use super::model::{PluginLimits, Viewport};
+
+/// Default config path when neither `--config` nor `SITEDIFF_CONFIG` is given.
+pub const DEFAULT_CONFIG_PATH: &str = "config/sitediff.toml";
+/// Environment variable that overrides the config path.
+pub const CONFIG_ENV: &str = "SITEDIFF_CONFIG";
+
+pub(super) const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub(super) const DEFAULT_STORE_PATH: &str = "data/sitediff.redb";
+pub(super) const DEFAULT_KEEP_CRAWLS: u32 = 20;
+pub(super) const DEFAULT_SESSIONS: usize = 2;
+pub(super) const MAX_SESSIONS: usize = 64;
+pub(super) const DEFAULT_RECYCLE_AFTER: u32 = 200;
+pub(super) const DEFAULT_MAX_PAGES: usize = 1000;
+pub(super) const DEFAULT_MAX_QUERY_VARIANTS: usize = 100;
+pub(super) const DEFAULT_VIEWPORT: Viewport = Viewport { width: 1280, height: 800 };
+pub(super) const DEFAULT_THRESHOLD: f64 = 0.1;
+pub(super) const DEFAULT_PAGE_TIMEOUT_MS: u64 = 30_000;
+pub(super) const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 15_000;
+pub(super) const DEFAULT_MAX_HEIGHT: u32 = 30_000;
+/// Smallest `max_height` accepted.
+pub(super) const MIN_MAX_HEIGHT: u32 = 100;
+pub(super) const DEFAULT_MAX_CONCURRENT_SITES: usize = 2;
+pub(super) const DEFAULT_PLUGIN_FUEL: u64 = 5_000_000_000;
+pub(super) const DEFAULT_PLUGIN_MEMORY_MB: u32 = 64;
+/// Largest `memory_mb` a plugin may ask for.
+pub(super) const MAX_PLUGIN_MEMORY_MB: u32 = 4096;
+pub(super) const DEFAULT_PLUGIN_TIMEOUT_MS: u64 = 2_000;
+pub(super) const MAX_VIEWPORT_DIM: u32 = 10_000;
+/// Most viewports one site may be captured at.
+pub(super) const MAX_VIEWPORTS: usize = 8;
+/// Largest `urls_file` read.
+pub(super) const MAX_URLS_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+impl Default for PluginLimits {
+    fn default() -> Self {
+        PluginLimits {
+            fuel: DEFAULT_PLUGIN_FUEL,
+            memory_bytes: DEFAULT_PLUGIN_MEMORY_MB as usize * 1024 * 1024,
+            timeout: Duration::from_millis(DEFAULT_PLUGIN_TIMEOUT_MS),
+        }
+    }
+}

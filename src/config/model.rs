@@ -1,0 +1,227 @@
+//! The validated configuration: typed values (addresses, URLs, scopes, schedules, durations) that
+//! the rest of sitediff reads. Validation (`Config::from_raw`) builds it from the raw file; tests
+//! and one-off commands may build parts of it directly.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use url::Url;
+
+use crate::crawl::links::Scope;
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from (relative paths inside are resolved against its directory).
+    pub source: PathBuf,
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub browser: BrowserConfig,
+    pub scheduler: SchedulerConfig,
+    pub sites: Vec<SiteConfig>,
+    pub plugins: Vec<PluginConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Name of the environment variable holding the write token.
+    pub token_env: Option<String>,
+    /// Serve the bundled demo site (`web/demo/`) at `/demo/` (for the demo config).
+    pub demo_dir: Option<PathBuf>,
+}
+
+impl ServerConfig {
+    /// The write token, when `token_env` names a variable that is set and non-empty.
+    pub fn token(&self) -> Option<String> {
+        let var = self.token_env.as_deref()?;
+        std::env::var(var).ok().filter(|t| !t.is_empty())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub path: PathBuf,
+    pub keep_crawls: u32,
+}
+
+/// Where WebDriver sessions come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WebDriverEndpoint {
+    /// Start chromedriver ourselves.
+    Spawn,
+    /// A remote W3C WebDriver endpoint (chromedriver, Selenium Grid, ...).
+    Remote(Url),
+}
+
+#[derive(Debug, Clone)]
+pub struct BrowserConfig {
+    pub webdriver: WebDriverEndpoint,
+    pub sessions: usize,
+    /// Explicit chromedriver binary; default: PATH, then /usr/bin/chromedriver.
+    pub chromedriver: Option<PathBuf>,
+    /// Explicit Chromium binary; default: chromedriver's own discovery, then /usr/bin/chromium.
+    pub chromium: Option<PathBuf>,
+    /// A session is replaced after this many pages to bound browser memory.
+    pub recycle_after: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    pub max_concurrent_sites: usize,
+    pub timezone: chrono_tz::Tz,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Viewport {
+    pub width: u32,
+    pub height: u32,
+}
+
+/// A validated cron schedule with its zone.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub expr: String,
+    pub cron: croner::Cron,
+    pub timezone: chrono_tz::Tz,
+}
+
+impl Schedule {
+    /// The next time after `after` (UTC) this schedule fires.
+    pub fn next_after(&self, after: chrono::DateTime<chrono::Utc>) -> Option<chrono::DateTime<chrono::Utc>> {
+        let local = after.with_timezone(&self.timezone);
+        self.cron.find_next_occurrence(&local, false).ok().map(|t| t.with_timezone(&chrono::Utc))
+    }
+}
+
+/// A cookie set in the browser (for the page's URL) and sent by discovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cookie {
+    pub name: String,
+    pub value: String,
+}
+
+/// HTTP basic auth credentials; the password comes from an environment variable at load time.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BasicAuth {
+    pub user: String,
+    pub password: String,
+}
+
+impl fmt::Debug for BasicAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BasicAuth").field("user", &self.user).field("password", &"<redacted>").finish()
+    }
+}
+
+/// What the browser does to a page before the shot.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CaptureOptions {
+    /// `visibility: hidden` before the shot.
+    pub hide_selectors: Vec<String>,
+    pub mask_selectors: Vec<String>,
+    /// `display: none` before the shot.
+    pub remove_selectors: Vec<String>,
+    pub inject_css: String,
+    /// Script run in the page after load, before stabilisation (a returned promise is awaited).
+    pub inject_js: String,
+    pub cookies: Vec<Cookie>,
+    /// Extra request headers (browser: DevTools only; discovery: always).
+    pub headers: Vec<(String, String)>,
+    pub basic_auth: Option<BasicAuth>,
+    pub user_agent: Option<String>,
+    /// URL patterns (`*` wildcards) the browser must not load (DevTools only).
+    pub block_urls: Vec<String>,
+    pub page_timeout: Duration,
+    pub max_height: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct SiteConfig {
+    pub name: String,
+    pub start: Url,
+    pub scope: Scope,
+    pub schedule: Option<Schedule>,
+    pub max_pages: usize,
+    /// Distinct query strings followed per path (bounds calendars, faceted search, `?page=N+1`).
+    pub max_query_variants: usize,
+    /// The first (primary) viewport: pages captured at it keep their plain page key.
+    pub viewport: Viewport,
+    /// Every viewport, `viewport` first; the others give page keys suffixed `@WIDTH`.
+    pub viewports: Vec<Viewport>,
+    pub threshold: f64,
+    pub max_distortion: f64,
+    pub count_aa: bool,
+    pub capture: CaptureOptions,
+    pub plugins: Vec<String>,
+    /// Pair sweeps: the other live prefix each page is compared with.
+    pub compare_to: Option<Url>,
+    /// Explicit page URLs (absolute, inside the prefix): `urls`, then the lines of `urls_file`.
+    pub urls: Vec<Url>,
+    /// Capture options of single pages of `urls`, by page key.
+    pub url_options: HashMap<String, UrlOptions>,
+    /// Follow links from the start page (default true; false with `urls` = list only).
+    pub crawl: bool,
+    pub request_timeout: Duration,
+    /// Export `sitediff_page_distortion` for this site's pages.
+    pub page_metrics: bool,
+}
+
+/// Capture options of one listed URL, over the site's.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UrlOptions {
+    pub viewport: Option<Viewport>,
+    /// Hidden in addition to the site's `hide_selectors`.
+    pub hide_selectors: Vec<String>,
+}
+
+impl SiteConfig {
+    /// The viewport and capture options for the page with this key: the site's (`viewport`,
+    /// `options`), overridden by the page's own entry in `urls`.
+    pub fn capture_for(
+        &self,
+        key: &str,
+        viewport: Viewport,
+        options: &Arc<CaptureOptions>,
+    ) -> (Viewport, Arc<CaptureOptions>) {
+        match self.url_options.get(key) {
+            None => (viewport, options.clone()),
+            Some(o) => {
+                let options = if o.hide_selectors.is_empty() {
+                    options.clone()
+                } else {
+                    let mut merged = CaptureOptions::clone(options);
+                    merged.hide_selectors.extend(o.hide_selectors.iter().cloned());
+                    Arc::new(merged)
+                };
+                (o.viewport.unwrap_or(viewport), options)
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginConfig {
+    pub name: String,
+    pub path: PathBuf,
+    pub limits: PluginLimits,
+}
+
+/// Per-call sandbox limits for a plugin (`Default`: the limits of a plugin entry that sets none).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PluginLimits {
+    pub fuel: u64,
+    pub memory_bytes: usize,
+    pub timeout: Duration,
+}
+
+impl Config {
+    /// Look a site up by name.
+    pub fn site(&self, name: &str) -> Option<&SiteConfig> {
+        self.sites.iter().find(|s| s.name == name)
+    }
+}

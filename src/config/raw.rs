@@ -1,0 +1,149 @@
+//! The config file as written: strict serde structs (`deny_unknown_fields`, so a misspelt key is
+//! rejected with its name and line by the TOML parser). Every key is optional here; defaults and
+//! checks are applied by validation.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub store: RawStore,
+    #[serde(default)]
+    pub browser: RawBrowser,
+    #[serde(default)]
+    pub scheduler: RawScheduler,
+    #[serde(default)]
+    pub sites: Vec<RawSite>,
+    #[serde(default)]
+    pub plugins: Vec<RawPlugin>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: Option<String>,
+    pub token_env: Option<String>,
+    pub demo_site: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    pub path: Option<PathBuf>,
+    pub keep_crawls: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBrowser {
+    pub webdriver: Option<String>,
+    pub sessions: Option<usize>,
+    pub chromedriver: Option<PathBuf>,
+    pub chromium: Option<PathBuf>,
+    pub recycle_after: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScheduler {
+    pub max_concurrent_sites: Option<usize>,
+    pub timezone: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawViewport {
+    pub width: u32,
+    pub height: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCookie {
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBasicAuth {
+    pub user: String,
+    pub password_env: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSite {
+    pub name: Option<String>,
+    pub start: Option<String>,
+    pub prefix: Option<String>,
+    pub schedule: Option<String>,
+    pub timezone: Option<String>,
+    pub max_pages: Option<usize>,
+    pub max_query_variants: Option<usize>,
+    pub viewport: Option<RawViewport>,
+    pub viewports: Option<Vec<RawViewport>>,
+    pub threshold: Option<f64>,
+    pub max_distortion: Option<f64>,
+    pub count_aa: Option<bool>,
+    #[serde(default)]
+    pub hide_selectors: Vec<String>,
+    #[serde(default)]
+    pub mask_selectors: Vec<String>,
+    pub inject_css: Option<String>,
+    pub inject_js: Option<String>,
+    #[serde(default)]
+    pub remove_selectors: Vec<String>,
+    #[serde(default)]
+    pub cookies: Vec<RawCookie>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub basic_auth: Option<RawBasicAuth>,
+    pub user_agent: Option<String>,
+    #[serde(default)]
+    pub block_urls: Vec<String>,
+    #[serde(default)]
+    pub plugins: Vec<String>,
+    pub compare_to: Option<String>,
+    pub urls: Option<Vec<RawUrl>>,
+    pub urls_file: Option<PathBuf>,
+    pub crawl: Option<bool>,
+    pub page_timeout_ms: Option<u64>,
+    pub request_timeout_ms: Option<u64>,
+    pub max_height: Option<u32>,
+    pub page_metrics: Option<bool>,
+}
+
+/// One entry of a site's `urls`: a URL, or a table with the URL and its own capture options.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawUrl {
+    Plain(String),
+    WithOptions(RawUrlOptions),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUrlOptions {
+    pub url: String,
+    pub viewport: Option<RawViewport>,
+    #[serde(default)]
+    pub hide_selectors: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlugin {
+    pub name: Option<String>,
+    pub path: Option<PathBuf>,
+    pub fuel: Option<u64>,
+    pub memory_mb: Option<u32>,
+    pub timeout_ms: Option<u64>,
+}

@@ -1,0 +1,348 @@
+//! Tests of loading a config end to end: defaults, every key's checks, messages with key paths and
+//! lines, and every shipped config file.
+
+use std::sync::Arc;
+
+use url::Url;
+
+use super::defaults::DEFAULT_VIEWPORT;
+use super::*;
+
+/// The error and its causes, as the CLI prints them (`{:#}`).
+fn report(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
+}
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, Path::new("/tmp/x/sitediff.toml"))
+}
+
+const MINIMAL: &str = r#"
+[[sites]]
+name = "docs"
+start = "http://127.0.0.1:8000/docs/index.html"
+"#;
+
+#[test]
+fn every_shipped_config_parses() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let cfg = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert!(!cfg.sites.is_empty(), "{} has no site", path.display());
+            n += 1;
+        }
+    }
+    assert!(n >= 2, "expected the example and the demo config");
+}
+
+#[test]
+fn minimal_config_gets_defaults() {
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(c.store.keep_crawls, 20);
+    assert_eq!(c.browser.webdriver, WebDriverEndpoint::Spawn);
+    let s = &c.sites[0];
+    assert_eq!(s.scope.prefix().as_str(), "http://127.0.0.1:8000/docs/");
+    assert_eq!(s.viewport, Viewport { width: 1280, height: 800 });
+    assert_eq!(s.threshold, 0.1);
+    assert!(s.schedule.is_none());
+    assert_eq!(c.store.path, PathBuf::from("/tmp/x/data/sitediff.redb"));
+}
+
+#[test]
+fn unknown_key_is_named_with_its_line() {
+    let text = "[[sites]]\nname = \"a\"\nstart = \"http://127.0.0.1/\"\nthreshhold = 0.2\n";
+    let err = parse(text).unwrap_err();
+    let msg = report(&err);
+    assert!(msg.contains("threshhold"), "{msg}");
+    assert!(msg.contains("line 4"), "{msg}");
+    assert!(msg.contains("sitediff.toml"), "{msg}");
+    let ConfigError::Parse { path, source } = &err else { panic!("{err:?}") };
+    assert_eq!(path, Path::new("/tmp/x/sitediff.toml"));
+    assert_eq!(source.span().map(|s| s.start), text.find("threshhold"), "the parser's own error is kept");
+}
+
+#[test]
+fn unreadable_file_keeps_the_io_error() {
+    let err = Config::load(Path::new("/nonexistent/sitediff.toml")).unwrap_err();
+    let ConfigError::Read { path, source } = &err else { panic!("{err:?}") };
+    assert_eq!(path, Path::new("/nonexistent/sitediff.toml"));
+    assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+    let msg = report(&err);
+    assert!(msg.starts_with("cannot read config file /nonexistent/sitediff.toml: "), "{msg}");
+    assert_eq!(msg.matches(&source.to_string()).count(), 1, "the cause is said once: {msg}");
+}
+
+#[test]
+fn unknown_section_is_named() {
+    let msg = report(&parse("[serverr]\nlisten = \"127.0.0.1:1\"\n").unwrap_err());
+    assert!(msg.contains("serverr"), "{msg}");
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let text = r#"
+[server]
+listen = "nowhere"
+[browser]
+sessions = 0
+[[sites]]
+name = "bad name!"
+start = "ftp://example/"
+threshold = 2.0
+schedule = "every tuesday"
+plugins = ["ghost"]
+[[sites]]
+start = "not a url"
+"#;
+    let err = parse(text).unwrap_err();
+    let ConfigError::Invalid { issues, .. } = &err else { panic!("{err}") };
+    let keys: Vec<&str> = issues.iter().map(|i| i.key.as_str()).collect();
+    for k in [
+        "server.listen",
+        "browser.sessions",
+        "sites[0].name",
+        "sites[0].start",
+        "sites[0].threshold",
+        "sites[0].schedule",
+        "sites[0].plugins",
+        "sites[1].name",
+        "sites[1].start",
+    ] {
+        assert!(keys.contains(&k), "missing {k} in {keys:?}");
+    }
+    let msg = err.to_string();
+    assert!(msg.contains("ghost"), "{msg}");
+    assert!(msg.contains("not a URL"), "{msg}");
+}
+
+#[test]
+fn validation_errors_carry_their_line() {
+    let text = "[server]\nlisten = \"x\"\n\n[[sites]]\nname = \"a\"\nstart = \"http://127.0.0.1/\"\n\n[[sites]]\nname = \"b\"\n# comment\nthreshold = 3\n";
+    let msg = parse(text).unwrap_err().to_string();
+    assert!(msg.contains("line 2: server.listen"), "{msg}");
+    assert!(msg.contains("line 11: sites[1].threshold"), "{msg}");
+    // A missing key points at its table.
+    assert!(msg.contains("line 8: sites[1].start"), "{msg}");
+    // Keys inside inline tables have their own line.
+    let text = "[[sites]]\nname = \"a\"\nstart = \"http://127.0.0.1/\"\nbasic_auth = { user = \"me\",\n  password_env = \"SITEDIFF_TEST_PW_SURELY_UNSET\" }\n";
+    let msg = parse(text).unwrap_err().to_string();
+    assert!(msg.contains("line 5: sites[0].basic_auth.password_env"), "{msg}");
+    assert_eq!(locate_key("[[sites]]\nname=1\n[[plugins]]\nname=2\n", "plugins[0].name"), Some(4));
+    assert_eq!(locate_key("", "server.listen"), None);
+}
+
+#[test]
+fn missing_start_names_the_site() {
+    let msg = parse("[[sites]]\nname = \"shop\"\n").unwrap_err().to_string();
+    assert!(msg.contains("sites[0].start") && msg.contains("shop"), "{msg}");
+}
+
+#[test]
+fn start_outside_prefix_is_rejected() {
+    let msg =
+        parse("[[sites]]\nname = \"a\"\nstart = \"http://127.0.0.1/x/\"\nprefix = \"http://127.0.0.1/y/\"\n")
+            .unwrap_err()
+            .to_string();
+    assert!(msg.contains("outside the prefix"), "{msg}");
+}
+
+#[test]
+fn duplicate_site_names_rejected() {
+    let msg = parse(&format!("{MINIMAL}{MINIMAL}")).unwrap_err().to_string();
+    assert!(msg.contains("defined twice"), "{msg}");
+}
+
+#[test]
+fn schedule_and_zone() {
+    let c = parse(
+        "[[sites]]\nname = \"a\"\nstart = \"http://127.0.0.1/\"\nschedule = \"*/5 * * * * *\"\ntimezone = \"Europe/Paris\"\n",
+    )
+    .unwrap();
+    let s = c.sites[0].schedule.as_ref().unwrap();
+    let now = chrono::Utc::now();
+    let next = s.next_after(now).unwrap();
+    assert!(next > now && next - now <= chrono::Duration::seconds(5));
+    let msg = parse("[[sites]]\nname = \"a\"\nstart = \"http://127.0.0.1/\"\ntimezone = \"Mars/Base\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("Mars/Base"), "{msg}");
+}
+
+#[test]
+fn remote_webdriver_url() {
+    let c = parse(&format!("[browser]\nwebdriver = \"http://127.0.0.1:4444/wd/hub\"\n{MINIMAL}")).unwrap();
+    assert!(matches!(c.browser.webdriver, WebDriverEndpoint::Remote(_)));
+    let msg = parse("[browser]\nwebdriver = \"grid\"\n").unwrap_err().to_string();
+    assert!(msg.contains("browser.webdriver"), "{msg}");
+}
+
+#[test]
+fn urls_resolve_against_prefix() {
+    let c = parse(
+        "[[sites]]\nname = \"a\"\nstart = \"http://127.0.0.1/d/\"\nurls = [\"a.html\", \"sub/b.html?x=1\"]\n",
+    )
+    .unwrap();
+    let urls: Vec<&str> = c.sites[0].urls.iter().map(Url::as_str).collect();
+    assert_eq!(urls, ["http://127.0.0.1/d/a.html", "http://127.0.0.1/d/sub/b.html?x=1"]);
+    let msg = parse("[[sites]]\nname = \"a\"\nstart = \"http://127.0.0.1/d/\"\nurls = [\"/elsewhere\"]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("outside the prefix"), "{msg}");
+}
+
+#[test]
+fn capture_options_are_parsed() {
+    std::env::set_var("SITEDIFF_TEST_PW_OK", "s3cret");
+    let c = parse(
+        r#"
+[[sites]]
+name = "a"
+start = "http://127.0.0.1/d/"
+viewports = [{ width = 1280, height = 800 }, { width = 375, height = 667 }]
+inject_js = "document.body.dataset.x = 1"
+remove_selectors = [".banner"]
+cookies = [{ name = "consent", value = "yes" }]
+headers = { X-Env = "staging" }
+basic_auth = { user = "me", password_env = "SITEDIFF_TEST_PW_OK" }
+user_agent = "sitediff-test"
+block_urls = ["*.ads.*", "*/tracker.js"]
+"#,
+    )
+    .unwrap();
+    let s = &c.sites[0];
+    assert_eq!(s.viewport, Viewport { width: 1280, height: 800 });
+    assert_eq!(s.viewports, vec![s.viewport, Viewport { width: 375, height: 667 }]);
+    let o = &s.capture;
+    assert_eq!(o.inject_js, "document.body.dataset.x = 1");
+    assert_eq!(o.remove_selectors, vec![".banner".to_string()]);
+    assert_eq!(o.cookies, vec![Cookie { name: "consent".into(), value: "yes".into() }]);
+    assert_eq!(o.headers, vec![("X-Env".to_string(), "staging".to_string())]);
+    assert_eq!(o.basic_auth, Some(BasicAuth { user: "me".into(), password: "s3cret".into() }));
+    assert!(!format!("{o:?}").contains("s3cret"), "the password is redacted in Debug");
+    assert_eq!(o.user_agent.as_deref(), Some("sitediff-test"));
+    assert_eq!(o.block_urls.len(), 2);
+    // Defaults: one viewport, nothing else.
+    let d = parse(MINIMAL).unwrap();
+    assert_eq!(d.sites[0].viewports, vec![DEFAULT_VIEWPORT]);
+    assert!(d.sites[0].capture.cookies.is_empty() && d.sites[0].capture.basic_auth.is_none());
+}
+
+#[test]
+fn bad_capture_options_are_each_reported() {
+    let text = r#"
+[[sites]]
+name = "a"
+start = "http://127.0.0.1/d/"
+viewport = { width = 800, height = 600 }
+viewports = [{ width = 800, height = 600 }]
+remove_selectors = ["}{"]
+cookies = [{ name = "a b", value = "1" }, { name = "c", value = "x;y" }]
+headers = { "Bad Header" = "v", Cookie = "x=1" }
+basic_auth = { user = "me", password_env = "SITEDIFF_TEST_PW_SURELY_UNSET" }
+user_agent = ""
+block_urls = [""]
+[[sites]]
+name = "b"
+start = "http://127.0.0.1/e/"
+viewports = [{ width = 800, height = 600 }, { width = 800, height = 900 }]
+"#;
+    let err = parse(text).unwrap_err();
+    let ConfigError::Invalid { issues, .. } = &err else { panic!("{err}") };
+    let keys: Vec<&str> = issues.iter().map(|i| i.key.as_str()).collect();
+    for k in [
+        "sites[0].viewports",
+        "sites[0].remove_selectors",
+        "sites[0].cookies",
+        "sites[0].headers",
+        "sites[0].basic_auth.password_env",
+        "sites[0].user_agent",
+        "sites[0].block_urls",
+        "sites[1].viewports",
+    ] {
+        assert!(keys.contains(&k), "missing {k} in {keys:?}");
+    }
+    assert_eq!(keys.iter().filter(|k| **k == "sites[0].cookies").count(), 2, "{keys:?}");
+    assert_eq!(keys.iter().filter(|k| **k == "sites[0].headers").count(), 2, "{keys:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("SITEDIFF_TEST_PW_SURELY_UNSET"), "{msg}");
+    assert!(msg.contains("same width"), "{msg}");
+}
+
+#[test]
+fn url_entries_with_options_and_urls_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("urls.txt"), "# pages\nc.html\n\n  d.html?x=1  \nb.html\n").unwrap();
+    let text = r#"
+[[sites]]
+name = "a"
+start = "http://127.0.0.1/d/"
+crawl = false
+urls = [{ url = "a.html", viewport = { width = 375, height = 700 }, hide_selectors = [".ad"] }, "b.html"]
+urls_file = "urls.txt"
+"#;
+    let c = Config::parse(text, &dir.path().join("sitediff.toml")).unwrap();
+    let s = &c.sites[0];
+    let urls: Vec<&str> = s.urls.iter().map(Url::as_str).collect();
+    assert_eq!(
+        urls,
+        [
+            "http://127.0.0.1/d/a.html",
+            "http://127.0.0.1/d/b.html",
+            "http://127.0.0.1/d/c.html",
+            "http://127.0.0.1/d/d.html?x=1"
+        ]
+    );
+    let base = Arc::new(s.capture.clone());
+    let (vp, opts) = s.capture_for("/a.html", s.viewport, &base);
+    assert_eq!(vp, Viewport { width: 375, height: 700 });
+    assert_eq!(opts.hide_selectors, [".ad"]);
+    let (vp, opts) = s.capture_for("/b.html", s.viewport, &base);
+    assert_eq!(vp, s.viewport);
+    assert!(Arc::ptr_eq(&opts, &base));
+
+    let bad = r#"
+[[sites]]
+name = "a"
+start = "http://127.0.0.1/d/"
+urls = [{ url = "a.html", viewport = { width = 0, height = 700 } }, { url = "/x/y.html" }, { url = "b.html", hide_selectors = ["}{"] }]
+urls_file = "missing.txt"
+"#;
+    let msg = Config::parse(bad, &dir.path().join("sitediff.toml")).unwrap_err().to_string();
+    for part in
+        ["out of range", "outside the prefix", "not a CSS selector", "missing.txt", "sites[0].urls_file"]
+    {
+        assert!(msg.contains(part), "missing {part:?} in {msg}");
+    }
+    let unknown = parse(
+        "[[sites]]\nname = \"a\"\nstart = \"http://127.0.0.1/d/\"\nurls = [{ url = \"a\", zoom = 2 }]\n",
+    );
+    assert!(unknown.is_err());
+}
+
+#[test]
+fn compare_to_is_accepted_and_checked() {
+    let c = parse(
+        "[[sites]]\nname = \"a\"\nstart = \"http://127.0.0.1:1/d/\"\ncompare_to = \"http://127.0.0.1:2/d/\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.sites[0].compare_to.as_ref().unwrap().as_str(), "http://127.0.0.1:2/d/");
+    let msg = parse("[[sites]]\nname = \"a\"\nstart = \"http://127.0.0.1:1/d/\"\ncompare_to = \"http://127.0.0.1:1/d/\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("own prefix"), "{msg}");
+    let s = SiteConfig::for_pair("pair-x", "http://127.0.0.1:1/d/", "http://127.0.0.1:2/d/").unwrap();
+    assert_eq!(s.scope.prefix().as_str(), "http://127.0.0.1:1/d/");
+    assert_eq!(s.viewport, DEFAULT_VIEWPORT);
+    assert!(SiteConfig::for_pair("pair-x", "ftp://x/", "http://127.0.0.1:2/d/").is_err());
+}

@@ -1,0 +1,176 @@
+//! Validation: the raw file ([`RawConfig`]) into the typed model ([`Config`]), with defaults
+//! applied and *every* problem collected (key path and message; the loader adds lines). The
+//! top-level sections are checked here, sites in `site` (their page lists in `urls`).
+
+mod checks;
+mod site;
+mod urls;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use url::Url;
+
+use crate::config::defaults::{
+    DEFAULT_KEEP_CRAWLS, DEFAULT_LISTEN, DEFAULT_MAX_CONCURRENT_SITES, DEFAULT_RECYCLE_AFTER,
+    DEFAULT_SESSIONS, DEFAULT_STORE_PATH, MAX_PLUGIN_MEMORY_MB, MAX_SESSIONS,
+};
+use crate::config::error::ConfigIssue;
+use crate::config::model::{
+    BrowserConfig, Config, PluginConfig, PluginLimits, SchedulerConfig, ServerConfig, StoreConfig,
+    WebDriverEndpoint,
+};
+use crate::config::raw::{RawBrowser, RawConfig, RawPlugin, RawScheduler, RawServer, RawStore};
+use checks::{project_root, resolve, Validator};
+
+impl Config {
+    /// Validate a parsed file, collecting every problem. `path` is the file's: relative paths in it
+    /// are resolved against its project (see `project_root`).
+    pub fn from_raw(raw: RawConfig, path: &Path) -> Result<Config, Vec<ConfigIssue>> {
+        let mut v = Validator::default();
+        let root = project_root(path);
+        let server = server(&mut v, &raw.server, &root);
+        let store = store(&mut v, &raw.store, &root);
+        let browser = browser(&mut v, &raw.browser, &root);
+        let scheduler = scheduler(&mut v, &raw.scheduler);
+        let (plugins, plugin_names) = plugins(&mut v, &raw.plugins, &root);
+
+        let mut sites = Vec::new();
+        let mut site_names = HashSet::new();
+        for (i, s) in raw.sites.iter().enumerate() {
+            if let Some(site) = site::validate_site(&mut v, i, s, &plugin_names, scheduler.timezone, &root) {
+                if !site_names.insert(site.name.clone()) {
+                    v.issue(format!("sites[{i}].name"), format!("site {:?} is defined twice", site.name));
+                }
+                sites.push(site);
+            }
+        }
+
+        if v.issues.is_empty() {
+            Ok(Config { source: path.to_path_buf(), server, store, browser, scheduler, sites, plugins })
+        } else {
+            Err(v.issues)
+        }
+    }
+}
+
+fn server(v: &mut Validator, raw: &RawServer, root: &Path) -> ServerConfig {
+    let listen_text = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+    let listen = match listen_text.parse::<SocketAddr>() {
+        Ok(a) => a,
+        Err(_) => {
+            v.issue("server.listen", format!("{listen_text:?} is not an address like 127.0.0.1:8080"));
+            SocketAddr::from(([127, 0, 0, 1], 8080))
+        }
+    };
+    if let Some(t) = &raw.token_env {
+        v.env_var_name("server.token_env", t);
+    }
+    let demo_dir = raw.demo_site.unwrap_or(false).then(|| root.join("web").join("demo"));
+    ServerConfig { listen, token_env: raw.token_env.clone(), demo_dir }
+}
+
+fn store(v: &mut Validator, raw: &RawStore, root: &Path) -> StoreConfig {
+    let path = raw.path.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_STORE_PATH));
+    if path.as_os_str().is_empty() {
+        v.issue("store.path", "must not be empty");
+    }
+    let keep_crawls = raw.keep_crawls.unwrap_or(DEFAULT_KEEP_CRAWLS);
+    if keep_crawls == 0 {
+        v.issue("store.keep_crawls", "must be at least 1 (the latest crawl is always kept)");
+    }
+    StoreConfig { path: resolve(root, &path), keep_crawls }
+}
+
+fn browser(v: &mut Validator, raw: &RawBrowser, root: &Path) -> BrowserConfig {
+    let webdriver = match raw.webdriver.as_deref() {
+        None | Some("spawn") => WebDriverEndpoint::Spawn,
+        Some(s) => match Url::parse(s) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => WebDriverEndpoint::Remote(u),
+            _ => {
+                v.issue("browser.webdriver", format!("{s:?} is neither \"spawn\" nor an http(s) URL"));
+                WebDriverEndpoint::Spawn
+            }
+        },
+    };
+    let sessions = raw.sessions.unwrap_or(DEFAULT_SESSIONS);
+    if sessions == 0 || sessions > MAX_SESSIONS {
+        v.issue("browser.sessions", format!("{sessions} is out of range 1..={MAX_SESSIONS}"));
+    }
+    let recycle_after = raw.recycle_after.unwrap_or(DEFAULT_RECYCLE_AFTER);
+    if recycle_after == 0 {
+        v.issue("browser.recycle_after", "must be at least 1");
+    }
+    BrowserConfig {
+        webdriver,
+        sessions: sessions.clamp(1, MAX_SESSIONS),
+        chromedriver: raw.chromedriver.as_ref().map(|p| resolve(root, p)),
+        chromium: raw.chromium.as_ref().map(|p| resolve(root, p)),
+        recycle_after: recycle_after.max(1),
+    }
+}
+
+fn scheduler(v: &mut Validator, raw: &RawScheduler) -> SchedulerConfig {
+    let timezone = match raw.timezone.as_deref() {
+        None => chrono_tz::UTC,
+        Some(z) => v.timezone("scheduler.timezone", z).unwrap_or(chrono_tz::UTC),
+    };
+    let max_sites = raw.max_concurrent_sites.unwrap_or(DEFAULT_MAX_CONCURRENT_SITES);
+    if max_sites == 0 {
+        v.issue("scheduler.max_concurrent_sites", "must be at least 1");
+    }
+    SchedulerConfig { max_concurrent_sites: max_sites.max(1), timezone }
+}
+
+/// The plugins with a usable name and path, and every valid name given (sites may name a plugin
+/// whose entry has another problem without a second message).
+fn plugins(v: &mut Validator, raw: &[RawPlugin], root: &Path) -> (Vec<PluginConfig>, HashSet<String>) {
+    let mut plugins = Vec::new();
+    let mut names = HashSet::new();
+    for (i, p) in raw.iter().enumerate() {
+        let key = |k: &str| format!("plugins[{i}].{k}");
+        let name = match &p.name {
+            Some(n) if v.name(key("name"), n) => n.clone(),
+            Some(_) => continue,
+            None => {
+                v.issue(key("name"), "missing");
+                continue;
+            }
+        };
+        if !names.insert(name.clone()) {
+            v.issue(key("name"), format!("plugin {name:?} is defined twice"));
+        }
+        let Some(rel) = &p.path else {
+            v.issue(key("path"), format!("plugin {name:?} has no path"));
+            continue;
+        };
+        let path = resolve(root, rel);
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if ext != "wat" && ext != "wasm" {
+            v.issue(key("path"), format!("plugin {name:?}: {} must end in .wat or .wasm", path.display()));
+        }
+        let mut limits = PluginLimits::default();
+        if let Some(f) = p.fuel {
+            if f == 0 {
+                v.issue(key("fuel"), "must be positive");
+            }
+            limits.fuel = f;
+        }
+        if let Some(m) = p.memory_mb {
+            if m == 0 || m > MAX_PLUGIN_MEMORY_MB {
+                v.issue(key("memory_mb"), format!("{m} is out of range 1..={MAX_PLUGIN_MEMORY_MB}"));
+            }
+            limits.memory_bytes = m as usize * 1024 * 1024;
+        }
+        if let Some(t) = p.timeout_ms {
+            if t == 0 {
+                v.issue(key("timeout_ms"), "must be positive");
+            }
+            limits.timeout = Duration::from_millis(t);
+        }
+        plugins.push(PluginConfig { name, path, limits });
+    }
+    (plugins, names)
+}
