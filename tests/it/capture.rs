@@ -420,7 +420,8 @@ async fn cancelling_the_token_ends_a_hanging_capture() {
     let req = request(&srv.url("/hang"), 640, 480, options());
     let p = pool.clone();
     let task = tokio::spawn(async move { p.capture(req).await });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Cancel once the browser is waiting on the page (the server has its request).
+    srv.wait_for_request("/hang").await;
     cancel.cancel();
     let res = task.await.unwrap();
     assert!(matches!(res, Err(CaptureError::Cancelled)), "{res:?}");
