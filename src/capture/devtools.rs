@@ -19,7 +19,7 @@ use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -28,16 +28,34 @@ const MAX_MESSAGE_BYTES: usize = 1 << 30;
 /// Bound on connecting, on the set-up commands and on stopping a load that timed out.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What can go wrong on a page's DevTools connection. Messages from the browser (protocol errors,
+/// failed navigations, script exceptions) arrive as text: no error value to keep.
 #[derive(Debug, thiserror::Error)]
 pub enum DevToolsError {
-    #[error("cannot connect to DevTools at {address}: {reason}")]
-    Connect { address: String, reason: String },
+    #[error("cannot connect to DevTools at {address}: not a loopback address")]
+    NotLoopback { address: String },
+    #[error("cannot connect to DevTools at {address}: no answer within {timeout:?}")]
+    ConnectTimeout { address: String, timeout: Duration },
+    #[error("cannot connect to DevTools at {address}: {source}")]
+    Connect {
+        address: String,
+        #[source]
+        source: Box<tungstenite::Error>,
+    },
     #[error("DevTools {method}: {message}")]
     Protocol { method: String, message: String },
     #[error("DevTools {method}: no answer within {timeout:?}")]
     Timeout { method: String, timeout: Duration },
+    /// The page crashed or was detached, or the connection was closed.
     #[error("the page's DevTools connection is gone: {reason}")]
     Gone { reason: String },
+    /// The connection's socket failed (`op`: sending or receiving).
+    #[error("the page's DevTools connection is gone: {op} failed: {source}")]
+    Broken {
+        op: &'static str,
+        #[source]
+        source: Arc<tungstenite::Error>,
+    },
     #[error("navigation failed: {reason}")]
     Navigation { reason: String },
     #[error("{message}")]
@@ -53,7 +71,33 @@ impl DevToolsError {
 
     /// The connection's task ended (its channels are closed).
     fn closed() -> DevToolsError {
-        DevToolsError::Gone { reason: "connection closed".into() }
+        Ended::Closed.error()
+    }
+}
+
+/// Why a page can no longer be driven (kept in the load state and handed to every waiter).
+#[derive(Debug, Clone)]
+enum Ended {
+    Crashed,
+    Detached(String),
+    /// The connection was closed (by us or by the browser).
+    Closed,
+    /// The socket failed.
+    Socket {
+        op: &'static str,
+        error: Arc<tungstenite::Error>,
+    },
+}
+
+impl Ended {
+    fn error(&self) -> DevToolsError {
+        let gone = |reason: &str| DevToolsError::Gone { reason: reason.to_string() };
+        match self {
+            Ended::Crashed => gone("the page crashed"),
+            Ended::Detached(why) => gone(&format!("detached ({why})")),
+            Ended::Closed => gone("connection closed"),
+            Ended::Socket { op, error } => DevToolsError::Broken { op, source: error.clone() },
+        }
     }
 }
 
@@ -85,15 +129,15 @@ struct LoadState {
     starts: u64,
     /// Times the main frame stopped loading.
     stops: u64,
-    /// Why the page can no longer be driven (crashed, detached, connection closed).
-    gone: Option<String>,
+    /// Why the page can no longer be driven (crashed, detached, connection closed or broken).
+    gone: Option<Ended>,
 }
 
 impl LoadState {
-    /// `Gone` once the page can no longer be driven.
+    /// An error once the page can no longer be driven.
     fn drivable(&self) -> Result<(), DevToolsError> {
         match &self.gone {
-            Some(reason) => Err(DevToolsError::Gone { reason: reason.clone() }),
+            Some(ended) => Err(ended.error()),
             None => Ok(()),
         }
     }
@@ -117,21 +161,29 @@ impl Shared {
     }
 
     /// The page can no longer be driven: fail every waiting command.
-    fn gone(&self, reason: &str) {
+    fn gone(&self, ended: Ended) {
         self.state.send_modify(|s| {
             if s.gone.is_none() {
-                s.gone = Some(reason.to_string());
+                s.gone = Some(ended.clone());
             }
         });
         let waiting: Vec<_> = self.lock_pending().drain().collect();
-        for (_, (_, tx)) in waiting {
-            let _ = tx.send(Err(DevToolsError::Gone { reason: reason.to_string() }));
+        for (_, (method, tx)) in waiting {
+            if tx.send(Err(ended.error())).is_err() {
+                tracing::warn!(method, "a DevTools command was given up while its page went away");
+            }
         }
     }
 
     /// One message from the browser. Returns a command to send back (a dialog to dismiss).
     fn dispatch(&self, text: &str, main_frame: &str) -> Option<Value> {
-        let Ok(mut msg) = serde_json::from_str::<Value>(text) else { return None };
+        let mut msg = match serde_json::from_str::<Value>(text) {
+            Ok(msg) => msg,
+            Err(e) => {
+                tracing::warn!(error = %e, "ignoring a DevTools message that is not JSON");
+                return None;
+            }
+        };
         if let Some(id) = msg.get("id").and_then(Value::as_u64) {
             if let Some((method, tx)) = self.lock_pending().remove(&id) {
                 // Moved out, not copied: a shot's answer is megabytes of base64.
@@ -142,7 +194,10 @@ impl Shared {
                     }),
                     None => Ok(msg.get_mut("result").map(Value::take).unwrap_or(Value::Null)),
                 };
-                let _ = tx.send(reply);
+                // The caller forgets its command when it stops waiting: a failed send is a race.
+                if tx.send(reply).is_err() {
+                    tracing::warn!(id, "a DevTools answer came as its command was given up");
+                }
             }
             return None;
         }
@@ -163,10 +218,10 @@ impl Shared {
                 return Some(json!({ "id": id, "method": "Page.handleJavaScriptDialog",
                     "params": { "accept": leave } }));
             }
-            "Inspector.targetCrashed" => self.gone("the page crashed"),
+            "Inspector.targetCrashed" => self.gone(Ended::Crashed),
             "Inspector.detached" => {
                 let why = params.get("reason").and_then(Value::as_str).unwrap_or("detached");
-                self.gone(&format!("detached ({why})"));
+                self.gone(Ended::Detached(why.to_string()));
             }
             _ => {}
         }
@@ -205,9 +260,8 @@ impl DevTools {
         tasks: &TaskTracker,
         cancel: CancellationToken,
     ) -> Result<DevTools, DevToolsError> {
-        let connect_err = |reason: String| DevToolsError::Connect { address: address.to_string(), reason };
         if !is_loopback(address) {
-            return Err(connect_err("not a loopback address".into()));
+            return Err(DevToolsError::NotLoopback { address: address.to_string() });
         }
         let url = format!("ws://{address}/devtools/page/{target}");
         let config = WebSocketConfig::default()
@@ -216,8 +270,11 @@ impl DevTools {
         let connect = tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), true);
         let (ws, _) = tokio::time::timeout(CONNECT_TIMEOUT, connect)
             .await
-            .map_err(|_| connect_err(format!("no answer within {CONNECT_TIMEOUT:?}")))?
-            .map_err(|e| connect_err(e.to_string()))?;
+            .map_err(|_| DevToolsError::ConnectTimeout {
+                address: address.to_string(),
+                timeout: CONNECT_TIMEOUT,
+            })?
+            .map_err(|e| DevToolsError::Connect { address: address.to_string(), source: Box::new(e) })?;
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             next_id: AtomicU64::new(1),
@@ -298,7 +355,9 @@ impl DevTools {
             .await;
         if loaded.as_ref().is_err_and(DevToolsError::is_timeout) {
             // As chromedriver does: the page is not left loading (and holding later commands).
-            let _ = self.call("Page.stopLoading", json!({}), CONNECT_TIMEOUT).await;
+            if let Err(e) = self.call("Page.stopLoading", json!({}), CONNECT_TIMEOUT).await {
+                tracing::warn!(url, error = %e, "cannot stop a page load that timed out");
+            }
         }
         loaded
     }
@@ -379,35 +438,38 @@ async fn run_connection<S>(
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let (mut sink, mut stream) = ws.split();
-    let reason = loop {
+    let broken = |op, e| Ended::Socket { op, error: Arc::new(e) };
+    let ended = loop {
         tokio::select! {
             _ = cancel.cancelled() => {
-                let _ = sink.close().await;
-                break "closed".to_string();
+                if let Err(e) = sink.close().await {
+                    tracing::debug!(error = %e, "closing a DevTools connection failed (the page may be gone)");
+                }
+                break Ended::Closed;
             }
             out = rx.recv() => match out {
                 Some(m) => {
                     if let Err(e) = sink.send(m).await {
-                        break format!("send failed: {e}");
+                        break broken("sending", e);
                     }
                 }
-                None => break "closed".to_string(),
+                None => break Ended::Closed,
             },
             msg = stream.next() => match msg {
                 Some(Ok(Message::Text(text))) => {
                     if let Some(reply) = shared.dispatch(text.as_str(), &main_frame) {
                         if let Err(e) = sink.send(Message::text(reply.to_string())).await {
-                            break format!("send failed: {e}");
+                            break broken("sending", e);
                         }
                     }
                 }
-                Some(Ok(Message::Close(_))) | None => break "the browser closed the connection".to_string(),
+                Some(Ok(Message::Close(_))) | None => break Ended::Closed,
                 Some(Ok(_)) => {}
-                Some(Err(e)) => break e.to_string(),
+                Some(Err(e)) => break broken("receiving", e),
             },
         }
     };
-    shared.gone(&reason);
+    shared.gone(ended);
 }
 
 #[cfg(test)]
@@ -474,7 +536,8 @@ mod tests {
         let (tx, mut rx) = oneshot::channel();
         s.lock_pending().insert(3, ("Runtime.evaluate".into(), tx));
         s.dispatch(r#"{"method":"Inspector.targetCrashed","params":{}}"#, "F");
-        assert!(matches!(rx.try_recv().unwrap(), Err(DevToolsError::Gone { .. })));
-        assert_eq!(s.state.borrow().gone.as_deref(), Some("the page crashed"));
+        let err = rx.try_recv().unwrap().unwrap_err();
+        assert_eq!(err.to_string(), "the page's DevTools connection is gone: the page crashed");
+        assert_eq!(s.state.borrow().drivable().unwrap_err().to_string(), err.to_string());
     }
 }

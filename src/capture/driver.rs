@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use super::CaptureError;
+use super::error::CaptureError;
 
 /// Where Debian installs chromedriver (package `chromium-driver`).
 pub const DEFAULT_CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -84,9 +84,9 @@ impl ChromeDriver {
     }
 
     async fn spawn_once(path: &Path, cancel: &CancellationToken) -> Result<ChromeDriver, CaptureError> {
-        let start_err =
-            |reason: String| CaptureError::DriverStart { path: path.display().to_string(), reason };
-        let port = free_port().map_err(|e| start_err(format!("cannot pick a free port: {e}")))?;
+        let io_err =
+            |step| move |source| CaptureError::DriverIo { path: path.display().to_string(), step, source };
+        let port = free_port().map_err(io_err("cannot pick a free port"))?;
         let mut cmd = Command::new(path);
         cmd.arg(format!("--port={port}")).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
         // Own process group: the browsers chromedriver launches inherit it, so one killpg cleans up
@@ -107,8 +107,9 @@ impl ChromeDriver {
                 });
             }
         }
-        let child = cmd.spawn().map_err(|e| start_err(e.to_string()))?;
-        let url = Url::parse(&format!("http://127.0.0.1:{port}/")).map_err(|e| start_err(e.to_string()))?;
+        let child = cmd.spawn().map_err(io_err("cannot run it"))?;
+        let url = Url::parse(&format!("http://127.0.0.1:{port}/"))
+            .map_err(|source| CaptureError::DriverUrl { path: path.display().to_string(), source })?;
         let driver =
             ChromeDriver { path: path.to_path_buf(), url, pid: child.id(), child: Mutex::new(Some(child)) };
         driver.wait_ready(cancel).await?;
@@ -119,7 +120,8 @@ impl ChromeDriver {
     async fn wait_ready(&self, cancel: &CancellationToken) -> Result<(), CaptureError> {
         let start_err =
             |reason: String| CaptureError::DriverStart { path: self.path.display().to_string(), reason };
-        let http = status_client().map_err(|e| start_err(e.to_string()))?;
+        let http = status_client()
+            .map_err(|source| CaptureError::DriverHttp { path: self.path.display().to_string(), source })?;
         let deadline = Instant::now() + DRIVER_READY_TIMEOUT;
         loop {
             if let Some(code) = self.exit_status() {
@@ -140,10 +142,32 @@ impl ChromeDriver {
 
     /// One `GET /status`: whether chromedriver answers that it is ready for sessions.
     async fn reports_ready(&self, http: &reqwest::Client) -> bool {
-        let Ok(status_url) = self.url.join("status") else { return false };
-        let Ok(resp) = http.get(status_url).send().await else { return false };
-        let body = resp.bytes().await.ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
-        body.and_then(|v| v.pointer("/value/ready").and_then(serde_json::Value::as_bool)) == Some(true)
+        // Any failure means "not ready (yet)": logged at debug, the caller polls or restarts.
+        let status_url = match self.url.join("status") {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!(url = %self.url, error = %e, "no /status URL");
+                return false;
+            }
+        };
+        let body = match http.get(status_url).send().await {
+            Ok(resp) => resp.bytes().await,
+            Err(e) => Err(e),
+        };
+        let body = match body {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::debug!(pid = self.pid, error = %e, "chromedriver /status did not answer");
+                return false;
+            }
+        };
+        match serde_json::from_slice::<serde_json::Value>(&body) {
+            Ok(v) => v.pointer("/value/ready").and_then(serde_json::Value::as_bool) == Some(true),
+            Err(e) => {
+                tracing::debug!(pid = self.pid, error = %e, "chromedriver /status is not JSON");
+                false
+            }
+        }
     }
 
     /// Whether chromedriver answers `/status` now. A process killed a moment ago can still look
@@ -151,7 +175,10 @@ impl ChromeDriver {
     pub async fn answers(&self) -> bool {
         match status_client() {
             Ok(http) => self.reports_ready(&http).await,
-            Err(_) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "no HTTP client to ask chromedriver's /status");
+                false
+            }
         }
     }
 
@@ -192,11 +219,17 @@ impl ChromeDriver {
         };
         let Some(mut child) = guard.take() else { return };
         kill_process_group(self.pid);
-        let _ = child.kill();
+        if let Err(e) = child.kill() {
+            tracing::warn!(pid = self.pid, error = %e, "cannot kill chromedriver");
+        }
         let deadline = Instant::now() + REAP_TIMEOUT;
         loop {
             match child.try_wait() {
-                Ok(Some(_)) | Err(_) => break,
+                Ok(Some(_)) => break,
+                Err(e) => {
+                    tracing::warn!(pid = self.pid, error = %e, "cannot reap chromedriver");
+                    break;
+                }
                 Ok(None) if Instant::now() >= deadline => {
                     tracing::warn!(pid = self.pid, "chromedriver did not exit after SIGKILL");
                     break;
@@ -208,7 +241,9 @@ impl ChromeDriver {
 
     /// [`ChromeDriver::kill`] off the async threads.
     pub async fn shutdown(self: std::sync::Arc<Self>) {
-        let _ = tokio::task::spawn_blocking(move || self.kill()).await;
+        if let Err(e) = tokio::task::spawn_blocking(move || self.kill()).await {
+            tracing::warn!(error = %e, "stopping chromedriver did not finish");
+        }
     }
 }
 
@@ -231,8 +266,13 @@ fn kill_process_group(pgid: u32) {
     }
     // SAFETY: kill(2) with a negative pid only sends a signal to that process group; no memory is
     // touched. The group is one we created (process_group(0) at spawn).
-    unsafe {
-        libc::kill(-pgid, libc::SIGKILL);
+    let sent = unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    if sent == -1 {
+        // ESRCH: the group is already gone (chromedriver and its browsers exited).
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::ESRCH) {
+            tracing::warn!(pgid, error = %e, "cannot kill chromedriver's process group");
+        }
     }
 }
 

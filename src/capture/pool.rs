@@ -15,8 +15,10 @@ use url::Url;
 
 use super::devtools::DevTools;
 use super::driver::{find_chromedriver, ChromeDriver};
-use super::page::{capture_page, BrowserSession};
-use super::{Capture, CaptureError, CaptureRequest, Capturer};
+use super::error::CaptureError;
+use super::page::capture_page;
+use super::session::BrowserSession;
+use super::types::{Capture, CaptureRequest, Capturer};
 use crate::config::{BrowserConfig, WebDriverEndpoint};
 
 /// How many times a page is retried on a fresh session after its session died under it.
@@ -199,7 +201,11 @@ impl BrowserPool {
         let idle: Vec<PooledSession> = std::mem::take(&mut *inner.lock_idle());
         futures::future::join_all(idle.into_iter().map(|s| close_session(s.session))).await;
         inner.tasks.close();
-        let _ = tokio::time::timeout(SHUTDOWN_TIMEOUT, inner.tasks.wait()).await;
+        if tokio::time::timeout(SHUTDOWN_TIMEOUT, inner.tasks.wait()).await.is_err() {
+            tracing::warn!(
+                "browser sessions still closing after {SHUTDOWN_TIMEOUT:?}; stopping chromedriver anyway"
+            );
+        }
         let driver = inner.endpoint.lock().await.driver.take();
         if let Some(d) = driver {
             d.shutdown().await;
@@ -245,7 +251,7 @@ impl BrowserPool {
             };
             let mut ps = match self.checkout().await {
                 Ok(ps) => ps,
-                Err(e) if attempt < MAX_PAGE_RETRIES && matches!(e, CaptureError::Session { .. }) => {
+                Err(e) if attempt < MAX_PAGE_RETRIES && e.is_session_open() => {
                     tracing::warn!(site = %req.site, error = %e, "cannot open a session; retrying");
                     self.ensure_driver_answers().await?;
                     last_err = Some(e);
@@ -392,16 +398,19 @@ impl BrowserPool {
             let ep = self.inner.endpoint.lock().await;
             (ep.url.clone(), ep.generation)
         };
-        let session_err = |reason: String| CaptureError::Session { endpoint: url.to_string(), reason };
+        let endpoint = || url.to_string();
         let caps = capabilities(&self.inner.cfg, self.inner.driver_path.is_some());
-        let mut builder = fantoccini::ClientBuilder::rustls().map_err(|e| session_err(e.to_string()))?;
+        let mut builder = fantoccini::ClientBuilder::rustls()
+            .map_err(|source| CaptureError::SessionTls { endpoint: endpoint(), source })?;
         builder.capabilities(caps);
         let connect = tokio::time::timeout(SESSION_START_TIMEOUT, builder.connect(url.as_str()));
         let client = tokio::select! {
             _ = self.inner.cancel.cancelled() => return Err(self.stopped_error()),
             r = connect => match r {
-                Err(_) => return Err(session_err(format!("no session after {SESSION_START_TIMEOUT:?}"))),
-                Ok(Err(e)) => return Err(session_err(e.to_string())),
+                Err(_) => {
+                    return Err(CaptureError::SessionTimeout { endpoint: endpoint(), timeout: SESSION_START_TIMEOUT })
+                }
+                Ok(Err(e)) => return Err(CaptureError::Session { endpoint: endpoint(), source: Box::new(e) }),
                 Ok(Ok(c)) => c,
             },
         };
@@ -467,7 +476,9 @@ impl Inner {
 }
 
 async fn close_session(session: BrowserSession) {
-    let _ = tokio::time::timeout(SESSION_CLOSE_TIMEOUT, session.close()).await;
+    if tokio::time::timeout(SESSION_CLOSE_TIMEOUT, session.close()).await.is_err() {
+        tracing::warn!("closing a browser session took over {SESSION_CLOSE_TIMEOUT:?}; left behind");
+    }
 }
 
 /// The Chromium binary sessions run: the configured one, else (spawn mode) the first of

@@ -420,7 +420,8 @@ async fn cancelling_the_token_ends_a_hanging_capture() {
     let req = request(&srv.url("/hang"), 640, 480, options());
     let p = pool.clone();
     let task = tokio::spawn(async move { p.capture(req).await });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Cancel once the browser is waiting on the page (the server has its request).
+    srv.wait_for_request("/hang").await;
     cancel.cancel();
     let res = task.await.unwrap();
     assert!(matches!(res, Err(CaptureError::Cancelled)), "{res:?}");
@@ -729,8 +730,10 @@ async fn refused_connection_is_a_navigation_error_and_keeps_the_session() {
     let pool = pool(1).await;
     let err =
         pool.capture(request(&format!("http://127.0.0.1:{port}/x"), 640, 480, options())).await.unwrap_err();
-    assert!(matches!(err, CaptureError::Navigate { .. }), "{err:?}");
+    assert!(matches!(err, CaptureError::Load { .. }), "{err:?}");
     assert!(err.to_string().contains("ERR_CONNECTION_REFUSED"), "{err}");
+    let cause = std::error::Error::source(&err).expect("the browser's error is kept as the source");
+    assert!(cause.to_string().contains("ERR_CONNECTION_REFUSED"), "{cause}");
     let c = pool.capture(request(&srv.url("/ok"), 640, 480, options())).await.unwrap();
     assert_eq!(c.title.as_deref(), Some("ok"));
     let stats = pool.stats();

@@ -63,6 +63,8 @@ pub struct FixtureServer {
     pub addr: SocketAddr,
     routes: Routes,
     requests: Arc<Mutex<Vec<SeenRequest>>>,
+    /// Woken whenever a request is recorded.
+    seen: Arc<tokio::sync::Notify>,
     authorization: Arc<Mutex<Option<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -74,11 +76,12 @@ impl FixtureServer {
         let routes: Routes = Arc::default();
         let requests: Arc<Mutex<Vec<SeenRequest>>> = Arc::default();
         let authorization: Arc<Mutex<Option<String>>> = Arc::default();
-        let (r, h, a) = (routes.clone(), requests.clone(), authorization.clone());
+        let seen: Arc<tokio::sync::Notify> = Arc::default();
+        let (r, h, a, n) = (routes.clone(), requests.clone(), authorization.clone(), seen.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((mut sock, _)) = listener.accept().await else { break };
-                let (r, h, a) = (r.clone(), h.clone(), a.clone());
+                let (r, h, a, n) = (r.clone(), h.clone(), a.clone(), n.clone());
                 tokio::spawn(async move {
                     let mut buf = Vec::new();
                     let mut chunk = [0u8; 4096];
@@ -104,6 +107,7 @@ impl FixtureServer {
                         None => true,
                     };
                     h.lock().unwrap().push((target.clone(), headers));
+                    n.notify_waiters();
                     let resp = if authorised { r.lock().unwrap().get(&target).cloned() } else { None };
                     let resp = match resp {
                         Some(resp) => resp,
@@ -136,7 +140,7 @@ impl FixtureServer {
                 });
             }
         });
-        FixtureServer { addr, routes, requests, authorization, task }
+        FixtureServer { addr, routes, requests, seen, authorization, task }
     }
 
     /// `http://127.0.0.1:PORT` + path.
@@ -160,6 +164,26 @@ impl FixtureServer {
     /// Every request target served so far, in order.
     pub fn hits(&self) -> Vec<String> {
         self.requests.lock().unwrap().iter().map(|(t, _)| t.clone()).collect()
+    }
+
+    /// Wait until a request for `target` has been received (at once if one already was). Panics
+    /// after a minute without one: a guard against a hung test, not a timing expectation.
+    pub async fn wait_for_request(&self, target: &str) {
+        let wait = async {
+            loop {
+                let notified = self.seen.notified();
+                tokio::pin!(notified);
+                // Registered before looking, so a request recorded in between still wakes us.
+                notified.as_mut().enable();
+                if self.hits().iter().any(|t| t == target) {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(60), wait).await.is_err() {
+            panic!("no request for {target} within a minute; requests seen: {:?}", self.hits());
+        }
     }
 
     /// Every request served so far, in order, with its headers.

@@ -1,0 +1,423 @@
+//! One browser session and how commands reach its page: over the page's own DevTools connection
+//! (sessions of a chromedriver we spawned), else through WebDriver (chromedriver's DevTools
+//! passthrough where the endpoint has it, W3C commands and window-resize fallbacks where not).
+//! Dialogs that interrupt a WebDriver command are dismissed here; every command is bounded.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use fantoccini::error::{CmdError, ErrorStatus};
+use fantoccini::wd::{TimeoutConfiguration, WebDriverCompatibleCommand};
+use fantoccini::Client;
+use serde_json::{json, Value};
+use url::Url;
+
+use super::devtools::{DevTools, DevToolsError, ScriptKind};
+use super::scripts::{Script, INNER_SIZE};
+use crate::config::Viewport;
+
+/// Bound on each WebDriver command that is not a navigation (scripts, screenshot, resize).
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+/// Extra time on top of the page timeout before we stop waiting for chromedriver's own answer.
+const NAVIGATION_GRACE: Duration = Duration::from_secs(5);
+/// How many stacked `alert()`s we dismiss before giving up.
+const MAX_DIALOGS: usize = 5;
+/// Device scale factor forced for byte-stable screenshots.
+const DEVICE_SCALE_FACTOR: u32 = 1;
+/// The DevTools method that takes a screenshot.
+const CAPTURE_SCREENSHOT: &str = "Page.captureScreenshot";
+
+/// A command that failed on the way it was sent: through WebDriver (chromedriver, a Grid) or over
+/// the session's own DevTools connection, or whose answer was unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// (Boxed: fantoccini's error is large, and every capture result carries this type.)
+    #[error(transparent)]
+    WebDriver(Box<CmdError>),
+    #[error(transparent)]
+    DevTools(#[from] DevToolsError),
+    /// A dialog interrupted the command and could not be dismissed.
+    #[error("cannot dismiss a dialog: {0}")]
+    Dialog(#[source] Box<CmdError>),
+    /// Dialogs kept interrupting a script (more than `MAX_DIALOGS` times).
+    #[error("page keeps opening dialogs")]
+    Dialogs,
+    #[error("{method} returned no data")]
+    NoData { method: &'static str },
+    #[error("bad base64 from {method}: {source}")]
+    Base64 {
+        method: &'static str,
+        #[source]
+        source: base64::DecodeError,
+    },
+}
+
+impl From<CmdError> for CommandError {
+    fn from(e: CmdError) -> CommandError {
+        CommandError::WebDriver(Box::new(e))
+    }
+}
+
+impl CommandError {
+    /// The command (or the page load or script it waited for) ran out of time.
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            CommandError::WebDriver(e) => is_timeout(e),
+            CommandError::DevTools(e) => e.is_timeout(),
+            _ => false,
+        }
+    }
+}
+
+/// A chromedriver DevTools command sent through `POST /session/{id}/goog/cdp/execute`.
+#[derive(Debug)]
+struct Cdp {
+    cmd: &'static str,
+    params: Value,
+}
+
+impl WebDriverCompatibleCommand for Cdp {
+    fn endpoint(&self, base_url: &Url, session_id: Option<&str>) -> Result<Url, url::ParseError> {
+        base_url.join(&format!("session/{}/goog/cdp/execute", session_id.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _request_url: &Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(json!({ "cmd": self.cmd, "params": self.params }).to_string()))
+    }
+}
+
+/// W3C "Add Cookie" for the current document's host. fantoccini sends an unset domain as `null`,
+/// which chromedriver refuses, and a set domain fails for IP hosts: this omits the key.
+#[derive(Debug)]
+struct W3cAddCookie {
+    name: String,
+    value: String,
+}
+
+impl WebDriverCompatibleCommand for W3cAddCookie {
+    fn endpoint(&self, base_url: &Url, session_id: Option<&str>) -> Result<Url, url::ParseError> {
+        base_url.join(&format!("session/{}/cookie", session_id.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _request_url: &Url) -> (http::Method, Option<String>) {
+        let body = json!({ "cookie": { "name": self.name, "value": self.value, "path": "/" } });
+        (http::Method::POST, Some(body.to_string()))
+    }
+}
+
+/// Whether the endpoint can pass DevTools commands through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CdpSupport {
+    /// Not tried yet.
+    Unknown,
+    Yes,
+    /// A W3C-only endpoint: window-resize fallbacks are used.
+    No,
+}
+
+/// DevTools state set on a session for the site it served last (it persists across pages).
+#[derive(Debug, Default)]
+pub(super) struct SessionSetup {
+    /// The prefix the installed document-start script guards, and the script's id.
+    pub guard: Option<(String, String)>,
+    pub user_agent: Option<String>,
+    pub network_enabled: bool,
+    /// When the browser's HTTP cache was last emptied: a request whose sweep started later gets
+    /// it emptied again, so a session reused across sweeps never shows an older sweep's copy.
+    pub cache_cleared: Option<Instant>,
+    pub headers: Vec<(String, String)>,
+    pub block_urls: Vec<String>,
+    /// W3C fallback: origins whose cookies were added to the jar.
+    pub cookie_origins: HashSet<String>,
+}
+
+/// One WebDriver session plus what we already set up on it.
+#[derive(Debug)]
+pub struct BrowserSession {
+    pub client: Client,
+    /// The page's own DevTools connection (sessions of a chromedriver we spawned): navigation,
+    /// scripts and DevTools commands go over it instead of through chromedriver.
+    devtools: Option<DevTools>,
+    cdp: CdpSupport,
+    /// The viewport set last (`None`: unknown, set it again).
+    pub(super) viewport: Option<Viewport>,
+    /// The page timeout the WebDriver session's timeouts were set for.
+    pub(super) page_timeout: Option<Duration>,
+    pub(super) setup: SessionSetup,
+}
+
+impl BrowserSession {
+    pub fn new(client: Client) -> BrowserSession {
+        BrowserSession {
+            client,
+            devtools: None,
+            cdp: CdpSupport::Unknown,
+            viewport: None,
+            page_timeout: None,
+            setup: SessionSetup::default(),
+        }
+    }
+
+    /// Use `devtools` (connected to this session's page) for the hot path from now on.
+    pub fn with_devtools(mut self, devtools: DevTools) -> BrowserSession {
+        self.devtools = Some(devtools);
+        self.cdp = CdpSupport::Yes;
+        self
+    }
+
+    /// Whether the page is driven over its own DevTools connection.
+    pub fn has_devtools(&self) -> bool {
+        self.devtools.is_some()
+    }
+
+    /// Liveness probe: does the session still navigate (to `url`, within `timeout`)? Over the
+    /// session's DevTools connection when it has one (chromedriver has not followed navigations
+    /// it did not start, and would wait on one that timed out), else through WebDriver.
+    pub async fn navigates_to(&self, url: &str, timeout: Duration) -> bool {
+        match &self.devtools {
+            Some(dt) => match dt.navigate(url, timeout).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::debug!(error = %e, "DevTools liveness probe failed");
+                    false
+                }
+            },
+            None => matches!(tokio::time::timeout(timeout, self.client.goto(url)).await, Ok(Ok(()))),
+        }
+    }
+
+    /// Whether DevTools passthrough works on this session (known after the first capture).
+    pub fn cdp(&self) -> CdpSupport {
+        self.cdp
+    }
+
+    /// A DevTools command: over the session's own connection, else through chromedriver's
+    /// passthrough.
+    pub(super) async fn cdp_cmd(&self, cmd: &'static str, params: Value) -> Result<Value, CommandError> {
+        match &self.devtools {
+            Some(dt) => Ok(dt.call(cmd, params, COMMAND_TIMEOUT).await?),
+            None => Ok(bounded(self.client.issue_cmd(Cdp { cmd, params })).await?),
+        }
+    }
+
+    /// The WebDriver session's script and page-load timeouts (unused over DevTools, which bounds
+    /// each command itself).
+    pub(super) async fn set_timeouts(
+        &self,
+        script: Duration,
+        page_load: Duration,
+    ) -> Result<(), CommandError> {
+        let t = TimeoutConfiguration::new(Some(script), Some(page_load), Some(Duration::ZERO));
+        Ok(bounded(self.client.update_timeouts(t)).await?)
+    }
+
+    /// Make the viewport exactly `vp` (device metrics over DevTools; finds out whether the endpoint
+    /// has DevTools passthrough at all), else by resizing the window.
+    pub(super) async fn set_viewport(&mut self, vp: Viewport) -> Result<(), CommandError> {
+        if self.cdp != CdpSupport::No {
+            let params = json!({
+                "width": vp.width, "height": vp.height,
+                "deviceScaleFactor": DEVICE_SCALE_FACTOR, "mobile": false,
+            });
+            match self.cdp_cmd("Emulation.setDeviceMetricsOverride", params).await {
+                Ok(_) => {
+                    self.cdp = CdpSupport::Yes;
+                    // Best effort: overlay scrollbars off the layout too (CSS hides them as well).
+                    let hidden =
+                        self.cdp_cmd("Emulation.setScrollbarsHidden", json!({ "hidden": true })).await;
+                    if let Err(e) = hidden {
+                        tracing::warn!(error = %e, "cannot hide scrollbars (CSS still hides them)");
+                    }
+                    return Ok(());
+                }
+                Err(CommandError::WebDriver(e)) if is_no_cdp(&e) => {
+                    tracing::debug!(error = %e, "no DevTools passthrough; using window-resize fallbacks");
+                    self.cdp = CdpSupport::No;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(resize_viewport(&self.client, vp.width, vp.height).await?)
+    }
+
+    /// Navigate to `url` and wait for the page to load, within `timeout` (a timeout is an error
+    /// for which [`CommandError::is_timeout`] holds). Dialogs opened during the load are dismissed.
+    pub(super) async fn goto(&self, url: &str, timeout: Duration) -> Result<(), CommandError> {
+        if let Some(dt) = &self.devtools {
+            return Ok(dt.navigate(url, timeout).await?);
+        }
+        let nav = tokio::time::timeout(timeout + NAVIGATION_GRACE, self.client.goto(url)).await;
+        match nav.unwrap_or(Err(CmdError::WaitTimeout)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_unexpected_alert_open() => self.dismiss_dialogs().await,
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Run `script` in the page: over the session's DevTools connection (which dismisses dialogs as
+    /// they open; bounded by `timeout`), else through WebDriver (bounded by the session's script
+    /// timeout), dismissing dialogs that interrupt it.
+    pub(super) async fn run_script(
+        &self,
+        script: &Script<'_>,
+        timeout: Duration,
+    ) -> Result<Value, CommandError> {
+        if let Some(dt) = &self.devtools {
+            return Ok(dt.run_script(script.body, &script.args, script.kind, timeout).await?);
+        }
+        let client = &self.client;
+        for _ in 0..MAX_DIALOGS {
+            let run = match script.kind {
+                ScriptKind::Sync => bounded(client.execute(script.body, script.args.clone())).await,
+                ScriptKind::Async => bounded(client.execute_async(script.body, script.args.clone())).await,
+            };
+            match run {
+                Ok(v) => return Ok(v),
+                Err(e) if e.is_unexpected_alert_open() => self.dismiss_dialogs().await?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(CommandError::Dialogs)
+    }
+
+    /// Dismiss open `alert()`/`confirm()`/`prompt()` dialogs (up to [`MAX_DIALOGS`]).
+    async fn dismiss_dialogs(&self) -> Result<(), CommandError> {
+        for _ in 0..MAX_DIALOGS {
+            match bounded(self.client.dismiss_alert()).await {
+                Ok(()) => continue,
+                Err(e) if e.is_no_such_alert() => return Ok(()),
+                Err(e) => return Err(CommandError::Dialog(Box::new(e))),
+            }
+        }
+        Ok(())
+    }
+
+    /// A PNG of the page's top `width` x `height` CSS px. `None` when the page started loading
+    /// another document first and `may_navigate` (over the session's DevTools connection; else that
+    /// is an error). On a W3C-only endpoint the window grows to the full height for the shot and is
+    /// then given `viewport` back.
+    pub(super) async fn screenshot(
+        &mut self,
+        width: u32,
+        height: u32,
+        viewport: Viewport,
+        may_navigate: bool,
+    ) -> Result<Option<Vec<u8>>, CommandError> {
+        if self.cdp == CdpSupport::Yes {
+            let params = json!({
+                "format": "png",
+                // zlib level 1: encoding is most of the browser's CPU for a shot; the PNG is ~25% larger.
+                "optimizeForSpeed": true,
+                "captureBeyondViewport": true,
+                "fromSurface": true,
+                "clip": { "x": 0, "y": 0, "width": width, "height": height, "scale": 1 },
+            });
+            let v = match &self.devtools {
+                Some(dt) => match dt.call_in_document(CAPTURE_SCREENSHOT, params, COMMAND_TIMEOUT).await {
+                    Err(DevToolsError::Navigated) if may_navigate => return Ok(None),
+                    other => other?,
+                },
+                None => self.cdp_cmd(CAPTURE_SCREENSHOT, params).await?,
+            };
+            let data = v
+                .get("data")
+                .and_then(Value::as_str)
+                .ok_or(CommandError::NoData { method: CAPTURE_SCREENSHOT })?;
+            return base64::engine::general_purpose::STANDARD
+                .decode(data)
+                .map(Some)
+                .map_err(|source| CommandError::Base64 { method: CAPTURE_SCREENSHOT, source });
+        }
+        // W3C fallback: grow the viewport to the full height, shoot, then restore the viewport.
+        resize_viewport(&self.client, width, height).await?;
+        let shot = bounded(self.client.screenshot()).await;
+        if let Err(e) = resize_viewport(&self.client, viewport.width, viewport.height).await {
+            tracing::warn!(error = %e, "cannot restore the viewport after a shot; set again for the next page");
+            self.viewport = None;
+        }
+        Ok(Some(shot?))
+    }
+
+    /// W3C "Add Cookie" on the current document's host.
+    pub(super) async fn add_cookie(&self, name: &str, value: &str) -> Result<(), CommandError> {
+        let cmd = W3cAddCookie { name: name.to_string(), value: value.to_string() };
+        Ok(bounded(self.client.issue_cmd(cmd)).await.map(|_| ())?)
+    }
+
+    /// The current document's URL as WebDriver reports it.
+    pub(super) async fn current_url(&self) -> Result<Url, CommandError> {
+        Ok(bounded(self.client.current_url()).await?)
+    }
+
+    /// Close the WebDriver session (quits its browser).
+    pub async fn close(mut self) {
+        self.devtools = None;
+        match tokio::time::timeout(COMMAND_TIMEOUT, self.client.close()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "closing a WebDriver session failed"),
+            Err(_) => tracing::warn!("closing a WebDriver session: no answer within {COMMAND_TIMEOUT:?}"),
+        }
+    }
+}
+
+/// Size the window so that the *viewport* is `width` x `height` (W3C only: resize, measure the
+/// browser chrome, correct).
+async fn resize_viewport(client: &Client, width: u32, height: u32) -> Result<(), CmdError> {
+    bounded(client.set_window_size(width, height)).await?;
+    let inner = bounded(client.execute(INNER_SIZE, vec![])).await?;
+    let iw = inner.get(0).and_then(Value::as_f64).unwrap_or(f64::from(width));
+    let ih = inner.get(1).and_then(Value::as_f64).unwrap_or(f64::from(height));
+    let dw = (f64::from(width) - iw).max(0.0).round() as u32;
+    let dh = (f64::from(height) - ih).max(0.0).round() as u32;
+    if dw > 0 || dh > 0 {
+        bounded(client.set_window_size(width + dw, height + dh)).await?;
+    }
+    Ok(())
+}
+
+/// `fut` bounded by [`COMMAND_TIMEOUT`] (a hung chromedriver becomes a timeout error).
+async fn bounded<T>(fut: impl std::future::Future<Output = Result<T, CmdError>>) -> Result<T, CmdError> {
+    tokio::time::timeout(COMMAND_TIMEOUT, fut).await.unwrap_or(Err(CmdError::WaitTimeout))
+}
+
+fn is_no_cdp(e: &CmdError) -> bool {
+    match e {
+        CmdError::Standard(w) => matches!(
+            w.error,
+            ErrorStatus::UnknownCommand
+                | ErrorStatus::UnknownMethod
+                | ErrorStatus::UnknownPath
+                | ErrorStatus::UnsupportedOperation
+        ),
+        CmdError::NotJson(_) | CmdError::NotW3C(_) => true,
+        _ => false,
+    }
+}
+
+fn is_timeout(e: &CmdError) -> bool {
+    e.is_timeout() || e.is_script_timeout() || matches!(e, CmdError::WaitTimeout)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_are_told_apart_from_other_failures() {
+        assert!(CommandError::from(CmdError::WaitTimeout).is_timeout());
+        let dt =
+            DevToolsError::Timeout { method: "Runtime.evaluate".into(), timeout: Duration::from_secs(1) };
+        assert!(CommandError::from(dt).is_timeout());
+        let dialog = CommandError::Dialog(Box::new(CmdError::WaitTimeout));
+        assert!(!dialog.is_timeout(), "a dialog that cannot be dismissed is a navigation failure");
+        assert!(!CommandError::Dialogs.is_timeout());
+        assert!(!CommandError::from(CmdError::NotJson("x".into())).is_timeout());
+    }
+
+    #[test]
+    fn refused_passthrough_means_no_devtools() {
+        assert!(is_no_cdp(&CmdError::NotJson("<html>".into())));
+        assert!(!is_no_cdp(&CmdError::WaitTimeout));
+    }
+}
