@@ -971,3 +971,56 @@ const ROUTE_TABLE: &str = "\
 /healthz                         GET 200 json nosec | HEAD 404 html +cookie | POST 404 html +cookie | PUT 404 html +cookie | DELETE 404 html +cookie
 /demo/index.html                 GET 404 html +cookie | HEAD 404 html +cookie | POST 404 html +cookie | PUT 404 html +cookie | DELETE 404 html +cookie
 ";
+
+/// `sitediff upload SITE DIR --server URL`: the images go to a running server's upload API as
+/// multipart/form-data with the bearer token; keys that need percent-encoding survive the trip.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_upload_to_a_server() {
+    let f = start(Some(TOKEN), false).await;
+    let project = tempfile::tempdir().unwrap();
+    let cfg = project.path().join("sitediff.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\ntoken_env = \"SITEDIFF_UPLOAD_TEST_TOKEN\"\n[store]\npath = {:?}\n\n\
+             [[sites]]\nname = \"docs\"\nstart = \"http://127.0.0.1:1/docs/\"\n",
+            project.path().join("unused.redb").display().to_string()
+        ),
+    )
+    .unwrap();
+    let dir = project.path().join("shots");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("%2F.png"), &f.old_png).unwrap();
+    std::fs::write(dir.join("changed.html.png"), &f.new_png).unwrap();
+    std::fs::write(dir.join("search%3Fq%3D1 x%C3%A9.png"), &f.new_png).unwrap();
+    let run = |token: &str| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_sitediff"));
+        cmd.args(["upload", "docs"])
+            .arg(&dir)
+            .args(["--json", "--server", &f.url(""), "--config"])
+            .arg(&cfg)
+            .env_remove("SITEDIFF_CONFIG")
+            .env("SITEDIFF_UPLOAD_TEST_TOKEN", token);
+        cmd.output()
+    };
+    let out = run("wrong").await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("401"), "{stderr}");
+
+    let out = run(TOKEN).await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "one image changed\n{stderr}");
+    let crawl: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(crawl["kind"], "upload");
+    let counts = &crawl["counts"];
+    assert_eq!(
+        (counts["pages"].as_u64(), counts["changed"].as_u64(), counts["unchanged"].as_u64()),
+        (Some(3), Some(1), Some(1)),
+        "{crawl}"
+    );
+    let id = crawl["id"].as_u64().unwrap();
+    let mut keys: Vec<String> = f.store.pages(id).unwrap().into_iter().map(|p| p.key).collect();
+    keys.sort();
+    assert_eq!(keys, ["/", "/changed.html", "/search?q=1 xé"]);
+}
