@@ -2,7 +2,8 @@
 //!
 //! Data flow (see `README.md`):
 //! `config` -> `scheduler` -> `sweep` (one crawl: `crawl` discovery -> `capture` -> `plugin` masks ->
-//! `diff` -> `plugin` scores -> `store`) ; `store` -> `web` (review UI, JSON API) ; `metrics` at every step.
+//! `diff` -> `plugin` scores -> `store`) ; `store` -> `web` (review UI, JSON API) ; `review` (verdicts,
+//! page approvals, crawl-now) below `web` and `cli` ; `metrics` at every step.
 
 pub mod capture;
 pub mod cli;
@@ -14,6 +15,7 @@ pub mod diff;
 pub mod metrics;
 pub mod plugin;
 pub mod report;
+pub mod review;
 pub mod scheduler;
 pub mod store;
 pub mod structure;

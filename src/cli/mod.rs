@@ -134,7 +134,10 @@ pub fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    if let Err(e) = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init()
+    {
+        tracing::warn!(error = %e, "a tracing subscriber was installed already; keeping it");
+    }
 }
 
 /// Run one command.

@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 
+use anyhow::Context;
 use url::Url;
 
 use super::crawl::run_site;
@@ -80,8 +81,7 @@ fn pair_site(cfg: &Config, name: &str, head: &str, base: &str) -> anyhow::Result
 
 pub fn run(args: &PairArgs) -> anyhow::Result<ExitCode> {
     let cfg = load_config(&args.config)?;
-    let head =
-        Url::parse(&args.head).map_err(|e| anyhow::anyhow!("--head {:?} is not a URL: {e}", args.head))?;
+    let head = Url::parse(&args.head).with_context(|| format!("--head {:?} is not a URL", args.head))?;
     let name = match &args.site {
         Some(n) => n.clone(),
         None => pair_site_name(&Scope::new(&normalize_url(&head)).prefix().clone()),

@@ -1,8 +1,11 @@
-//! `sitediff approve|reject SITE [--crawl ID]`: review verdicts from the command line.
+//! `sitediff approve|reject SITE [--crawl ID]`: review verdicts from the command line, through the
+//! same review actions as the daemon's UI and API.
 
 use std::process::ExitCode;
 
 use super::{find_site, open_store, ConfigArg, EXIT_OK};
+use crate::review::Review;
+pub use crate::review::Verdict;
 
 #[derive(Debug, clap::Args)]
 pub struct ReviewArgs {
@@ -15,13 +18,6 @@ pub struct ReviewArgs {
     pub config: ConfigArg,
 }
 
-/// Which verdict to record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    Approve,
-    Reject,
-}
-
 pub fn run(args: &ReviewArgs, verdict: Verdict) -> anyhow::Result<ExitCode> {
     let cfg = args.config.load()?;
     let store = open_store(&cfg)?;
@@ -30,10 +26,7 @@ pub fn run(args: &ReviewArgs, verdict: Verdict) -> anyhow::Result<ExitCode> {
         find_site(&cfg, &args.site)?;
     }
     let crawl = store.resolve_crawl(&args.site, args.crawl)?;
-    let rec = match verdict {
-        Verdict::Approve => store.approve_crawl(crawl.id)?,
-        Verdict::Reject => store.reject_crawl(crawl.id)?,
-    };
+    let rec = Review::new(store.clone()).verdict(crawl.id, verdict)?;
     match verdict {
         Verdict::Approve => {
             let n = store.baselines(&args.site)?.len();

@@ -30,7 +30,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(EXIT_OK))
 }
 
-/// SIGTERM or SIGINT (ctrl-c).
+/// SIGTERM or SIGINT (ctrl-c). A signal that cannot be listened for is logged and never fires.
 async fn wait_for_stop_signal() {
     #[cfg(unix)]
     {
@@ -39,16 +39,25 @@ async fn wait_for_stop_signal() {
             Ok(mut term) => {
                 tokio::select! {
                     _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
+                    _ = ctrl_c() => {}
                 }
             }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; ctrl-c (SIGINT) still stops sitediff");
+                ctrl_c().await;
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        ctrl_c().await;
+    }
+}
+
+/// Ctrl-c (SIGINT); never, when it cannot be listened for.
+async fn ctrl_c() {
+    if let Err(e) = tokio::signal::ctrl_c().await {
+        tracing::warn!(error = %e, "cannot listen for ctrl-c (SIGINT)");
+        std::future::pending::<()>().await;
     }
 }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use reqwest::multipart::{Form, Part};
 
 use super::{find_site, load_plugins, open_store, runtime, ConfigArg, EXIT_CHANGES, EXIT_ERROR, EXIT_OK};
 use crate::compare::Comparer;
@@ -62,23 +63,16 @@ pub fn run(args: &UploadArgs) -> anyhow::Result<ExitCode> {
     Ok(exit_for(crawl.status, crawl.counts.changed))
 }
 
-/// A multipart/form-data body with one part per image (file name = percent-encoded key + `.png`).
-fn multipart_body(images: &[UploadedImage], boundary: &str) -> Vec<u8> {
-    let mut body = Vec::new();
+/// A multipart/form-data form with one part per image (file name = percent-encoded key + `.png`).
+/// The file names are already percent-encoded (ASCII letters, digits, `/._-%`), so reqwest sends
+/// them as they are (`percent_encode_noop`), not as RFC 5987 `filename*`.
+fn multipart_form(images: Vec<UploadedImage>) -> anyhow::Result<Form> {
+    let mut form = Form::new().percent_encode_noop();
     for img in images {
         let file_name = format!("{}.png", utf8_percent_encode(&img.key, FILE_NAME_KEEP));
-        body.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{file_name}\"\r\n\
-                 Content-Type: image/png\r\n\r\n"
-            )
-            .as_bytes(),
-        );
-        body.extend_from_slice(&img.png);
-        body.extend_from_slice(b"\r\n");
+        form = form.part("image", Part::bytes(img.png).file_name(file_name).mime_str("image/png")?);
     }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    body
+    Ok(form)
 }
 
 fn post(
@@ -88,8 +82,7 @@ fn post(
     images: Vec<UploadedImage>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let boundary = format!("sitediff-{:016x}", rand::random::<u64>());
-    let body = multipart_body(&images, &boundary);
+    let form = multipart_form(images)?;
     let url = format!(
         "{}/api/sites/{}/uploads",
         server.trim_end_matches('/'),
@@ -97,10 +90,7 @@ fn post(
     );
     let rt = runtime()?;
     let (status, text) = rt.block_on(async {
-        let mut req = reqwest::Client::new()
-            .post(&url)
-            .header("content-type", format!("multipart/form-data; boundary={boundary}"))
-            .body(body);
+        let mut req = reqwest::Client::new().post(&url).multipart(form);
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }

@@ -3,10 +3,9 @@
 
 use std::sync::LazyLock;
 
-use warp::http::{header, HeaderValue, Method, StatusCode};
+use warp::http::{header, HeaderValue, StatusCode};
 
-use super::error::RequestError;
-use super::router::{Request, Response};
+use super::http::{response, Response};
 
 /// The stylesheet.
 pub const APP_CSS: &str = include_str!("../../web/static/app.css");
@@ -15,13 +14,14 @@ pub const APP_JS: &str = include_str!("../../web/static/app.js");
 /// Static assets are revalidated after this many seconds (URLs carry a content hash anyway).
 const ASSET_MAX_AGE: &str = "public, max-age=86400";
 
-struct Asset {
+/// One embedded file.
+pub struct Asset {
     name: &'static str,
     content_type: &'static str,
     body: &'static str,
 }
 
-const ASSETS: [Asset; 2] = [
+static ASSETS: [Asset; 2] = [
     Asset { name: "app.css", content_type: "text/css; charset=utf-8", body: APP_CSS },
     Asset { name: "app.js", content_type: "text/javascript; charset=utf-8", body: APP_JS },
 ];
@@ -38,19 +38,14 @@ pub fn url(name: &str) -> String {
     }
 }
 
+/// The asset of that file name, if there is one.
+pub fn find(name: &str) -> Option<&'static Asset> {
+    ASSETS.iter().find(|a| a.name == name)
+}
+
 /// `GET /static/{name}`.
-pub fn serve(req: &Request, rest: &[&str]) -> Result<Response, RequestError> {
-    let [name] = rest else { return Err(RequestError::not_found("asset")) };
-    let asset = ASSETS.iter().find(|a| a.name == *name).ok_or_else(|| RequestError::not_found("asset"))?;
-    if req.method != Method::GET && req.method != Method::HEAD {
-        return Err(RequestError::MethodNotAllowed {
-            method: req.method.to_string(),
-            path: req.path.clone(),
-        });
-    }
-    let mut r = Response::new(asset.body.as_bytes().to_vec());
-    *r.status_mut() = StatusCode::OK;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
+pub fn serve(asset: &Asset) -> Response {
+    let mut r = response(StatusCode::OK, asset.content_type, asset.body.as_bytes().to_vec());
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(ASSET_MAX_AGE));
-    Ok(r)
+    r
 }

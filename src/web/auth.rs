@@ -12,6 +12,7 @@ use std::time::Duration;
 use warp::http::HeaderMap;
 
 use super::error::RequestError;
+use super::http::Request;
 
 /// Name of the UI session cookie.
 pub const SESSION_COOKIE: &str = "sitediff_session";
@@ -74,6 +75,14 @@ impl Auth {
             Some(t) if self.token_matches(t) => Ok(()),
             _ => Err(RequestError::Unauthorized),
         }
+    }
+
+    /// The checks every API write passes, in this order: an acceptable body, same origin, the
+    /// bearer token.
+    pub fn check_api_write(&self, req: &Request) -> Result<(), RequestError> {
+        req.check_body()?;
+        check_same_origin(&req.headers)?;
+        self.check_bearer(&req.headers)
     }
 
     fn mac(&self, parts: &[&str]) -> String {

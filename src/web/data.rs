@@ -1,6 +1,6 @@
 //! What the UI and the API show, read from the store off the async threads: site overviews, crawl
-//! page listings (sorted, filtered, paged, cached per finished crawl) and page details with their
-//! text change.
+//! page listings (sorted, filtered, paged, cached per finished crawl), page details with their
+//! text change, and the API's view of a crawl.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,8 +9,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::error::RequestError;
+use super::state::WebState;
 use super::textdiff::{self, TextChange};
-use super::WebState;
+use crate::review::needs_review;
 use crate::store::{CrawlRecord, CrawlStatus, Hash, PageChange, PageRecord, Store};
 
 /// Finished crawls whose sorted page list is kept in memory.
@@ -24,7 +25,7 @@ where
     T: Send + 'static,
     F: FnOnce() -> Result<T, RequestError> + Send + 'static,
 {
-    tokio::task::spawn_blocking(f).await.map_err(|e| RequestError::Internal { op, reason: e.to_string() })?
+    tokio::task::spawn_blocking(f).await.map_err(|e| RequestError::internal(op, e))?
 }
 
 /// Which pages of a crawl to list.
@@ -163,10 +164,19 @@ pub fn sort_pages(pages: &mut [PageSummary]) {
     });
 }
 
-/// Whether a crawl waits for someone's verdict.
-pub fn needs_review(c: &CrawlRecord) -> bool {
-    c.status == CrawlStatus::Reviewing
-        && c.counts.changed + c.counts.new + c.counts.failed + c.counts.added + c.counts.removed > 0
+/// A crawl as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct ApiCrawl {
+    #[serde(flatten)]
+    pub record: CrawlRecord,
+    /// Waiting for a verdict (reviewing, with changed, new or failed pages).
+    pub needs_review: bool,
+}
+
+impl From<CrawlRecord> for ApiCrawl {
+    fn from(record: CrawlRecord) -> Self {
+        ApiCrawl { needs_review: needs_review(&record), record }
+    }
 }
 
 /// One site on the dashboard / in `GET /api/sites`.
@@ -386,15 +396,6 @@ impl Catalog {
         };
         inner().unwrap_or_else(|e| Err(e.to_string()))
     }
-}
-
-/// Recompute `sitediff_review_pending_crawls` for every configured site from the store (blocking).
-pub fn refresh_review_pending(state: &WebState) -> Result<(), RequestError> {
-    for site in &state.config.sites {
-        let n = state.store.crawls(&site.name)?.iter().filter(|c| needs_review(c)).count();
-        state.metrics.set_review_pending(&site.name, n);
-    }
-    Ok(())
 }
 
 #[cfg(test)]

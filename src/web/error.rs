@@ -1,8 +1,15 @@
-//! Request-level errors of the web server and the HTTP status each one maps to.
+//! Request-level errors of the web server and the HTTP status each one maps to. Causes stay
+//! attached as sources: clients see the chain of a client error, server errors are logged with
+//! theirs and shown as a generic message.
+
+use std::error::Error as StdError;
+use std::sync::Arc;
 
 use warp::http::StatusCode;
 
+use crate::review::{ReviewError, ReviewErrorKind};
 use crate::store::StoreError;
+use crate::upload::UploadError;
 
 /// Why a request failed. API requests render these as `{"error": "..."}`, UI requests as a page.
 #[derive(Debug, thiserror::Error)]
@@ -11,6 +18,27 @@ pub enum RequestError {
     NotFound { what: String },
     #[error("bad request: {reason}")]
     BadRequest { reason: String },
+    #[error("bad request: cannot read the body")]
+    Body {
+        #[source]
+        source: Arc<warp::Error>,
+    },
+    #[error("bad request: send multipart/form-data (one PNG per part)")]
+    NotMultipart {
+        #[source]
+        source: multer::Error,
+    },
+    #[error("bad request: not a readable multipart body")]
+    Multipart {
+        #[source]
+        source: multer::Error,
+    },
+    #[error("bad request: cannot read the part {part}")]
+    MultipartPart {
+        part: String,
+        #[source]
+        source: multer::Error,
+    },
     #[error("this write needs the token: send `Authorization: Bearer <token>`")]
     Unauthorized,
     #[error("forbidden: {reason}")]
@@ -19,14 +47,18 @@ pub enum RequestError {
     MethodNotAllowed { method: String, path: String },
     #[error("request body larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
-    #[error("{reason}")]
-    Conflict { reason: String },
-    #[error("service unavailable: {reason}")]
-    Unavailable { reason: String },
+    #[error(transparent)]
+    Review(#[from] ReviewError),
+    #[error(transparent)]
+    Upload(#[from] UploadError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("internal error while {op}: {reason}")]
-    Internal { op: &'static str, reason: String },
+    #[error("internal error while {op}")]
+    Internal {
+        op: &'static str,
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
 }
 
 impl RequestError {
@@ -42,16 +74,30 @@ impl RequestError {
         RequestError::Forbidden { reason: reason.into() }
     }
 
+    pub fn internal(op: &'static str, source: impl Into<Box<dyn StdError + Send + Sync>>) -> RequestError {
+        RequestError::Internal { op, source: source.into() }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             RequestError::NotFound { .. } => StatusCode::NOT_FOUND,
-            RequestError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            RequestError::BadRequest { .. }
+            | RequestError::Body { .. }
+            | RequestError::NotMultipart { .. }
+            | RequestError::Multipart { .. }
+            | RequestError::MultipartPart { .. } => StatusCode::BAD_REQUEST,
             RequestError::Unauthorized => StatusCode::UNAUTHORIZED,
             RequestError::Forbidden { .. } => StatusCode::FORBIDDEN,
             RequestError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             RequestError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            RequestError::Conflict { .. } => StatusCode::CONFLICT,
-            RequestError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            RequestError::Review(e) => match e.kind() {
+                ReviewErrorKind::NotFound => StatusCode::NOT_FOUND,
+                ReviewErrorKind::Conflict => StatusCode::CONFLICT,
+                ReviewErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                ReviewErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            RequestError::Upload(e) if e.is_client_error() => StatusCode::BAD_REQUEST,
+            RequestError::Upload(_) => StatusCode::INTERNAL_SERVER_ERROR,
             RequestError::Store(e) => match e {
                 StoreError::NoSuchCrawl { .. }
                 | StoreError::NoSuchPage { .. }
@@ -63,15 +109,33 @@ impl RequestError {
         }
     }
 
-    /// The message shown to the client (server-side details of internal errors are logged instead).
+    /// The message shown to the client: the error and its causes for client errors (and 503); for
+    /// other server errors a generic text, the details (with every cause) go to the log instead.
     pub fn public_message(&self) -> String {
-        if self.status().is_server_error() && !matches!(self, RequestError::Unavailable { .. }) {
-            tracing::error!(error = %self, "request failed");
+        let status = self.status();
+        if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+            tracing::error!(error = %chain(self), "request failed");
             "internal server error (see the daemon log)".to_string()
         } else {
-            self.to_string()
+            chain(self)
         }
     }
+}
+
+/// An error and its sources as one line (`a: b: c`), skipping a source whose text the message
+/// already carries (errors that print their cause themselves).
+pub fn chain(e: &(dyn StdError + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = s.source();
+    }
+    out
 }
 
 #[cfg(test)]
@@ -89,7 +153,35 @@ mod tests {
         };
         assert_eq!(RequestError::from(bad).status(), StatusCode::CONFLICT);
         assert_eq!(RequestError::from(StoreError::NoSuchCrawl { id: 3 }).status(), StatusCode::NOT_FOUND);
-        let internal = RequestError::Internal { op: "x", reason: "secret detail".into() };
+        let busy = ReviewError::AlreadyRunning { site: "docs".into() };
+        assert_eq!(RequestError::from(busy).status(), StatusCode::CONFLICT);
+    }
+
+    #[test]
+    fn client_errors_show_their_cause_server_errors_do_not() {
+        let e = RequestError::from(ReviewError::Verdict {
+            crawl: 7,
+            verdict: crate::review::Verdict::Approve,
+            source: StoreError::NoSuchCrawl { id: 7 },
+        });
+        assert_eq!(e.status(), StatusCode::NOT_FOUND);
+        assert_eq!(e.public_message(), "cannot approve crawl 7: no crawl with id 7");
+        let io = std::io::Error::other("secret detail");
+        let internal = RequestError::internal("doing x", io);
+        assert_eq!(internal.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(!internal.public_message().contains("secret"));
+        assert_eq!(chain(&internal), "internal error while doing x: secret detail");
+    }
+
+    #[test]
+    fn chain_skips_causes_already_in_the_message() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer: {source}")]
+        struct Outer {
+            #[source]
+            source: std::io::Error,
+        }
+        let e = Outer { source: std::io::Error::other("disk full") };
+        assert_eq!(chain(&e), "outer: disk full");
     }
 }

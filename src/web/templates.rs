@@ -6,7 +6,7 @@ use maud::{html, Markup, DOCTYPE};
 
 use super::assets;
 use super::data::{Listing, PageDetail, PageFilter, SiteOverview};
-use super::router::encode;
+use super::http::encode;
 use super::textdiff::LineTag;
 use crate::store::{CrawlKind, CrawlRecord, CrawlStatus, PageRecord};
 use crate::structure::{StructuralChange, StructuralDiff};

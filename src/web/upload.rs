@@ -1,27 +1,22 @@
 //! `POST /api/sites/{site}/uploads`: a multipart body of PNG screenshots becomes an `upload` crawl
 //! of the site (see `crate::upload`). Each part is one image; its page key is the part's name when
 //! that starts with `/`, else derived from its file name (or name) as `sitediff upload` does.
+//! The route, its token check before the body is read and its larger body limit are in `routes`.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use warp::http::{header, HeaderMap, StatusCode};
 
-use super::api::ApiCrawl;
-use super::data::{self, blocking};
+use super::app::App;
+use super::data::{blocking, ApiCrawl};
 use super::error::RequestError;
-use super::router::{json, App, Request, Response};
+use super::http::{json, Request, Response};
 use crate::compare::Comparer;
-use crate::upload::{self, UploadError, UploadedImage};
+use crate::upload::{self, UploadedImage};
 
 /// Largest upload body (all images together).
 pub const MAX_UPLOAD_BODY_BYTES: usize = 256 * 1024 * 1024;
-
-/// Whether a request path is the upload route (it gets the larger body limit once authorised).
-pub fn is_upload_path(path: &str) -> bool {
-    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    matches!(segs.as_slice(), ["api", "sites", _, "uploads"])
-}
 
 /// The page key of one part: an explicit `/key` name, else from the file name, else the name.
 fn part_key(name: Option<&str>, file_name: Option<&str>) -> Result<String, String> {
@@ -38,15 +33,12 @@ fn part_key(name: Option<&str>, file_name: Option<&str>) -> Result<String, Strin
 /// Split a multipart body into images.
 pub async fn parse(headers: &HeaderMap, body: Vec<u8>) -> Result<Vec<UploadedImage>, RequestError> {
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let boundary = multer::parse_boundary(ct)
-        .map_err(|_| RequestError::bad_request("send multipart/form-data (one PNG per part)"))?;
+    let boundary = multer::parse_boundary(ct).map_err(|source| RequestError::NotMultipart { source })?;
     let stream =
         futures::stream::once(async move { Ok::<Bytes, std::convert::Infallible>(Bytes::from(body)) });
     let mut mp = multer::Multipart::new(stream, boundary);
     let mut images = Vec::new();
-    while let Some(field) =
-        mp.next_field().await.map_err(|e| RequestError::bad_request(format!("bad multipart body: {e}")))?
-    {
+    while let Some(field) = mp.next_field().await.map_err(|source| RequestError::Multipart { source })? {
         let name = field.name().map(str::to_string);
         let file_name = field.file_name().map(str::to_string);
         let label = file_name.clone().or(name.clone()).unwrap_or_else(|| "(unnamed part)".into());
@@ -58,36 +50,30 @@ pub async fn parse(headers: &HeaderMap, body: Vec<u8>) -> Result<Vec<UploadedIma
                 upload::MAX_UPLOAD_IMAGES
             )));
         }
-        let bytes = field.bytes().await.map_err(|e| RequestError::bad_request(format!("{label}: {e}")))?;
+        let bytes = field
+            .bytes()
+            .await
+            .map_err(|source| RequestError::MultipartPart { part: label.clone(), source })?;
         images.push(UploadedImage { key, name: label, png: bytes.to_vec() });
     }
     Ok(images)
 }
 
-/// Handle an upload: parse, compare with the site's baselines, store; 201 with the new crawl.
-pub async fn handle(app: &Arc<App>, req: &Request, site: &str) -> Result<Response, RequestError> {
+/// `POST /api/sites/{site}/uploads`: parse, compare with the site's baselines, store; 201 with the
+/// new crawl.
+pub async fn handle(app: &Arc<App>, req: Request, site: &str) -> Result<Response, RequestError> {
     let Some(site_cfg) = app.state.config.site(site).cloned() else {
         return Err(RequestError::not_found(format!("site {site:?} (uploads need a configured site)")));
     };
-    let body = match &req.body {
-        Ok(b) => b.clone(),
-        Err(RequestError::PayloadTooLarge { limit }) => {
-            return Err(RequestError::PayloadTooLarge { limit: *limit })
-        }
-        Err(e) => return Err(RequestError::bad_request(e.to_string())),
-    };
-    let images = parse(&req.headers, body).await?;
+    let Request { headers, body, .. } = req;
+    let images = parse(&headers, body.map_err(|e| RequestError::from(&e))?).await?;
     let a = app.clone();
     let keep = app.state.config.store.keep_crawls as usize;
     let crawl = blocking("storing an upload", move || {
         let comparer =
             Comparer::new(a.state.store.clone(), a.state.plugins.clone(), Some(a.state.metrics.clone()));
-        let rec = upload::ingest(&comparer, &site_cfg, images, keep).map_err(|e| match e {
-            UploadError::Store { source, .. } => RequestError::Store(source),
-            other if other.is_client_error() => RequestError::bad_request(other.to_string()),
-            other => RequestError::Internal { op: "storing an upload", reason: other.to_string() },
-        })?;
-        data::refresh_review_pending(&a.state)?;
+        let rec = upload::ingest(&comparer, &site_cfg, images, keep)?;
+        a.review.refresh_pending()?;
         Ok(rec)
     })
     .await?;
@@ -106,7 +92,5 @@ mod tests {
         assert_eq!(part_key(Some("a.html.png"), None).unwrap(), "/a.html");
         assert!(part_key(Some("file"), Some("x.gif")).is_err());
         assert!(part_key(None, None).is_err());
-        assert!(is_upload_path("/api/sites/docs/uploads"));
-        assert!(!is_upload_path("/api/sites/docs/crawl"));
     }
 }

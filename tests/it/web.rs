@@ -839,3 +839,188 @@ async fn review_in_headless_chromium() {
     let (code, _) = daemon.terminate(std::time::Duration::from_secs(40));
     assert_eq!(code, Some(0), "{}", daemon.log());
 }
+
+/// Every route family answered by method: status, content type, security headers (`nosec`: none),
+/// `WWW-Authenticate` (`+auth`), a new session cookie (`+cookie`); HTML always with CSP and no-store. The table was taken from the server before the web
+/// layer was restructured (issue 14); it pins 404/405/401/403 behaviour, HEAD and unknown methods.
+#[tokio::test]
+async fn routes_answer_every_method_as_before() {
+    let f = start(Some(TOKEN), false).await;
+    let hash = Hash::of(&f.new_png).to_hex();
+    let paths = [
+        "/",
+        "/login",
+        "/logout",
+        "/sites/docs",
+        "/sites/docs/crawl",
+        "/sites/%ff",
+        "/crawls/2",
+        "/crawls/abc",
+        "/crawls/2/approve",
+        "/crawls/2/reject",
+        "/crawls/2/page?key=%2F",
+        "/crawls/2/page/approve",
+        "/nope",
+        "/api/sites",
+        "/api/sites/docs/crawls",
+        "/api/sites/%ff/crawls",
+        "/api/sites/docs/crawl",
+        "/api/sites/docs/uploads",
+        "/api/crawls/2",
+        "/api/crawls/abc",
+        "/api/crawls/abc/approve",
+        "/api/crawls/2/approve",
+        "/api/crawls/2/reject",
+        "/api/crawls/2/pages/%2F/approve",
+        "/api/nothing",
+        "/api",
+        "/artifacts/HASH",
+        "/artifacts/zzz",
+        "/artifacts/",
+        "/static/app.css",
+        "/static/app.js",
+        "/static/nope.css",
+        "/static/app.css/x",
+        "/metrics",
+        "/healthz",
+        "/demo/index.html",
+    ];
+    let methods = ["GET", "HEAD", "POST", "PUT", "DELETE"];
+    let mut table = String::new();
+    for path in paths {
+        let path = path.replace("HASH", &hash);
+        let mut row = format!("{:<32}", path.replace(&hash, "HASH"));
+        for m in methods {
+            let method = reqwest::Method::from_bytes(m.as_bytes()).unwrap();
+            let r = client().request(method, f.url(&path)).send().await.unwrap();
+            let ct = header(&r, "content-type");
+            let kind = match ct.split(';').next().unwrap_or("") {
+                "application/json" => "json",
+                "text/html" => "html",
+                "text/plain" => "text",
+                "text/css" => "css",
+                "text/javascript" => "js",
+                "image/png" => "png",
+                "" => "-",
+                other => panic!("{m} {path}: content type {other}"),
+            };
+            let security = ["x-content-type-options", "referrer-policy", "x-frame-options"]
+                .map(|h| !header(&r, h).is_empty());
+            let mut marks = match security {
+                [true, true, true] => "",
+                [false, false, false] => " nosec",
+                _ => " !sec",
+            }
+            .to_string();
+            if kind == "html" {
+                assert_eq!(header(&r, "content-security-policy"), CSP, "{m} {path}");
+                assert_eq!(header(&r, "cache-control"), "no-store", "{m} {path}");
+            }
+            if !header(&r, "www-authenticate").is_empty() {
+                marks.push_str(" +auth");
+            }
+            if session_cookie(&r).is_some() {
+                marks.push_str(" +cookie");
+            }
+            row.push_str(&format!(" {m} {} {kind}{marks} |", r.status().as_u16()));
+        }
+        table.push_str(row.trim_end_matches(" |"));
+        table.push('\n');
+    }
+    if table != ROUTE_TABLE {
+        panic!("routes answer differently; got:\n{table}");
+    }
+}
+
+/// What `routes_answer_every_method_as_before` expects (see there).
+const ROUTE_TABLE: &str = "\
+/                                GET 200 html +cookie | HEAD 200 html +cookie | POST 405 html +cookie | PUT 405 html +cookie | DELETE 405 html +cookie
+/login                           GET 200 html +cookie | HEAD 200 html +cookie | POST 403 html +cookie | PUT 405 html +cookie | DELETE 405 html +cookie
+/logout                          GET 405 html +cookie | HEAD 405 html +cookie | POST 403 html +cookie | PUT 405 html +cookie | DELETE 405 html +cookie
+/sites/docs                      GET 200 html +cookie | HEAD 200 html +cookie | POST 405 html +cookie | PUT 405 html +cookie | DELETE 405 html +cookie
+/sites/docs/crawl                GET 405 html +cookie | HEAD 405 html +cookie | POST 403 html +cookie | PUT 405 html +cookie | DELETE 405 html +cookie
+/sites/%ff                       GET 400 html +cookie | HEAD 400 html +cookie | POST 400 html +cookie | PUT 400 html +cookie | DELETE 400 html +cookie
+/crawls/2                        GET 200 html +cookie | HEAD 200 html +cookie | POST 405 html +cookie | PUT 405 html +cookie | DELETE 405 html +cookie
+/crawls/abc                      GET 404 html +cookie | HEAD 404 html +cookie | POST 404 html +cookie | PUT 404 html +cookie | DELETE 404 html +cookie
+/crawls/2/approve                GET 405 html +cookie | HEAD 405 html +cookie | POST 403 html +cookie | PUT 405 html +cookie | DELETE 405 html +cookie
+/crawls/2/reject                 GET 405 html +cookie | HEAD 405 html +cookie | POST 403 html +cookie | PUT 405 html +cookie | DELETE 405 html +cookie
+/crawls/2/page?key=%2F           GET 200 html +cookie | HEAD 200 html +cookie | POST 405 html +cookie | PUT 405 html +cookie | DELETE 405 html +cookie
+/crawls/2/page/approve           GET 405 html +cookie | HEAD 405 html +cookie | POST 403 html +cookie | PUT 405 html +cookie | DELETE 405 html +cookie
+/nope                            GET 404 html +cookie | HEAD 404 html +cookie | POST 404 html +cookie | PUT 404 html +cookie | DELETE 404 html +cookie
+/api/sites                       GET 200 json | HEAD 200 json | POST 405 json | PUT 405 json | DELETE 405 json
+/api/sites/docs/crawls           GET 200 json | HEAD 200 json | POST 405 json | PUT 405 json | DELETE 405 json
+/api/sites/%ff/crawls            GET 400 json | HEAD 400 json | POST 400 json | PUT 400 json | DELETE 400 json
+/api/sites/docs/crawl            GET 405 json | HEAD 405 json | POST 401 json +auth | PUT 405 json | DELETE 405 json
+/api/sites/docs/uploads          GET 405 json | HEAD 405 json | POST 401 json +auth | PUT 405 json | DELETE 405 json
+/api/crawls/2                    GET 200 json | HEAD 200 json | POST 405 json | PUT 405 json | DELETE 405 json
+/api/crawls/abc                  GET 404 json | HEAD 404 json | POST 404 json | PUT 404 json | DELETE 404 json
+/api/crawls/abc/approve          GET 404 json | HEAD 404 json | POST 404 json | PUT 404 json | DELETE 404 json
+/api/crawls/2/approve            GET 405 json | HEAD 405 json | POST 401 json +auth | PUT 405 json | DELETE 405 json
+/api/crawls/2/reject             GET 405 json | HEAD 405 json | POST 401 json +auth | PUT 405 json | DELETE 405 json
+/api/crawls/2/pages/%2F/approve  GET 405 json | HEAD 405 json | POST 401 json +auth | PUT 405 json | DELETE 405 json
+/api/nothing                     GET 404 json | HEAD 404 json | POST 404 json | PUT 404 json | DELETE 404 json
+/api                             GET 404 json | HEAD 404 json | POST 404 json | PUT 404 json | DELETE 404 json
+/artifacts/HASH                  GET 200 png | HEAD 200 png | POST 405 text | PUT 405 text | DELETE 405 text
+/artifacts/zzz                   GET 404 text | HEAD 404 text | POST 405 text | PUT 405 text | DELETE 405 text
+/artifacts/                      GET 404 text | HEAD 404 text | POST 405 text | PUT 405 text | DELETE 405 text
+/static/app.css                  GET 200 css | HEAD 200 css | POST 405 text | PUT 405 text | DELETE 405 text
+/static/app.js                   GET 200 js | HEAD 200 js | POST 405 text | PUT 405 text | DELETE 405 text
+/static/nope.css                 GET 404 text | HEAD 404 text | POST 404 text | PUT 404 text | DELETE 404 text
+/static/app.css/x                GET 404 text | HEAD 404 text | POST 404 text | PUT 404 text | DELETE 404 text
+/metrics                         GET 200 text nosec | HEAD 404 html +cookie | POST 404 html +cookie | PUT 404 html +cookie | DELETE 404 html +cookie
+/healthz                         GET 200 json nosec | HEAD 404 html +cookie | POST 404 html +cookie | PUT 404 html +cookie | DELETE 404 html +cookie
+/demo/index.html                 GET 404 html +cookie | HEAD 404 html +cookie | POST 404 html +cookie | PUT 404 html +cookie | DELETE 404 html +cookie
+";
+
+/// `sitediff upload SITE DIR --server URL`: the images go to a running server's upload API as
+/// multipart/form-data with the bearer token; keys that need percent-encoding survive the trip.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_upload_to_a_server() {
+    let f = start(Some(TOKEN), false).await;
+    let project = tempfile::tempdir().unwrap();
+    let cfg = project.path().join("sitediff.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\ntoken_env = \"SITEDIFF_UPLOAD_TEST_TOKEN\"\n[store]\npath = {:?}\n\n\
+             [[sites]]\nname = \"docs\"\nstart = \"http://127.0.0.1:1/docs/\"\n",
+            project.path().join("unused.redb").display().to_string()
+        ),
+    )
+    .unwrap();
+    let dir = project.path().join("shots");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("%2F.png"), &f.old_png).unwrap();
+    std::fs::write(dir.join("changed.html.png"), &f.new_png).unwrap();
+    std::fs::write(dir.join("search%3Fq%3D1 x%C3%A9.png"), &f.new_png).unwrap();
+    let run = |token: &str| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_sitediff"));
+        cmd.args(["upload", "docs"])
+            .arg(&dir)
+            .args(["--json", "--server", &f.url(""), "--config"])
+            .arg(&cfg)
+            .env_remove("SITEDIFF_CONFIG")
+            .env("SITEDIFF_UPLOAD_TEST_TOKEN", token);
+        cmd.output()
+    };
+    let out = run("wrong").await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("401"), "{stderr}");
+
+    let out = run(TOKEN).await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "one image changed\n{stderr}");
+    let crawl: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(crawl["kind"], "upload");
+    let counts = &crawl["counts"];
+    assert_eq!(
+        (counts["pages"].as_u64(), counts["changed"].as_u64(), counts["unchanged"].as_u64()),
+        (Some(3), Some(1), Some(1)),
+        "{crawl}"
+    );
+    let id = crawl["id"].as_u64().unwrap();
+    let mut keys: Vec<String> = f.store.pages(id).unwrap().into_iter().map(|p| p.key).collect();
+    keys.sort();
+    assert_eq!(keys, ["/", "/changed.html", "/search?q=1 xé"]);
+}

@@ -1,6 +1,6 @@
-//! Request dispatch for the UI, the JSON API, artifacts and static assets: one warp catch-all
-//! hands a plain [`Request`] to [`handle`], which routes on path segments and adds the security
-//! headers every response carries.
+//! The HTTP vocabulary every handler shares: the plain [`Request`] and [`Response`], response
+//! builders (JSON, HTML with CSP, plain-text errors, redirects), the security headers every app
+//! response carries, and path-segment encoding. A leaf: it uses nothing else of `web` but errors.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,37 +8,32 @@ use std::sync::Arc;
 use percent_encoding::{percent_decode_str, utf8_percent_encode, NON_ALPHANUMERIC};
 use warp::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 
-use super::auth::Auth;
-use super::data::Catalog;
 use super::error::RequestError;
-use super::{api, assets, ui, WebState};
-use crate::store::Hash;
 
 /// Largest request body accepted (forms, API writes).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// The Content-Security-Policy of every HTML page.
 pub const CSP: &str =
     "default-src 'self'; img-src 'self' data:; script-src 'self'; style-src 'self'; frame-ancestors 'none'";
-/// Artifacts never change (they are named by their hash).
-const IMMUTABLE: &str = "public, max-age=31536000, immutable";
-/// The 8-byte PNG signature.
-const PNG_MAGIC: &[u8] = b"\x89PNG\r\n\x1a\n";
 
-/// The response type of every handler here.
+/// The response type of every handler.
 pub type Response = warp::http::Response<Vec<u8>>;
 
-/// Shared server state: the daemon's [`WebState`] plus auth keys and the listing cache.
-pub struct App {
-    pub state: WebState,
-    pub auth: Auth,
-    pub catalog: Catalog,
+/// Why a request body was not taken.
+#[derive(Debug, Clone)]
+pub enum BodyError {
+    /// More than the route's limit.
+    TooLarge { limit: usize },
+    /// The connection failed while reading it.
+    Unreadable(Arc<warp::Error>),
 }
 
-impl App {
-    pub fn new(state: WebState) -> App {
-        let auth = Auth::new(state.token.clone());
-        let catalog = Catalog::new(state.store.clone());
-        App { state, auth, catalog }
+impl From<&BodyError> for RequestError {
+    fn from(e: &BodyError) -> RequestError {
+        match e {
+            BodyError::TooLarge { limit } => RequestError::PayloadTooLarge { limit: *limit },
+            BodyError::Unreadable(source) => RequestError::Body { source: source.clone() },
+        }
     }
 }
 
@@ -50,8 +45,8 @@ pub struct Request {
     /// The raw query string (may be empty).
     pub query: String,
     pub headers: HeaderMap,
-    /// The body, or why it was refused (too large, unreadable).
-    pub body: Result<Vec<u8>, RequestError>,
+    /// The body (read for POST only), or why it was refused.
+    pub body: Result<Vec<u8>, BodyError>,
 }
 
 impl Request {
@@ -62,22 +57,18 @@ impl Request {
 
     /// Decoded form fields of an `application/x-www-form-urlencoded` body.
     pub fn form(&self) -> Result<HashMap<String, String>, RequestError> {
-        let body = self.body.as_ref().map_err(|e| match e {
-            RequestError::PayloadTooLarge { limit } => RequestError::PayloadTooLarge { limit: *limit },
-            other => RequestError::bad_request(other.to_string()),
-        })?;
+        let body = self.body.as_ref().map_err(RequestError::from)?;
         Ok(url::form_urlencoded::parse(body).into_owned().collect())
     }
 
     /// The body must be acceptable (size) even where it is not used.
     pub fn check_body(&self) -> Result<(), RequestError> {
-        match &self.body {
-            Ok(_) => Ok(()),
-            Err(RequestError::PayloadTooLarge { limit }) => {
-                Err(RequestError::PayloadTooLarge { limit: *limit })
-            }
-            Err(e) => Err(RequestError::bad_request(e.to_string())),
-        }
+        self.body.as_ref().map(|_| ()).map_err(RequestError::from)
+    }
+
+    /// `405 Method Not Allowed` for this request.
+    pub fn method_not_allowed(&self) -> RequestError {
+        RequestError::MethodNotAllowed { method: self.method.to_string(), path: self.path.clone() }
     }
 }
 
@@ -99,24 +90,16 @@ pub fn parse_id(seg: &str) -> Result<u64, RequestError> {
     seg.parse().map_err(|_| RequestError::not_found(format!("crawl {seg:?}")))
 }
 
-/// Route one request.
-pub async fn handle(app: Arc<App>, req: Request) -> Response {
-    let path = req.path.clone();
-    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let mut resp = match segs.as_slice() {
-        ["api", rest @ ..] => api::handle(&app, &req, rest).await.unwrap_or_else(|e| json_error(&e)),
-        ["artifacts", rest @ ..] => artifact(&app, &req, rest).await.unwrap_or_else(|e| text_error(&e)),
-        ["static", rest @ ..] => assets::serve(&req, rest).unwrap_or_else(|e| text_error(&e)),
-        _ => ui::handle(&app, &req, &segs).await,
-    };
+/// The headers every response of the app (UI, API, artifacts, assets) carries.
+pub fn add_security_headers(resp: &mut Response) {
     let h = resp.headers_mut();
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    resp
 }
 
-fn response(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response {
+/// A response with a status, a content type and a body.
+pub fn response(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response {
     let mut r = Response::new(body);
     *r.status_mut() = status;
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -127,7 +110,7 @@ fn response(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Re
 pub fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
     match serde_json::to_vec(value) {
         Ok(body) => response(status, "application/json", body),
-        Err(e) => json_error(&RequestError::Internal { op: "encoding JSON", reason: e.to_string() }),
+        Err(e) => json_error(&RequestError::internal("encoding JSON", e)),
     }
 }
 
@@ -173,36 +156,6 @@ pub fn with_cookie(mut r: Response, cookie: &str) -> Response {
     r
 }
 
-/// `GET /artifacts/{hash}`: 64 hex digits only; PNG as image/png, anything else as plain text.
-async fn artifact(app: &App, req: &Request, rest: &[&str]) -> Result<Response, RequestError> {
-    let [hex] = rest else { return Err(RequestError::not_found("artifact")) };
-    if req.method != Method::GET && req.method != Method::HEAD {
-        return Err(RequestError::MethodNotAllowed {
-            method: req.method.to_string(),
-            path: req.path.clone(),
-        });
-    }
-    let hash = Hash::from_hex(hex).ok_or_else(|| RequestError::not_found("artifact (not a hash)"))?;
-    if req.headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(&format!("\"{hash}\"")) {
-        let mut r = response(StatusCode::NOT_MODIFIED, "text/plain; charset=utf-8", Vec::new());
-        r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
-        return Ok(r);
-    }
-    let store = app.state.store.clone();
-    let bytes = super::data::blocking("reading an artifact", move || Ok(store.blob(&hash)?))
-        .await?
-        .ok_or_else(|| RequestError::not_found(format!("artifact {hash}")))?;
-    let ct = if bytes.starts_with(PNG_MAGIC) { "image/png" } else { "text/plain; charset=utf-8" };
-    let mut r = response(StatusCode::OK, ct, bytes);
-    let h = r.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; sandbox"));
-    if let Ok(v) = HeaderValue::from_str(&format!("\"{hash}\"")) {
-        h.insert(header::ETAG, v);
-    }
-    Ok(r)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,5 +167,12 @@ mod tests {
         assert!(!encode(key).contains('/'));
         assert!(decode_segment("%ff").is_err());
         assert!(parse_id("12x").is_err());
+    }
+
+    #[test]
+    fn unauthorized_json_names_the_scheme() {
+        let r = json_error(&RequestError::Unauthorized);
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(r.headers()[header::WWW_AUTHENTICATE], "Bearer realm=\"sitediff\"");
     }
 }

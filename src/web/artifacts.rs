@@ -1,0 +1,38 @@
+//! `GET /artifacts/{hash}`: stored blobs by their hash (64 hex digits only), immutable and cached
+//! forever; PNGs as `image/png`, anything else (captured HTML included) as plain text in a sandbox.
+
+use warp::http::{header, HeaderValue, StatusCode};
+
+use super::app::App;
+use super::data::blocking;
+use super::error::RequestError;
+use super::http::{response, Request, Response};
+use crate::store::Hash;
+
+/// Artifacts never change (they are named by their hash).
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// The 8-byte PNG signature.
+const PNG_MAGIC: &[u8] = b"\x89PNG\r\n\x1a\n";
+
+/// Serve one artifact; `304` when the client has it already.
+pub async fn serve(app: &App, req: &Request, hex: &str) -> Result<Response, RequestError> {
+    let hash = Hash::from_hex(hex).ok_or_else(|| RequestError::not_found("artifact (not a hash)"))?;
+    if req.headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(&format!("\"{hash}\"")) {
+        let mut r = response(StatusCode::NOT_MODIFIED, "text/plain; charset=utf-8", Vec::new());
+        r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+        return Ok(r);
+    }
+    let store = app.state.store.clone();
+    let bytes = blocking("reading an artifact", move || Ok(store.blob(&hash)?))
+        .await?
+        .ok_or_else(|| RequestError::not_found(format!("artifact {hash}")))?;
+    let ct = if bytes.starts_with(PNG_MAGIC) { "image/png" } else { "text/plain; charset=utf-8" };
+    let mut r = response(StatusCode::OK, ct, bytes);
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; sandbox"));
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{hash}\"")) {
+        h.insert(header::ETAG, v);
+    }
+    Ok(r)
+}
