@@ -6,7 +6,6 @@
 //! page approvals, crawl-now) below `web` and `cli` ; `metrics` at every step.
 
 pub mod capture;
-pub mod cli;
 pub mod compare;
 pub mod config;
 pub mod crawl;

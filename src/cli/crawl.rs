@@ -7,12 +7,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
 use super::{find_site, load_plugins, open_store, runtime, ConfigArg, EXIT_CHANGES, EXIT_ERROR, EXIT_OK};
-use crate::capture::pool::BrowserPool;
-use crate::config::{Config, SiteConfig};
-use crate::crawl::DiscoveredPage;
-use crate::report::CrawlReport;
-use crate::store::{CrawlRecord, CrawlStatus, PageRecord};
-use crate::sweep::{SweepObserver, Sweeper};
+use sitediff::capture::pool::BrowserPool;
+use sitediff::config::{Config, SiteConfig};
+use sitediff::crawl::DiscoveredPage;
+use sitediff::report::CrawlReport;
+use sitediff::store::{CrawlRecord, CrawlStatus, PageRecord};
+use sitediff::sweep::{SweepObserver, Sweeper};
 
 #[derive(Debug, clap::Args)]
 pub struct CrawlArgs {
@@ -36,7 +36,7 @@ impl SweepObserver for Progress {
     }
     fn page_done(&self, page: &PageRecord) {
         self.0.inc(1);
-        if page.change == crate::store::PageChange::Failed {
+        if page.change == sitediff::store::PageChange::Failed {
             self.0.println(format!(
                 "  failed {}: {}",
                 page.key,

@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::Context;
 
 use crate::cli::{EXIT_CHANGES, EXIT_OK};
-use crate::diff::{self, DiffOptions, DiffOutcome, ImageSource};
+use sitediff::diff::{self, DiffOptions, DiffOutcome, ImageSource};
 
 /// Buffer of the diff image file writer.
 const OUT_BUFFER: usize = 1 << 20;

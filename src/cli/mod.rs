@@ -7,9 +7,9 @@ use clap::{Parser, Subcommand};
 
 use std::sync::Arc;
 
-use crate::config::{Config, PluginConfig, SiteConfig};
-use crate::plugin::PluginHost;
-use crate::store::Store;
+use sitediff::config::{Config, PluginConfig, SiteConfig};
+use sitediff::plugin::PluginHost;
+use sitediff::store::Store;
 
 pub mod crawl;
 pub mod diff;

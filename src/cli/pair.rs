@@ -8,8 +8,8 @@ use url::Url;
 
 use super::crawl::run_site;
 use super::ConfigArg;
-use crate::config::{Config, SiteConfig};
-use crate::crawl::links::{normalize_url, Scope};
+use sitediff::config::{Config, SiteConfig};
+use sitediff::crawl::links::{normalize_url, Scope};
 
 /// Longest site name (the config's rule).
 const MAX_SITE_NAME: usize = 64;

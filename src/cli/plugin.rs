@@ -8,9 +8,9 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use serde::Serialize;
 
-use crate::config::PluginLimits;
-use crate::diff::{self, DiffOptions, Rect, RgbaImage};
-use crate::plugin::{PageContext, PluginError, PluginHost, PluginInfo, PluginKind, Size};
+use sitediff::config::PluginLimits;
+use sitediff::diff::{self, DiffOptions, Rect, RgbaImage};
+use sitediff::plugin::{PageContext, PluginError, PluginHost, PluginInfo, PluginKind, Size};
 
 use super::EXIT_OK;
 

@@ -4,8 +4,8 @@
 use std::process::ExitCode;
 
 use super::{find_site, open_store, ConfigArg, EXIT_OK};
-use crate::review::Review;
-pub use crate::review::Verdict;
+use sitediff::review::Review;
+pub use sitediff::review::Verdict;
 
 #[derive(Debug, clap::Args)]
 pub struct ReviewArgs {

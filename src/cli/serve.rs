@@ -25,7 +25,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             eprintln!("sitediff: stopping");
             on_signal.cancel();
         });
-        crate::daemon::run(cfg, plugins, shutdown, None).await
+        sitediff::daemon::run(cfg, plugins, shutdown, None).await
     })?;
     Ok(ExitCode::from(EXIT_OK))
 }

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use super::{find_site, open_store, ConfigArg, EXIT_OK};
-use crate::report::CrawlReport;
-use crate::store::CrawlRecord;
+use sitediff::report::CrawlReport;
+use sitediff::store::CrawlRecord;
 
 /// Crawls listed per site in `status SITE`.
 const CRAWLS_SHOWN: usize = 20;

@@ -10,10 +10,10 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::multipart::{Form, Part};
 
 use super::{find_site, load_plugins, open_store, runtime, ConfigArg, EXIT_CHANGES, EXIT_ERROR, EXIT_OK};
-use crate::compare::Comparer;
-use crate::report::CrawlReport;
-use crate::store::CrawlStatus;
-use crate::upload::{self, UploadedImage};
+use sitediff::compare::Comparer;
+use sitediff::report::CrawlReport;
+use sitediff::store::CrawlStatus;
+use sitediff::upload::{self, UploadedImage};
 
 /// Characters kept as they are in the file names sent to a daemon (the rest percent-encoded).
 const FILE_NAME_KEEP: &AsciiSet = &NON_ALPHANUMERIC.remove(b'/').remove(b'.').remove(b'-').remove(b'_');
