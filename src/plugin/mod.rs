@@ -6,8 +6,10 @@
 //! version, and then runs calls ([`PluginHost::mask`], [`PluginHost::score`]) in a fresh store each.
 //! Calls are blocking CPU work: run them off the async threads (`spawn_blocking`).
 
+use std::error::Error as StdError;
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -16,6 +18,7 @@ use crate::capture::SelectorRects;
 use crate::diff::{Rect, RgbaImage};
 
 pub mod abi;
+mod check;
 mod host;
 
 pub use host::{PluginHost, PluginInfo};
@@ -105,6 +108,23 @@ pub struct ScoreOutput {
     pub stats: CallStats,
 }
 
+/// A wasmtime failure kept as the source of a [`PluginError`] (wasmtime's own error type converts
+/// into it with its whole chain of causes).
+pub type WasmError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// An error and its causes on one line, `outer: inner: innermost` (what `{:#}` printed for the
+/// wasmtime errors these messages used to carry as text).
+fn chain(e: &(dyn StdError + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    text
+}
+
 /// Everything that can go wrong loading or calling a plugin. Every variant names the plugin.
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
@@ -115,8 +135,13 @@ pub enum PluginError {
         #[source]
         source: std::io::Error,
     },
-    #[error("plugin {plugin}: {} is not a valid WebAssembly module: {reason}", path.display())]
-    Compile { plugin: String, path: PathBuf, reason: String },
+    #[error("plugin {plugin}: {} is not a valid WebAssembly module: {}", path.display(), chain(&**source))]
+    Compile {
+        plugin: String,
+        path: PathBuf,
+        #[source]
+        source: WasmError,
+    },
     #[error("plugin {plugin}: missing export `{export}` (ABI v1 needs {expected})")]
     MissingExport { plugin: String, export: String, expected: String },
     #[error("plugin {plugin}: export `{export}` {problem}")]
@@ -128,14 +153,26 @@ pub enum PluginError {
     UnsupportedImport { plugin: String, module: String, name: String },
     #[error("plugin {plugin}: ABI version {found}, but this sitediff speaks version {supported}")]
     AbiVersion { plugin: String, found: i32, supported: i32 },
-    #[error("plugin {plugin}: cannot be instantiated: {reason}")]
-    Instantiate { plugin: String, reason: String },
+    #[error("plugin {plugin}: cannot be instantiated: {}", chain(&**source))]
+    Instantiate {
+        plugin: String,
+        #[source]
+        source: WasmError,
+    },
+    #[error("plugin {plugin}: cannot be instantiated: no exported memory")]
+    NoMemory { plugin: String },
     #[error("no plugin named {plugin:?} is loaded")]
     Unknown { plugin: String },
     #[error("plugin {plugin} is a {actual} plugin, not a {wanted} plugin")]
     WrongKind { plugin: String, wanted: PluginKind, actual: PluginKind },
+    /// The call failed inside wasm: `reason` names the trap (or gives the error's chain).
     #[error("plugin {plugin}: trapped: {reason}")]
-    Trap { plugin: String, reason: String },
+    Trap {
+        plugin: String,
+        reason: String,
+        #[source]
+        source: WasmError,
+    },
     #[error("plugin {plugin}: ran out of fuel (limit {fuel} units per call)")]
     OutOfFuel { plugin: String, fuel: u64 },
     #[error("plugin {plugin}: timed out (limit {} ms per call)", timeout.as_millis())]
@@ -148,8 +185,21 @@ pub enum PluginError {
     Failed { plugin: String, code: i64 },
     #[error("plugin {plugin}: input rejected: {reason}")]
     Input { plugin: String, reason: String },
-    #[error("plugin {plugin}: wasm engine: {reason}")]
-    Engine { plugin: String, reason: String },
+    #[error("plugin {plugin}: input rejected: context: {source}")]
+    Context {
+        plugin: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Setting up the shared engine failed (shared by every plugin, hence the `Arc`).
+    #[error("plugin {plugin}: wasm engine: {step}: {}", chain(&**source))]
+    Engine {
+        plugin: String,
+        /// What the host was doing, e.g. `starting the epoch ticker thread`.
+        step: &'static str,
+        #[source]
+        source: Arc<dyn StdError + Send + Sync + 'static>,
+    },
 }
 
 impl PluginError {
@@ -163,6 +213,7 @@ impl PluginError {
             | PluginError::UnsupportedImport { plugin, .. }
             | PluginError::AbiVersion { plugin, .. }
             | PluginError::Instantiate { plugin, .. }
+            | PluginError::NoMemory { plugin }
             | PluginError::Unknown { plugin }
             | PluginError::WrongKind { plugin, .. }
             | PluginError::Trap { plugin, .. }
@@ -172,6 +223,7 @@ impl PluginError {
             | PluginError::BadOutput { plugin, .. }
             | PluginError::Failed { plugin, .. }
             | PluginError::Input { plugin, .. }
+            | PluginError::Context { plugin, .. }
             | PluginError::Engine { plugin, .. } => plugin,
         }
     }
@@ -186,14 +238,14 @@ impl PluginError {
             | PluginError::BadExport { .. }
             | PluginError::UnsupportedImport { .. }
             | PluginError::AbiVersion { .. } => "abi",
-            PluginError::Instantiate { .. } => "instantiate",
+            PluginError::Instantiate { .. } | PluginError::NoMemory { .. } => "instantiate",
             PluginError::Unknown { .. } | PluginError::WrongKind { .. } => "not_applicable",
             PluginError::Trap { .. } => "trap",
             PluginError::OutOfFuel { .. } => "out_of_fuel",
             PluginError::Timeout { .. } => "timeout",
             PluginError::MemoryLimit { .. } => "memory_limit",
             PluginError::BadOutput { .. } | PluginError::Failed { .. } => "bad_output",
-            PluginError::Input { .. } => "input",
+            PluginError::Input { .. } | PluginError::Context { .. } => "input",
             PluginError::Engine { .. } => "engine",
         }
     }
@@ -201,3 +253,6 @@ impl PluginError {
 
 /// Metrics label of a successful plugin call.
 pub const OUTCOME_OK: &str = "ok";
+
+#[cfg(test)]
+mod tests;
