@@ -98,8 +98,7 @@ impl<C: Capturer + 'static> Sweeper<C> {
         });
 
         let site = Arc::new(site.clone());
-        let task_err =
-            |e: tokio::task::JoinError| SweepError::Task { site: site.name.clone(), reason: e.to_string() };
+        let task_err = |source: tokio::task::JoinError| SweepError::Task { site: site.name.clone(), source };
         let ctx = PairCtx { site: site.clone(), run, base_scope, base_client };
         let concurrency = self.concurrency.max(1);
 
