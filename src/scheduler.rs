@@ -267,26 +267,11 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
-    use crate::capture::{Capture, CaptureError, CaptureRequest};
     use crate::store::{CrawlStatus, Store};
-
-    /// A capturer for sites whose pages never reach the browser (their server does not answer).
-    struct NoBrowser;
-
-    impl Capturer for NoBrowser {
-        async fn capture(&self, _req: CaptureRequest) -> Result<Capture, CaptureError> {
-            Err(CaptureError::Closed)
-        }
-    }
+    use crate::sweep::tests::{dead_site, NoBrowser};
 
     fn config(extra: &str, sites: &str) -> Config {
         Config::parse(&format!("{extra}\n{sites}"), Path::new("/tmp/x/sitediff.toml")).unwrap()
-    }
-
-    /// A site named `name` whose start URL refuses connections (a loopback port just released).
-    fn dead_site(name: &str, schedule: &str) -> String {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        format!("[[sites]]\nname = \"{name}\"\nstart = \"http://127.0.0.1:{port}/\"\n{schedule}\n")
     }
 
     fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {

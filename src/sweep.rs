@@ -440,3 +440,6 @@ async fn blocking<T: Send + 'static>(
 fn tokio_stream_from<T: Send + 'static>(mut rx: mpsc::Receiver<T>) -> impl futures::Stream<Item = T> {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
+
+#[cfg(test)]
+pub(crate) mod tests;
