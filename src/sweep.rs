@@ -206,7 +206,12 @@ impl<C: Capturer + 'static> Sweeper<C> {
         cancel: CancellationToken,
         observer: Arc<dyn SweepObserver>,
     ) -> Result<(Vec<PageRecord>, DiscoveryStats), SweepError> {
-        let client = crawl::http_client(&site.name, &site.scope, site.request_timeout, &site.capture)?;
+        let client = crawl::http_client(
+            &site.name,
+            &site.scope,
+            site.request_timeout,
+            &request_options(&site.capture),
+        )?;
         let mut seeds = Vec::new();
         if site.crawl || site.urls.is_empty() {
             seeds.push(site.start.clone());
@@ -316,6 +321,16 @@ impl<C: Capturer + 'static> Sweeper<C> {
         let rec = record.clone();
         blocking(&site.name, move || store.put_page(run.crawl_id, &rec, &[])).await?.map_err(store_err)?;
         Ok(record)
+    }
+}
+
+/// What discovery sends with every request: the site's headers, cookies, basic auth and user agent.
+fn request_options(o: &crate::config::CaptureOptions) -> crawl::RequestOptions {
+    crawl::RequestOptions {
+        headers: o.headers.clone(),
+        cookies: o.cookies.iter().map(|c| (c.name.clone(), c.value.clone())).collect(),
+        basic_auth: o.basic_auth.as_ref().map(|a| (a.user.clone(), a.password.clone())),
+        user_agent: o.user_agent.clone(),
     }
 }
 

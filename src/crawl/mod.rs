@@ -102,6 +102,18 @@ enum Fetched {
     Error { url: Url, status: Option<u16>, reason: String },
 }
 
+/// What discovery sends with every request of a site: the site's extra headers, cookies, basic
+/// auth and user agent (taken from its capture options by the caller).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct RequestOptions {
+    pub headers: Vec<(String, String)>,
+    /// Cookie names and values, sent as one `Cookie` header.
+    pub cookies: Vec<(String, String)>,
+    /// User and password of HTTP basic auth.
+    pub basic_auth: Option<(String, String)>,
+    pub user_agent: Option<String>,
+}
+
 /// Build the HTTP client for one crawl: redirects followed only inside the scope; the site's
 /// extra headers, cookies, basic auth and user agent sent with every request (all of them stay
 /// inside the prefix).
@@ -109,7 +121,7 @@ pub fn http_client(
     site: &str,
     scope: &Scope,
     timeout: Duration,
-    opts: &crate::config::CaptureOptions,
+    opts: &RequestOptions,
 ) -> Result<reqwest::Client, CrawlError> {
     let scope = scope.clone();
     let policy = reqwest::redirect::Policy::custom(move |attempt| {
@@ -138,10 +150,7 @@ const DEFAULT_USER_AGENT: &str = concat!("sitediff/", env!("CARGO_PKG_VERSION"))
 
 /// The headers discovery sends with every request for `site`: its `headers`, `cookies` and
 /// `basic_auth`.
-pub fn request_headers(
-    site: &str,
-    opts: &crate::config::CaptureOptions,
-) -> Result<http::HeaderMap, CrawlError> {
+pub fn request_headers(site: &str, opts: &RequestOptions) -> Result<http::HeaderMap, CrawlError> {
     use base64::Engine;
     use http::header::{HeaderName, HeaderValue, AUTHORIZATION, COOKIE};
     let value_err =
@@ -157,13 +166,12 @@ pub fn request_headers(
         map.insert(name, value);
     }
     if !opts.cookies.is_empty() {
-        let text: Vec<String> = opts.cookies.iter().map(|c| format!("{}={}", c.name, c.value)).collect();
+        let text: Vec<String> = opts.cookies.iter().map(|(name, value)| format!("{name}={value}")).collect();
         let value = HeaderValue::from_str(&text.join("; ")).map_err(value_err("cookies".into()))?;
         map.insert(COOKIE, value);
     }
-    if let Some(auth) = &opts.basic_auth {
-        let token =
-            base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", auth.user, auth.password));
+    if let Some((user, password)) = &opts.basic_auth {
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
         let mut value =
             HeaderValue::from_str(&format!("Basic {token}")).map_err(value_err("basic_auth".into()))?;
         value.set_sensitive(true);
@@ -402,30 +410,25 @@ mod tests {
 
     #[test]
     fn request_headers_carry_headers_cookies_and_basic_auth() {
-        use crate::config::{BasicAuth, CaptureOptions, Cookie};
-        let opts = CaptureOptions {
+        let opts = RequestOptions {
             headers: vec![("X-Env".into(), "staging".into())],
-            cookies: vec![
-                Cookie { name: "a".into(), value: "1".into() },
-                Cookie { name: "b".into(), value: "2".into() },
-            ],
-            basic_auth: Some(BasicAuth { user: "u".into(), password: "pw".into() }),
-            ..CaptureOptions::default()
+            cookies: vec![("a".into(), "1".into()), ("b".into(), "2".into())],
+            basic_auth: Some(("u".into(), "pw".into())),
+            ..RequestOptions::default()
         };
         let h = request_headers("s", &opts).unwrap();
         assert_eq!(h["x-env"], "staging");
         assert_eq!(h["cookie"], "a=1; b=2");
         assert_eq!(h["authorization"], "Basic dTpwdw==");
         assert!(h["authorization"].is_sensitive());
-        assert!(request_headers("s", &CaptureOptions::default()).unwrap().is_empty());
+        assert!(request_headers("s", &RequestOptions::default()).unwrap().is_empty());
     }
 
     #[test]
     fn bad_headers_name_the_site_and_keep_the_cause() {
-        use crate::config::{CaptureOptions, Cookie};
         use std::error::Error as _;
         let bad_name =
-            CaptureOptions { headers: vec![("X Bad".into(), "v".into())], ..CaptureOptions::default() };
+            RequestOptions { headers: vec![("X Bad".into(), "v".into())], ..RequestOptions::default() };
         let e = request_headers("docs", &bad_name).unwrap_err();
         assert!(matches!(&e, CrawlError::HeaderName { site, name, .. } if site == "docs" && name == "X Bad"));
         assert!(
@@ -435,15 +438,13 @@ mod tests {
         assert!(e.source().is_some_and(|s| s.is::<http::header::InvalidHeaderName>()), "{e:?}");
 
         let bad_value =
-            CaptureOptions { headers: vec![("X-Ok".into(), "a\nb".into())], ..CaptureOptions::default() };
+            RequestOptions { headers: vec![("X-Ok".into(), "a\nb".into())], ..RequestOptions::default() };
         let e = request_headers("docs", &bad_value).unwrap_err();
         assert!(matches!(&e, CrawlError::HeaderValue { what, .. } if what == "header \"X-Ok\""), "{e:?}");
         assert!(e.source().is_some_and(|s| s.is::<http::header::InvalidHeaderValue>()), "{e:?}");
 
-        let bad_cookie = CaptureOptions {
-            cookies: vec![Cookie { name: "a".into(), value: "\u{7f}".into() }],
-            ..CaptureOptions::default()
-        };
+        let bad_cookie =
+            RequestOptions { cookies: vec![("a".into(), "\u{7f}".into())], ..RequestOptions::default() };
         let e = request_headers("docs", &bad_cookie).unwrap_err();
         assert!(matches!(&e, CrawlError::HeaderValue { what, .. } if what == "cookies"), "{e:?}");
         let scope = links::Scope::new(&Url::parse("http://127.0.0.1:1/docs/").unwrap());

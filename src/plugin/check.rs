@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use wasmtime::{ExternType, FuncType, Module, ValType};
 
 use super::abi;
-use super::{PluginError, PluginKind};
+use super::error::PluginError;
+use super::model::PluginKind;
 
 /// Bytes of one wasm page.
 pub(super) const WASM_PAGE: usize = 65_536;

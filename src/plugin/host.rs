@@ -16,9 +16,8 @@ use wasmtime::{
 
 use super::abi::{self, EntryResult};
 use super::check::{check_module, WASM_PAGE};
-use super::{
-    CallStats, MaskOutput, PageContext, PluginError, PluginKind, ScoreOutput, Size, WasmError, OUTCOME_OK,
-};
+use super::error::{PluginError, WasmError, OUTCOME_OK};
+use super::model::{CallStats, MaskOutput, PageContext, PluginKind, ScoreOutput, Size};
 use crate::capture::SelectorRects;
 use crate::config::{PluginConfig, PluginLimits};
 use crate::diff::{DiffOutcome, Rect, RgbaImage};

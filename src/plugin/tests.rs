@@ -3,8 +3,10 @@
 
 use std::error::Error as StdError;
 
+use super::error::chain;
 use super::*;
 use crate::config::PluginLimits;
+use crate::diff::RgbaImage;
 
 /// Load one plugin from WAT text written to a temporary file.
 fn load_wat(name: &str, wat: &str) -> (tempfile::TempDir, Result<PluginHost, Vec<PluginError>>) {

@@ -73,8 +73,9 @@ impl<C: Capturer + 'static> Sweeper<C> {
         observer: Arc<dyn SweepObserver>,
     ) -> Result<(Vec<PageRecord>, DiscoveryStats), SweepError> {
         let base_scope = Scope::new(base);
-        let head_client = crawl::http_client(&site.name, &site.scope, site.request_timeout, &site.capture)?;
-        let base_client = crawl::http_client(&site.name, &base_scope, site.request_timeout, &site.capture)?;
+        let request = super::request_options(&site.capture);
+        let head_client = crawl::http_client(&site.name, &site.scope, site.request_timeout, &request)?;
+        let base_client = crawl::http_client(&site.name, &base_scope, site.request_timeout, &request)?;
         let (htx, hrx) = mpsc::channel(DISCOVERY_BUFFER);
         let (btx, mut brx) = mpsc::channel::<DiscoveredPage>(DISCOVERY_BUFFER);
         let head_discovery = tokio::spawn(crawl::discover(

@@ -211,3 +211,18 @@ async fn a_crawl_cancelled_before_it_starts_is_interrupted() {
     assert_eq!(rec.counts.pages, 0);
     assert_eq!(store.crawl(rec.id).unwrap().unwrap().error.as_deref(), Some(INTERRUPTED_REASON));
 }
+
+#[test]
+fn discovery_sends_the_site_s_headers_cookies_auth_and_user_agent() {
+    use crate::config::{BasicAuth, Cookie};
+    let mut s = site("");
+    s.capture.headers = vec![("X-Env".into(), "staging".into())];
+    s.capture.cookies = vec![Cookie { name: "a".into(), value: "1".into() }];
+    s.capture.basic_auth = Some(BasicAuth { user: "u".into(), password: "pw".into() });
+    s.capture.user_agent = Some("bot/1".into());
+    let r = request_options(&s.capture);
+    assert_eq!(r.headers, [("X-Env".to_string(), "staging".to_string())]);
+    assert_eq!(r.cookies, [("a".to_string(), "1".to_string())]);
+    assert_eq!(r.basic_auth, Some(("u".to_string(), "pw".to_string())));
+    assert_eq!(r.user_agent.as_deref(), Some("bot/1"));
+}
