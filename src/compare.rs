@@ -175,13 +175,7 @@ impl Comparer {
         if let Some(m) = &self.metrics {
             m.diff_observed(started.elapsed().as_secs_f64());
         }
-        if rec.change != PageChange::Failed {
-            if let Some(d) = rec.distortion {
-                let score = *rec.score.get_or_insert(d);
-                rec.change =
-                    if score > site.max_distortion { PageChange::Changed } else { PageChange::Unchanged };
-            }
-        }
+        decide(rec, site.max_distortion);
     }
 
     fn has_kind(&self, site: &SiteConfig, kind: PluginKind) -> bool {
@@ -281,6 +275,19 @@ impl Comparer {
     }
 }
 
+/// Decide `changed` / `unchanged` for a compared page: its score (the score plugins' verdict, else
+/// the distortion, which then becomes the score) against the site's `max_distortion`. Failed pages
+/// and pages with nothing measured (no baseline: `new`) keep their change.
+fn decide(rec: &mut PageRecord, max_distortion: f64) {
+    if rec.change == PageChange::Failed {
+        return;
+    }
+    if let Some(d) = rec.distortion {
+        let score = *rec.score.get_or_insert(d);
+        rec.change = if score > max_distortion { PageChange::Changed } else { PageChange::Unchanged };
+    }
+}
+
 /// The record of a fresh capture, not compared yet (change `new`), and its artifacts: the PNG first,
 /// then the HTML.
 pub fn capture_record(
@@ -313,4 +320,236 @@ pub fn capture_record(
         ..PageRecord::new(page.key.clone(), page.url.to_string())
     };
     (rec, vec![capture.png, html_bytes])
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::{Config, PluginLimits};
+    use crate::store::{Blob, CrawlKind};
+
+    const SIDE: u32 = 10;
+
+    fn site(max_distortion: f64, threshold: f64) -> SiteConfig {
+        let text = "[[sites]]\nname = \"docs\"\nstart = \"http://127.0.0.1:1/\"\n";
+        let mut site = Config::parse(text, Path::new("/tmp/x/sitediff.toml")).unwrap().sites.remove(0);
+        site.max_distortion = max_distortion;
+        site.threshold = threshold;
+        site
+    }
+
+    /// A white square with the pixels in `dots` set to grey level `level`.
+    fn png(dots: &[(u32, u32)], level: u8) -> Vec<u8> {
+        let mut data = vec![255u8; (SIDE * SIDE * 4) as usize];
+        for &(x, y) in dots {
+            let i = ((y * SIDE + x) * 4) as usize;
+            data[i..i + 3].fill(level);
+        }
+        diff::encode_png(&RgbaImage { width: SIDE, height: SIDE, data }).unwrap()
+    }
+
+    struct Rig {
+        comparer: Comparer,
+        _dir: tempfile::TempDir,
+    }
+
+    fn rig(plugins: Option<Arc<PluginHost>>) -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.redb")).unwrap();
+        Rig { comparer: Comparer::new(store, plugins, None), _dir: dir }
+    }
+
+    impl Rig {
+        /// Store `png` as the approved capture of `/a` and return its baseline record.
+        fn baseline(&self, png: &[u8]) -> BaselineRecord {
+            let store = &self.comparer.store;
+            let c = store.begin_crawl("docs", CrawlKind::Site, "http://127.0.0.1:1/", None).unwrap();
+            let rec = PageRecord { png: Some(Hash::of(png)), ..PageRecord::new("/a".into(), "/a".into()) };
+            store.put_page(c.id, &rec, &[Blob::new(png)]).unwrap();
+            BaselineRecord {
+                crawl: c.id,
+                png: Hash::of(png),
+                html: None,
+                width: SIDE,
+                height: SIDE,
+                approved_at: 0,
+            }
+        }
+
+        fn compare(&self, site: &SiteConfig, new: Vec<u8>, baseline: Option<BaselineRecord>) -> Compared {
+            let rec = PageRecord {
+                png: Some(Hash::of(&new)),
+                width: SIDE,
+                height: SIDE,
+                ..PageRecord::new("/a".into(), "http://127.0.0.1:1/a".into())
+            };
+            self.comparer.compare_with_baseline(site, rec, vec![new], baseline).unwrap()
+        }
+    }
+
+    /// A score plugin that always answers `score` with the reason "flat".
+    fn score_plugin(dir: &Path, score: f64) -> Arc<PluginHost> {
+        score_plugin_returning(dir, score, (16i64 << 32) | 16)
+    }
+
+    /// A score plugin named `flat` whose entry point returns `result` (an output pointer and length,
+    /// or a negative failure code); its output buffer holds `score` and the reason "flat".
+    fn score_plugin_returning(dir: &Path, score: f64, result: i64) -> Arc<PluginHost> {
+        let bytes: String = score.to_le_bytes().iter().map(|b| format!("\\{b:02x}")).collect();
+        let wat = format!(
+            r#"(module
+              (memory (export "memory") 1)
+              (global $next (mut i32) (i32.const 1024))
+              (data (i32.const 16) "{bytes}\04\00\00\00flat")
+              (func (export "sitediff_abi_version") (result i32) i32.const 1)
+              (func (export "sitediff_alloc") (param $n i32) (result i32)
+                global.get $next
+                global.get $next
+                local.get $n
+                i32.add
+                global.set $next)
+              (func (export "sitediff_score") (param i32 i32 i32 i32 i32 i32 i32 i32) (result i64)
+                i64.const {result}))"#
+        );
+        let path = dir.join("flat.wat");
+        std::fs::write(&path, wat).unwrap();
+        Arc::new(PluginHost::load_file("flat", path, PluginLimits::default()).unwrap())
+    }
+
+    #[test]
+    fn decide_compares_the_score_with_max_distortion() {
+        let measured = |distortion: Option<f64>, score: Option<f64>, change: PageChange| PageRecord {
+            distortion,
+            score,
+            change,
+            ..PageRecord::new("/a".into(), "/a".into())
+        };
+        let mut r = measured(Some(0.2), None, PageChange::New);
+        decide(&mut r, 0.1);
+        assert_eq!((r.change, r.score), (PageChange::Changed, Some(0.2)), "the distortion becomes the score");
+        let mut r = measured(Some(0.1), None, PageChange::New);
+        decide(&mut r, 0.1);
+        assert_eq!(r.change, PageChange::Unchanged, "at the limit is not over it");
+        let mut r = measured(Some(0.0), None, PageChange::New);
+        decide(&mut r, 0.0);
+        assert_eq!(r.change, PageChange::Unchanged);
+        // A score plugin's verdict overrides the distortion, both ways.
+        let mut r = measured(Some(0.5), Some(0.01), PageChange::New);
+        decide(&mut r, 0.1);
+        assert_eq!((r.change, r.score), (PageChange::Unchanged, Some(0.01)));
+        let mut r = measured(Some(0.0), Some(0.9), PageChange::New);
+        decide(&mut r, 0.1);
+        assert_eq!(r.change, PageChange::Changed);
+        // Nothing measured (no baseline) stays new; a failed page stays failed.
+        let mut r = measured(None, None, PageChange::New);
+        decide(&mut r, 0.1);
+        assert_eq!((r.change, r.score), (PageChange::New, None));
+        let mut r = measured(Some(0.9), None, PageChange::Failed);
+        decide(&mut r, 0.1);
+        assert_eq!((r.change, r.score), (PageChange::Failed, None));
+    }
+
+    #[test]
+    fn a_page_without_baseline_is_new() {
+        let r = rig(None);
+        let c = r.compare(&site(0.0, 0.1), png(&[], 0), None);
+        assert_eq!(c.record.change, PageChange::New);
+        assert_eq!((c.record.distortion, c.record.baseline_png, c.record.baseline_crawl), (None, None, None));
+        assert_eq!(c.blobs.len(), 1, "no diff image");
+    }
+
+    #[test]
+    fn identical_bytes_are_unchanged_without_a_diff() {
+        let r = rig(None);
+        let base = png(&[(1, 1)], 0);
+        let b = r.baseline(&base);
+        let c = r.compare(&site(0.0, 0.1), base.clone(), Some(b.clone()));
+        assert_eq!(c.record.change, PageChange::Unchanged);
+        assert_eq!((c.record.distortion, c.record.score), (Some(0.0), Some(0.0)));
+        assert_eq!(c.record.baseline_crawl, Some(b.crawl));
+        assert_eq!((c.record.diff, c.blobs.len()), (None, 1));
+    }
+
+    #[test]
+    fn a_changed_pixel_is_changed_over_max_distortion_and_unchanged_under_it() {
+        let r = rig(None);
+        let b = r.baseline(&png(&[], 0));
+        let new = png(&[(3, 4)], 0);
+        let c = r.compare(&site(0.0, 0.1), new.clone(), Some(b.clone()));
+        assert_eq!(c.record.change, PageChange::Changed);
+        assert_eq!(c.record.diff_pixels, 1);
+        assert_eq!(c.record.distortion, Some(1.0 / f64::from(SIDE * SIDE)));
+        assert_eq!(c.record.regions.len(), 1);
+        let diff_png = c.blobs.get(1).expect("the diff image is stored with the page");
+        assert_eq!(c.record.diff, Some(Hash::of(diff_png)));
+
+        let c = r.compare(&site(0.05, 0.1), new, Some(b));
+        assert_eq!(c.record.change, PageChange::Unchanged, "1% is under a 5% max_distortion");
+        assert_eq!(c.record.diff_pixels, 1, "the difference is still measured");
+    }
+
+    #[test]
+    fn the_threshold_decides_which_pixel_differences_count() {
+        let r = rig(None);
+        let b = r.baseline(&png(&[], 0));
+        // A near-white pixel: under pixelmatch's 0.1 colour distance, over a zero threshold.
+        let faint = png(&[(5, 5)], 250);
+        let c = r.compare(&site(0.0, 0.1), faint.clone(), Some(b.clone()));
+        assert_eq!((c.record.change, c.record.diff_pixels), (PageChange::Unchanged, 0));
+        let c = r.compare(&site(0.0, 0.0), faint, Some(b));
+        assert_eq!((c.record.change, c.record.diff_pixels), (PageChange::Changed, 1));
+    }
+
+    #[test]
+    fn a_missing_baseline_artifact_makes_the_page_new() {
+        let r = rig(None);
+        let mut b = r.baseline(&png(&[], 0));
+        b.png = Hash::of(b"never stored");
+        let c = r.compare(&site(0.0, 0.1), png(&[(1, 1)], 0), Some(b));
+        assert_eq!(c.record.change, PageChange::New);
+        assert_eq!((c.record.baseline_crawl, c.record.baseline_png), (None, None));
+        assert!(c.record.error.as_deref().is_some_and(|e| e.contains("is missing")), "{:?}", c.record.error);
+    }
+
+    #[test]
+    fn a_score_plugin_overrides_the_distortion() {
+        let dir = tempfile::tempdir().unwrap();
+        // Identical captures, but the plugin scores 0.9: changed.
+        let r = rig(Some(score_plugin(dir.path(), 0.9)));
+        let mut s = site(0.1, 0.1);
+        s.plugins = vec!["flat".into()];
+        let same = png(&[(2, 2)], 0);
+        let b = r.baseline(&same);
+        let c = r.compare(&s, same, Some(b));
+        assert_eq!(c.record.distortion, Some(0.0));
+        assert_eq!((c.record.change, c.record.score), (PageChange::Changed, Some(0.9)));
+        assert_eq!(c.record.score_reason.as_deref(), Some("flat: flat"));
+
+        // A real difference, but the plugin scores 0: unchanged.
+        let r = rig(Some(score_plugin(dir.path(), 0.0)));
+        let b = r.baseline(&png(&[], 0));
+        let c = r.compare(&s, png(&[(1, 1), (2, 2), (3, 3)], 0), Some(b));
+        assert_eq!(c.record.diff_pixels, 3);
+        assert_eq!((c.record.change, c.record.score), (PageChange::Unchanged, Some(0.0)));
+    }
+
+    #[test]
+    fn a_failing_plugin_or_an_undecodable_capture_fails_the_page_not_the_comparison() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = site(0.1, 0.1);
+        s.plugins = vec!["flat".into()];
+        let r = rig(Some(score_plugin_returning(dir.path(), 0.5, -3)));
+        let b = r.baseline(&png(&[], 0));
+        let c = r.compare(&s, png(&[(1, 1)], 0), Some(b.clone()));
+        assert_eq!((c.record.outcome, c.record.change), (PageOutcome::PluginError, PageChange::Failed));
+        let error = c.record.error.unwrap_or_default();
+        assert!(error.contains("plugin flat: reported failure (returned -3)"), "{error}");
+        assert_eq!(c.record.score, None, "a failed page has no score");
+
+        let c = r.compare(&s, b"not a png".to_vec(), Some(b));
+        assert_eq!((c.record.outcome, c.record.change), (PageOutcome::CaptureError, PageChange::Failed));
+        assert!(c.record.error.is_some());
+    }
 }

@@ -103,14 +103,18 @@ pub async fn run(
     tracing::info!(%addr, sites = config.sites.len(), "sitediff serving");
     eprintln!("sitediff: serving on http://{addr}/ ({} sites)", config.sites.len());
     if let Some(tx) = ready {
-        let _ = tx.send(addr);
+        if tx.send(addr).is_err() {
+            tracing::warn!(%addr, "the caller no longer waits for the daemon to be ready");
+        }
     }
 
     shutdown.cancelled().await;
     tracing::info!("shutting down: no new crawls; in-flight pages finish");
     // 1. Stop scheduling and tell crawls to stop taking pages.
     crawl_cancel.cancel();
-    let _ = scheduler_task.await;
+    if let Err(e) = scheduler_task.await {
+        tracing::warn!(error = %e, "shutdown: the scheduler task failed");
+    }
     tracker.close();
     // 2. Let in-flight pages finish, within the deadline.
     if tokio::time::timeout(SHUTDOWN_DEADLINE, tracker.wait()).await.is_err() {
@@ -118,12 +122,24 @@ pub async fn run(
     }
     // 3. Whatever is still marked running is interrupted.
     let s = store.clone();
-    let _ = tokio::task::spawn_blocking(move || s.interrupt_running("sitediff was stopped during the crawl"))
-        .await;
+    match tokio::task::spawn_blocking(move || s.interrupt_running(crate::sweep::INTERRUPTED_REASON)).await {
+        Ok(Ok(ids)) if !ids.is_empty() => {
+            tracing::warn!(crawls = ?ids, "shutdown: crawls still running are now interrupted")
+        }
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(
+            error = %e, "shutdown: cannot mark running crawls interrupted (the next start will)"
+        ),
+        Err(e) => tracing::warn!(
+            error = %e, "shutdown: cannot mark running crawls interrupted (the next start will)"
+        ),
+    }
     // 4. Browser, then web server.
     pool.shutdown().await;
     web_cancel.cancel();
-    let _ = web_task.await;
+    if let Err(e) = web_task.await {
+        tracing::warn!(error = %e, "shutdown: the web server task failed");
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -20,6 +20,8 @@ use crate::structure::{StructuralChange, StructuralDiff};
 pub enum MetricsError {
     #[error("metric registration failed: {0}")]
     Register(#[from] prometheus::Error),
+    #[error("cannot encode the metrics: {0}")]
+    Encode(#[source] prometheus::Error),
     #[error("metrics are not valid UTF-8: {0}")]
     Utf8(#[from] std::string::FromUtf8Error),
 }
@@ -228,7 +230,9 @@ impl Metrics {
             Err(poisoned) => poisoned.into_inner().remove(site).unwrap_or_default(),
         };
         for key in old {
-            let _ = self.page_distortion.remove_label_values(&[site, &key]);
+            if let Err(e) = self.page_distortion.remove_label_values(&[site, &key]) {
+                tracing::warn!(site, page = %key, error = %e, "cannot remove a page distortion series");
+            }
         }
     }
 
@@ -254,7 +258,7 @@ impl Metrics {
     /// The text exposition format.
     pub fn render(&self) -> Result<String, MetricsError> {
         let mut buf = Vec::new();
-        TextEncoder::new().encode(&self.registry.gather(), &mut buf)?;
+        TextEncoder::new().encode(&self.registry.gather(), &mut buf).map_err(MetricsError::Encode)?;
         Ok(String::from_utf8(buf)?)
     }
 }

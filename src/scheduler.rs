@@ -126,60 +126,54 @@ impl<C: Capturer + 'static> Scheduler<C> {
     /// Run until cancelled: fire schedules, handle triggers. Crawls run on the tracker; they see
     /// the same cancellation token and end `interrupted` when it fires.
     pub async fn run(mut self) {
+        let now = Utc::now();
         for site in &self.config.sites {
             self.metrics.register_site(&site.name);
-            self.plan_next(site);
+            self.plan_next(site, now);
         }
         loop {
-            let now = Utc::now();
-            let wake = {
-                let shared = lock(&self.shared);
-                shared.next_run.values().min().copied()
-            };
-            let sleep = wake
-                .map(|w| (w - now).to_std().unwrap_or_default())
-                .unwrap_or(std::time::Duration::from_secs(3600));
+            let sleep = sleep_before_next(&lock(&self.shared).next_run, Utc::now());
             tokio::select! {
                 _ = self.cancel.cancelled() => break,
                 t = self.rx.recv() => match t {
-                    Some(t) => {
-                        let outcome = match self.config.site(&t.site) {
-                            None => TriggerOutcome::UnknownSite,
-                            Some(site) => self.start(site.clone(), Reason::Manual),
-                        };
-                        let _ = t.reply.send(outcome);
-                    }
+                    Some(t) => self.handle_trigger(t),
                     None => break,
                 },
-                _ = tokio::time::sleep(sleep) => {
-                    let now = Utc::now();
-                    let due: Vec<SiteConfig> = {
-                        let shared = lock(&self.shared);
-                        self.config.sites.iter()
-                            .filter(|s| shared.next_run.get(&s.name).is_some_and(|t| *t <= now))
-                            .cloned()
-                            .collect()
-                    };
-                    for site in due {
-                        if self.start(site.clone(), Reason::Schedule) == TriggerOutcome::AlreadyRunning {
-                            tracing::warn!(site = %site.name, "scheduled crawl skipped: the previous one is still running");
-                            self.metrics.schedule_skipped(&site.name);
-                        }
-                        self.plan_next(&site);
-                    }
-                }
+                _ = tokio::time::sleep(sleep) => self.fire_due(Utc::now()),
             }
         }
         // Answer triggers that raced with shutdown.
         self.rx.close();
         while let Ok(t) = self.rx.try_recv() {
-            let _ = t.reply.send(TriggerOutcome::ShuttingDown);
+            answer(t, TriggerOutcome::ShuttingDown);
         }
     }
 
-    fn plan_next(&self, site: &SiteConfig) {
+    /// Start a crawl a trigger asks for and answer it.
+    fn handle_trigger(&self, t: Trigger) {
+        let outcome = match self.config.site(&t.site) {
+            None => TriggerOutcome::UnknownSite,
+            Some(site) => self.start(site.clone(), Reason::Manual),
+        };
+        answer(t, outcome);
+    }
+
+    /// Start every site whose scheduled time has come (a site whose previous crawl still runs is
+    /// skipped and counted) and plan their next runs.
+    fn fire_due(&self, now: DateTime<Utc>) {
+        let due = due_sites(&self.config.sites, &lock(&self.shared).next_run, now);
+        for site in due {
+            if self.start(site.clone(), Reason::Schedule) == TriggerOutcome::AlreadyRunning {
+                tracing::warn!(site = %site.name, "scheduled crawl skipped: the previous one is still running");
+                self.metrics.schedule_skipped(&site.name);
+            }
+            self.plan_next(&site, now);
+        }
+    }
+
+    fn plan_next(&self, site: &SiteConfig, now: DateTime<Utc>) {
         let mut shared = lock(&self.shared);
-        match site.schedule.as_ref().and_then(|s| s.next_after(Utc::now())) {
+        match next_fire(site, now) {
             Some(t) => shared.next_run.insert(site.name.clone(), t),
             None => shared.next_run.remove(&site.name),
         };
@@ -198,7 +192,13 @@ impl<C: Capturer + 'static> Scheduler<C> {
         let cancel = self.cancel.clone();
         self.tracker.spawn(async move {
             let permit = tokio::select! {
-                p = slots.acquire_owned() => p.ok(),
+                p = slots.acquire_owned() => match p {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        tracing::warn!(site = %site.name, error = %e, "crawl not started: no slot can be had");
+                        None
+                    }
+                },
                 _ = cancel.cancelled() => None,
             };
             if permit.is_some() {
@@ -216,6 +216,38 @@ impl<C: Capturer + 'static> Scheduler<C> {
     }
 }
 
+/// How long the scheduler sleeps when no site has a schedule (triggers still wake it).
+const IDLE_SLEEP: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// When the site's schedule fires next after `now` (`None`: the site has no schedule).
+fn next_fire(site: &SiteConfig, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    site.schedule.as_ref().and_then(|s| s.next_after(now))
+}
+
+/// How long to sleep until the earliest planned run (zero when one is overdue).
+fn sleep_before_next(next_run: &HashMap<String, DateTime<Utc>>, now: DateTime<Utc>) -> std::time::Duration {
+    match next_run.values().min() {
+        Some(wake) => (*wake - now).to_std().unwrap_or_default(),
+        None => IDLE_SLEEP,
+    }
+}
+
+/// The sites whose planned run is at or before `now`, in config order.
+fn due_sites(
+    sites: &[SiteConfig],
+    next_run: &HashMap<String, DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Vec<SiteConfig> {
+    sites.iter().filter(|s| next_run.get(&s.name).is_some_and(|t| *t <= now)).cloned().collect()
+}
+
+/// Send a trigger's outcome back; the requester may have stopped waiting.
+fn answer(t: Trigger, outcome: TriggerOutcome) {
+    if let Err(outcome) = t.reply.send(outcome) {
+        tracing::warn!(site = %t.site, ?outcome, "crawl trigger answered after its requester stopped waiting");
+    }
+}
+
 /// Records the running crawl's id for the handle.
 struct RunningCrawl {
     shared: Arc<Mutex<Shared>>,
@@ -225,5 +257,187 @@ struct RunningCrawl {
 impl crate::sweep::SweepObserver for RunningCrawl {
     fn started(&self, crawl: &CrawlRecord) {
         lock(&self.shared).running_crawl.insert(self.site.clone(), crawl.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::store::{CrawlStatus, Store};
+    use crate::sweep::tests::{dead_site, NoBrowser};
+
+    fn config(extra: &str, sites: &str) -> Config {
+        Config::parse(&format!("{extra}\n{sites}"), Path::new("/tmp/x/sitediff.toml")).unwrap()
+    }
+
+    fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
+    }
+
+    struct Rig {
+        scheduler: Scheduler<NoBrowser>,
+        handle: SchedulerHandle,
+        store: Store,
+        metrics: Metrics,
+        tracker: TaskTracker,
+        cancel: CancellationToken,
+        _dir: tempfile::TempDir,
+    }
+
+    fn rig(config: Config) -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.redb")).unwrap();
+        let metrics = Metrics::new().unwrap();
+        let sweeper =
+            Arc::new(Sweeper::new(store.clone(), Arc::new(NoBrowser), None, Some(metrics.clone()), 1, 10));
+        let (tracker, cancel) = (TaskTracker::new(), CancellationToken::new());
+        let (scheduler, handle) =
+            Scheduler::new(Arc::new(config), sweeper, metrics.clone(), tracker.clone(), cancel.clone());
+        Rig { scheduler, handle, store, metrics, tracker, cancel, _dir: dir }
+    }
+
+    #[test]
+    fn cron_next_fire_in_utc_and_in_the_scheduler_s_zone() {
+        let c = config("", &dead_site("docs", "schedule = \"0 */6 * * *\""));
+        let site = &c.sites[0];
+        assert_eq!(next_fire(site, utc(2026, 3, 1, 7, 30)), Some(utc(2026, 3, 1, 12, 0)));
+        // Strictly after: at a firing time the next one is planned.
+        assert_eq!(next_fire(site, utc(2026, 3, 1, 12, 0)), Some(utc(2026, 3, 1, 18, 0)));
+        assert_eq!(next_fire(site, utc(2026, 3, 1, 23, 59)), Some(utc(2026, 3, 2, 0, 0)));
+
+        let kolkata = config(
+            "[scheduler]\ntimezone = \"Asia/Kolkata\"",
+            &dead_site("docs", "schedule = \"0 9 * * *\""),
+        );
+        // 09:00 in Kolkata (UTC+05:30) is 03:30 UTC.
+        assert_eq!(next_fire(&kolkata.sites[0], utc(2026, 3, 1, 0, 0)), Some(utc(2026, 3, 1, 3, 30)));
+        assert_eq!(next_fire(&kolkata.sites[0], utc(2026, 3, 1, 4, 0)), Some(utc(2026, 3, 2, 3, 30)));
+
+        let none = config("", &dead_site("docs", ""));
+        assert_eq!(next_fire(&none.sites[0], utc(2026, 3, 1, 0, 0)), None);
+    }
+
+    #[test]
+    fn sleeps_until_the_earliest_planned_run() {
+        let now = utc(2026, 3, 1, 12, 0);
+        assert_eq!(sleep_before_next(&HashMap::new(), now), IDLE_SLEEP);
+        let mut next = HashMap::new();
+        next.insert("a".to_string(), utc(2026, 3, 1, 12, 30));
+        next.insert("b".to_string(), utc(2026, 3, 1, 12, 10));
+        assert_eq!(sleep_before_next(&next, now), std::time::Duration::from_secs(600));
+        next.insert("late".to_string(), utc(2026, 3, 1, 11, 0));
+        assert_eq!(sleep_before_next(&next, now), std::time::Duration::ZERO, "an overdue run fires now");
+    }
+
+    #[test]
+    fn only_sites_whose_time_has_come_are_due() {
+        let c = config("", &format!("{}{}{}", dead_site("a", ""), dead_site("b", ""), dead_site("c", "")));
+        let now = utc(2026, 3, 1, 12, 0);
+        let mut next = HashMap::new();
+        next.insert("a".to_string(), now);
+        next.insert("b".to_string(), utc(2026, 3, 1, 12, 1));
+        let due: Vec<String> = due_sites(&c.sites, &next, now).into_iter().map(|s| s.name).collect();
+        assert_eq!(due, ["a"], "b is not due yet and c has no planned run");
+    }
+
+    #[tokio::test]
+    async fn a_second_start_while_one_waits_or_runs_is_refused_then_allowed_again() {
+        let r = rig(config("[scheduler]\nmax_concurrent_sites = 1", &dead_site("docs", "")));
+        let site = r.scheduler.config.sites[0].clone();
+        // Hold the only slot: the first crawl is started but waits, so the site stays busy.
+        let slot = r.scheduler.slots.clone().acquire_owned().await.unwrap();
+        assert_eq!(r.scheduler.start(site.clone(), Reason::Manual), TriggerOutcome::Started);
+        assert!(r.handle.is_busy("docs"));
+        assert_eq!(r.scheduler.start(site.clone(), Reason::Manual), TriggerOutcome::AlreadyRunning);
+        assert_eq!(r.scheduler.start(site.clone(), Reason::Schedule), TriggerOutcome::AlreadyRunning);
+        drop(slot);
+        r.tracker.close();
+        r.tracker.wait().await;
+        assert!(!r.handle.is_busy("docs"), "the site is free once its crawl ended");
+        assert_eq!(r.handle.running_crawl("docs"), None);
+        let crawls = r.store.crawls("docs").unwrap();
+        assert_eq!(crawls.len(), 1, "one crawl ran: {crawls:?}");
+        assert_eq!(crawls[0].status, CrawlStatus::Reviewing);
+        assert_eq!(crawls[0].counts.failed, 1, "the dead start page is recorded as failed");
+        r.tracker.reopen();
+        assert_eq!(r.scheduler.start(site, Reason::Manual), TriggerOutcome::Started);
+        r.tracker.close();
+        r.tracker.wait().await;
+        assert_eq!(r.store.crawls("docs").unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_due_schedule_is_skipped_and_counted_while_the_site_is_busy() {
+        let r = rig(config("", &dead_site("docs", "schedule = \"*/5 * * * *\"")));
+        let now = Utc::now();
+        {
+            let mut shared = lock(&r.scheduler.shared);
+            shared.busy.insert("docs".to_string());
+            shared.next_run.insert("docs".to_string(), now - chrono::Duration::minutes(1));
+        }
+        r.scheduler.fire_due(now);
+        let text = r.metrics.render().unwrap();
+        assert!(text.contains("sitediff_schedule_skipped_total{site=\"docs\"} 1"), "{text}");
+        assert!(r.handle.next_run("docs").is_some_and(|t| t > now), "the next run is planned");
+        r.tracker.close();
+        r.tracker.wait().await;
+        assert!(r.store.crawls("docs").unwrap().is_empty(), "no second crawl was started");
+        assert!(r.handle.is_busy("docs"), "the running crawl's claim is untouched");
+    }
+
+    #[tokio::test]
+    async fn a_due_schedule_starts_a_crawl_when_the_site_is_free() {
+        let r = rig(config("", &dead_site("docs", "schedule = \"*/5 * * * *\"")));
+        let now = Utc::now();
+        lock(&r.scheduler.shared).next_run.insert("docs".to_string(), now);
+        r.scheduler.fire_due(now);
+        r.tracker.close();
+        r.tracker.wait().await;
+        assert_eq!(r.store.crawls("docs").unwrap().len(), 1);
+        let text = r.metrics.render().unwrap();
+        assert!(!text.contains("sitediff_schedule_skipped_total{site=\"docs\"} 1"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn triggers_name_configured_sites() {
+        let r = rig(config("", &dead_site("docs", "")));
+        let (reply, rx) = oneshot::channel();
+        r.scheduler.handle_trigger(Trigger { site: "nope".into(), reply });
+        assert_eq!(rx.await.unwrap(), TriggerOutcome::UnknownSite);
+        assert!(!r.handle.is_busy("nope"));
+    }
+
+    #[tokio::test]
+    async fn cancellation_stops_starting_crawls_and_drops_waiting_ones() {
+        let r = rig(config("[scheduler]\nmax_concurrent_sites = 1", &dead_site("docs", "")));
+        let site = r.scheduler.config.sites[0].clone();
+        let slot = r.scheduler.slots.clone().acquire_owned().await.unwrap();
+        assert_eq!(r.scheduler.start(site.clone(), Reason::Manual), TriggerOutcome::Started);
+        r.cancel.cancel();
+        // The crawl waiting for a slot gives up without running.
+        r.tracker.close();
+        r.tracker.wait().await;
+        drop(slot);
+        assert!(r.store.crawls("docs").unwrap().is_empty(), "a waiting crawl never starts after a stop");
+        assert!(!r.handle.is_busy("docs"));
+        assert_eq!(r.scheduler.start(site, Reason::Manual), TriggerOutcome::ShuttingDown);
+    }
+
+    #[tokio::test]
+    async fn run_ends_on_cancel_and_answers_queued_triggers() {
+        let r = rig(config("", &dead_site("docs", "")));
+        let (reply, queued) = oneshot::channel();
+        r.handle.tx.send(Trigger { site: "docs".into(), reply }).await.unwrap();
+        r.cancel.cancel();
+        r.scheduler.run().await;
+        assert_eq!(queued.await.unwrap(), TriggerOutcome::ShuttingDown);
+        assert!(matches!(r.handle.trigger("docs").await, Err(SchedulerError::Stopped)));
+        r.tracker.close();
+        r.tracker.wait().await;
+        assert!(r.store.crawls("docs").unwrap().is_empty());
     }
 }

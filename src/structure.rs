@@ -1,126 +1,12 @@
 //! Structural site diff: which pages a crawl added, removed, reached through a redirect or found
 //! answering an error, compared with the site's approved crawl (or, for pair crawls, with the base
-//! side). Pure functions over page records; the sweep stores the result on the crawl record.
+//! side). Pure functions over page records; the sweep stores the result on the crawl record, which
+//! is why its types live with the records in `store::model` (re-exported here).
 
 use std::collections::HashSet;
 
-use serde::{Deserialize, Serialize};
-
 use crate::store::{CrawlKind, CrawlRecord, PageChange, PageOutcome, PageRecord, Store, StoreError};
-
-/// Page keys listed per kind of change (the counts are always exact).
-pub const MAX_LISTED_KEYS: usize = 200;
-
-/// The structural change of one page key (the `change` label of `sitediff_site_pages`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StructuralChange {
-    /// The page is new since the approved crawl (pair: only on the head side).
-    Added,
-    /// The page was in the approved crawl and is gone (pair: only on the base side).
-    Removed,
-    /// The page was reached through a redirect (its final URL differs from the requested one).
-    Redirected,
-    /// The page answers 4xx/5xx (or not at all).
-    Error,
-    /// Present before and now, answering normally.
-    Unchanged,
-}
-
-impl StructuralChange {
-    pub const ALL: [StructuralChange; 5] = [
-        StructuralChange::Added,
-        StructuralChange::Removed,
-        StructuralChange::Redirected,
-        StructuralChange::Error,
-        StructuralChange::Unchanged,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StructuralChange::Added => "added",
-            StructuralChange::Removed => "removed",
-            StructuralChange::Redirected => "redirected",
-            StructuralChange::Error => "error",
-            StructuralChange::Unchanged => "unchanged",
-        }
-    }
-}
-
-/// A redirect seen during the crawl: the requested page key and where it ended up.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Redirect {
-    pub from: String,
-    pub to: String,
-}
-
-/// The structural diff of one crawl.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct StructuralDiff {
-    /// The approved crawl compared with; `None` when there was none (every page counts as added)
-    /// or for a pair crawl (compared with the base side).
-    pub against: Option<u64>,
-    pub added: u32,
-    pub removed: u32,
-    pub redirected: u32,
-    pub error: u32,
-    pub unchanged: u32,
-    /// Page keys per change, each list cut at [`MAX_LISTED_KEYS`].
-    pub added_keys: Vec<String>,
-    pub removed_keys: Vec<String>,
-    pub redirects: Vec<Redirect>,
-    pub error_keys: Vec<String>,
-}
-
-impl StructuralDiff {
-    /// The count of one kind of change.
-    pub fn count(&self, change: StructuralChange) -> u32 {
-        match change {
-            StructuralChange::Added => self.added,
-            StructuralChange::Removed => self.removed,
-            StructuralChange::Redirected => self.redirected,
-            StructuralChange::Error => self.error,
-            StructuralChange::Unchanged => self.unchanged,
-        }
-    }
-
-    fn record(&mut self, change: StructuralChange, key: &str, to: Option<&str>) {
-        let listed = |list_len: usize| list_len < MAX_LISTED_KEYS;
-        match change {
-            StructuralChange::Added => {
-                self.added += 1;
-                if listed(self.added_keys.len()) {
-                    self.added_keys.push(key.to_string());
-                }
-            }
-            StructuralChange::Removed => {
-                self.removed += 1;
-                if listed(self.removed_keys.len()) {
-                    self.removed_keys.push(key.to_string());
-                }
-            }
-            StructuralChange::Redirected => {
-                self.redirected += 1;
-                if listed(self.redirects.len()) {
-                    self.redirects
-                        .push(Redirect { from: key.to_string(), to: to.unwrap_or_default().to_string() });
-                }
-            }
-            StructuralChange::Error => {
-                self.error += 1;
-                if listed(self.error_keys.len()) {
-                    self.error_keys.push(key.to_string());
-                }
-            }
-            StructuralChange::Unchanged => self.unchanged += 1,
-        }
-    }
-
-    /// Whether anything but unchanged pages was found.
-    pub fn has_changes(&self) -> bool {
-        self.added + self.removed + self.redirected + self.error > 0
-    }
-}
+pub use crate::store::{Redirect, StructuralChange, StructuralDiff, MAX_LISTED_KEYS};
 
 /// How one page of the current crawl counts, given the keys of the reference crawl (`None`: no
 /// reference, every answering page is added).

@@ -44,8 +44,12 @@ pub enum SweepError {
     },
     #[error(transparent)]
     Crawl(#[from] crawl::CrawlError),
-    #[error("site {site}: a worker task failed: {reason}")]
-    Task { site: String, reason: String },
+    #[error("site {site}: a worker task failed: {source}")]
+    Task {
+        site: String,
+        #[source]
+        source: tokio::task::JoinError,
+    },
 }
 
 /// Receives progress of a running crawl (the CLI's progress bar, logs).
@@ -141,30 +145,12 @@ impl<C: Capturer + 'static> Sweeper<C> {
         let (records, stats) = match result {
             Ok(v) => v,
             Err(e) => {
-                let mut failed = crawl.clone();
-                failed.status = CrawlStatus::Failed;
-                failed.finished_at = Some(now_ms());
-                failed.error = Some(e.to_string());
-                let store = self.store.clone();
-                let rec = failed.clone();
-                let _ = blocking(&site.name, move || store.update_crawl(&rec)).await;
+                record_failure(&self.store, failed_record(&crawl, &e)).await;
                 return Err(e);
             }
         };
 
-        let mut rec = crawl;
-        rec.finished_at = Some(now_ms());
-        rec.counts.skipped_non_html = stats.skipped_non_html;
-        rec.counts.skipped_max_pages = stats.skipped_max_pages;
-        rec.counts.skipped_query_variants = stats.skipped_query_variants;
-        rec.counts.skipped_off_prefix_redirect = stats.skipped_off_prefix_redirect;
-        rec.tally(&records);
-        if cancel.is_cancelled() {
-            rec.status = CrawlStatus::Interrupted;
-            rec.error = Some("sitediff was stopped during the crawl".into());
-        } else {
-            rec.status = CrawlStatus::Reviewing;
-        }
+        let rec = finished_record(crawl, &stats, &records, cancel.is_cancelled());
         let store = self.store.clone();
         let mut to_store = rec.clone();
         let keep = self.keep_crawls;
@@ -220,7 +206,12 @@ impl<C: Capturer + 'static> Sweeper<C> {
         cancel: CancellationToken,
         observer: Arc<dyn SweepObserver>,
     ) -> Result<(Vec<PageRecord>, DiscoveryStats), SweepError> {
-        let client = crawl::http_client(&site.name, &site.scope, site.request_timeout, &site.capture)?;
+        let client = crawl::http_client(
+            &site.name,
+            &site.scope,
+            site.request_timeout,
+            &request_options(&site.capture),
+        )?;
         let mut seeds = Vec::new();
         if site.crawl || site.urls.is_empty() {
             seeds.push(site.start.clone());
@@ -259,9 +250,7 @@ impl<C: Capturer + 'static> Sweeper<C> {
             .buffer_unordered(self.concurrency.max(1))
             .collect()
             .await;
-        let stats = discovery
-            .await
-            .map_err(|e| SweepError::Task { site: site.name.clone(), reason: e.to_string() })?;
+        let stats = discovery.await.map_err(|source| SweepError::Task { site: site.name.clone(), source })?;
         let records = records.into_iter().collect::<Result<Vec<_>, _>>()?;
         Ok((records, stats))
     }
@@ -335,6 +324,16 @@ impl<C: Capturer + 'static> Sweeper<C> {
     }
 }
 
+/// What discovery sends with every request: the site's headers, cookies, basic auth and user agent.
+fn request_options(o: &crate::config::CaptureOptions) -> crawl::RequestOptions {
+    crawl::RequestOptions {
+        headers: o.headers.clone(),
+        cookies: o.cookies.iter().map(|c| (c.name.clone(), c.value.clone())).collect(),
+        basic_auth: o.basic_auth.as_ref().map(|a| (a.user.clone(), a.password.clone())),
+        user_agent: o.user_agent.clone(),
+    }
+}
+
 /// One job per viewport for a discovered page: the first viewport keeps the page key, the others
 /// get `@WIDTH` appended. Pages that failed to fetch are recorded once.
 fn viewport_pages(
@@ -352,6 +351,57 @@ fn viewport_pages(
     }
     jobs.insert(0, (page, first));
     jobs
+}
+
+/// Why a crawl stopped when the sweep was cancelled.
+pub const INTERRUPTED_REASON: &str = "sitediff was stopped during the crawl";
+
+/// The record of a crawl whose pages are all processed: finished now, discovery's skip counts,
+/// page tallies, and `reviewing` (or `interrupted` when the sweep was cancelled).
+fn finished_record(
+    mut rec: CrawlRecord,
+    stats: &DiscoveryStats,
+    pages: &[PageRecord],
+    cancelled: bool,
+) -> CrawlRecord {
+    rec.finished_at = Some(now_ms());
+    rec.counts.skipped_non_html = stats.skipped_non_html;
+    rec.counts.skipped_max_pages = stats.skipped_max_pages;
+    rec.counts.skipped_query_variants = stats.skipped_query_variants;
+    rec.counts.skipped_off_prefix_redirect = stats.skipped_off_prefix_redirect;
+    rec.tally(pages);
+    if cancelled {
+        rec.status = CrawlStatus::Interrupted;
+        rec.error = Some(INTERRUPTED_REASON.into());
+    } else {
+        rec.status = CrawlStatus::Reviewing;
+    }
+    rec
+}
+
+/// The record of a crawl stopped by `error`: `failed`, finished now, with the error's message.
+fn failed_record(crawl: &CrawlRecord, error: &SweepError) -> CrawlRecord {
+    CrawlRecord {
+        status: CrawlStatus::Failed,
+        finished_at: Some(now_ms()),
+        error: Some(error.to_string()),
+        ..crawl.clone()
+    }
+}
+
+/// Write the record of a failed crawl. The crawl's own error is what the caller reports, so a
+/// failure to store this is logged, not returned (the crawl then stays `running` until the next
+/// start marks it `interrupted`).
+async fn record_failure(store: &Store, rec: CrawlRecord) {
+    let (site, id) = (rec.site.clone(), rec.id);
+    let store = store.clone();
+    match blocking(&site, move || store.update_crawl(&rec)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(site = %site, crawl = id, error = %e, "cannot record the crawl as failed")
+        }
+        Err(e) => tracing::warn!(site = %site, crawl = id, error = %e, "cannot record the crawl as failed"),
+    }
 }
 
 /// Store a finished crawl: its structural diff against the approved crawl, the record itself,
@@ -399,11 +449,12 @@ async fn blocking<T: Send + 'static>(
     site: &str,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, SweepError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| SweepError::Task { site: site.to_string(), reason: e.to_string() })
+    tokio::task::spawn_blocking(f).await.map_err(|source| SweepError::Task { site: site.to_string(), source })
 }
 
 fn tokio_stream_from<T: Send + 'static>(mut rx: mpsc::Receiver<T>) -> impl futures::Stream<Item = T> {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -38,8 +38,17 @@ pub enum UploadError {
     Empty { site: String },
     #[error("site {site}: {count} images is more than the {limit} accepted at once")]
     TooMany { site: String, count: usize, limit: usize },
-    #[error("site {site}: {name}: {reason}")]
-    BadImage { site: String, name: String, reason: String },
+    #[error("site {site}: {name}: {bytes} bytes is more than the {MAX_IMAGE_BYTES} accepted")]
+    TooBig { site: String, name: String, bytes: usize },
+    #[error("site {site}: {name}: not a PNG image: {source}")]
+    NotPng {
+        site: String,
+        name: String,
+        #[source]
+        source: png::DecodingError,
+    },
+    #[error("site {site}: {name}: {width}x{height} is more than {MAX_IMAGE_PIXELS} pixels")]
+    TooManyPixels { site: String, name: String, width: u32, height: u32 },
     #[error("site {site}: {name}: cannot make a page key of it: {reason}")]
     BadKey { site: String, name: String, reason: String },
     #[error("site {site}: page key {key:?} is given twice ({first} and {second})")]
@@ -107,18 +116,22 @@ pub fn check_key(key: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Width and height from a PNG header, refusing non-PNGs and oversized images.
-pub fn png_size(bytes: &[u8]) -> Result<(u32, u32), String> {
+/// Width and height from the header of the PNG `name` of `site`, refusing non-PNGs and oversized
+/// images.
+pub fn png_size(site: &str, name: &str, bytes: &[u8]) -> Result<(u32, u32), UploadError> {
+    let (site, name) = (site.to_string(), name.to_string());
     if bytes.len() > MAX_IMAGE_BYTES {
-        return Err(format!("{} bytes is more than the {MAX_IMAGE_BYTES} accepted", bytes.len()));
+        return Err(UploadError::TooBig { site, name, bytes: bytes.len() });
     }
-    let reader =
-        png::Decoder::new(Cursor::new(bytes)).read_info().map_err(|e| format!("not a PNG image: {e}"))?;
-    let info = reader.info();
-    if u64::from(info.width) * u64::from(info.height) > MAX_IMAGE_PIXELS {
-        return Err(format!("{}x{} is more than {MAX_IMAGE_PIXELS} pixels", info.width, info.height));
+    let reader = match png::Decoder::new(Cursor::new(bytes)).read_info() {
+        Ok(r) => r,
+        Err(source) => return Err(UploadError::NotPng { site, name, source }),
+    };
+    let (width, height) = (reader.info().width, reader.info().height);
+    if u64::from(width) * u64::from(height) > MAX_IMAGE_PIXELS {
+        return Err(UploadError::TooManyPixels { site, name, width, height });
     }
-    Ok((info.width, info.height))
+    Ok((width, height))
 }
 
 /// Every `*.png` under `dir` (recursively), keyed by its path relative to `dir`.
@@ -191,12 +204,7 @@ fn check_images(site: &str, images: &[UploadedImage]) -> Result<Vec<(u32, u32)>,
                 second: img.name.clone(),
             });
         }
-        let size = png_size(&img.png).map_err(|reason| UploadError::BadImage {
-            site: site.into(),
-            name: img.name.clone(),
-            reason,
-        })?;
-        sizes.push(size);
+        sizes.push(png_size(site, &img.name, &img.png)?);
     }
     Ok(sizes)
 }
@@ -242,7 +250,9 @@ pub fn ingest(
         Err(e) => {
             rec.status = CrawlStatus::Failed;
             rec.error = Some(e.to_string());
-            let _ = store.update_crawl(&rec);
+            if let Err(write) = store.update_crawl(&rec) {
+                tracing::warn!(site = %name, crawl = rec.id, error = %write, "cannot record the upload as failed");
+            }
             return Err(store_err(e));
         }
     };
@@ -292,8 +302,16 @@ mod tests {
     fn png_headers_are_checked() {
         let img = crate::diff::RgbaImage { width: 3, height: 2, data: vec![255; 3 * 2 * 4] };
         let png = crate::diff::encode_png(&img).unwrap();
-        assert_eq!(png_size(&png).unwrap(), (3, 2));
-        assert!(png_size(b"GIF89a....").unwrap_err().contains("not a PNG"));
+        assert_eq!(png_size("s", "a.png", &png).unwrap(), (3, 2));
+        let e = png_size("s", "x.png", b"GIF89a....").unwrap_err();
+        assert!(matches!(e, UploadError::NotPng { .. }), "{e:?}");
+        assert!(e.to_string().starts_with("site s: x.png: not a PNG image: "), "{e}");
+        assert!(std::error::Error::source(&e).is_some_and(|s| s.is::<png::DecodingError>()));
+        assert!(e.is_client_error());
+        let huge = vec![0; MAX_IMAGE_BYTES + 1];
+        assert!(
+            matches!(png_size("s", "h.png", &huge), Err(UploadError::TooBig { bytes, .. }) if bytes == huge.len())
+        );
         let images = vec![
             UploadedImage { key: "/a".into(), name: "a.png".into(), png: png.clone() },
             UploadedImage { key: "/a".into(), name: "x/../a.png".into(), png },

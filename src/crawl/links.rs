@@ -211,6 +211,7 @@ pub fn extract_links(html: &str, page_url: &Url) -> ExtractedLinks {
                 }
             }
             Ok(_) => out.ignored_schemes += 1,
+            // An href that makes no URL is no link: crawled pages are full of them.
             Err(_) => {}
         }
     }

@@ -25,8 +25,28 @@ pub const MAX_REDIRECTS: usize = 10;
 /// Errors building the crawler.
 #[derive(Debug, thiserror::Error)]
 pub enum CrawlError {
-    #[error("site {site}: cannot build the HTTP client: {reason}")]
-    Client { site: String, reason: String },
+    #[error("site {site}: cannot build the HTTP client: header {name:?}: {source}")]
+    HeaderName {
+        site: String,
+        name: String,
+        #[source]
+        source: http::header::InvalidHeaderName,
+    },
+    /// A configured header, the cookies or the basic auth credentials make no valid header value.
+    #[error("site {site}: cannot build the HTTP client: {what}: {source}")]
+    HeaderValue {
+        site: String,
+        /// `header "NAME"`, `cookies` or `basic_auth`.
+        what: String,
+        #[source]
+        source: http::header::InvalidHeaderValue,
+    },
+    #[error("site {site}: cannot build the HTTP client: {source}")]
+    Client {
+        site: String,
+        #[source]
+        source: reqwest::Error,
+    },
 }
 
 /// What fetching one URL gave.
@@ -82,6 +102,18 @@ enum Fetched {
     Error { url: Url, status: Option<u16>, reason: String },
 }
 
+/// What discovery sends with every request of a site: the site's extra headers, cookies, basic
+/// auth and user agent (taken from its capture options by the caller).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct RequestOptions {
+    pub headers: Vec<(String, String)>,
+    /// Cookie names and values, sent as one `Cookie` header.
+    pub cookies: Vec<(String, String)>,
+    /// User and password of HTTP basic auth.
+    pub basic_auth: Option<(String, String)>,
+    pub user_agent: Option<String>,
+}
+
 /// Build the HTTP client for one crawl: redirects followed only inside the scope; the site's
 /// extra headers, cookies, basic auth and user agent sent with every request (all of them stay
 /// inside the prefix).
@@ -89,9 +121,8 @@ pub fn http_client(
     site: &str,
     scope: &Scope,
     timeout: Duration,
-    opts: &crate::config::CaptureOptions,
+    opts: &RequestOptions,
 ) -> Result<reqwest::Client, CrawlError> {
-    let client_err = |reason: String| CrawlError::Client { site: site.to_string(), reason };
     let scope = scope.clone();
     let policy = reqwest::redirect::Policy::custom(move |attempt| {
         if attempt.previous().len() >= MAX_REDIRECTS {
@@ -102,7 +133,7 @@ pub fn http_client(
             attempt.stop()
         }
     });
-    let headers = request_headers(opts).map_err(client_err)?;
+    let headers = request_headers(site, opts)?;
     let user_agent = opts.user_agent.clone().unwrap_or_else(|| DEFAULT_USER_AGENT.to_string());
     reqwest::Client::builder()
         .redirect(policy)
@@ -111,33 +142,38 @@ pub fn http_client(
         .user_agent(user_agent)
         .default_headers(headers)
         .build()
-        .map_err(|e| client_err(e.to_string()))
+        .map_err(|source| CrawlError::Client { site: site.to_string(), source })
 }
 
 /// User agent of discovery requests when the site sets none.
 const DEFAULT_USER_AGENT: &str = concat!("sitediff/", env!("CARGO_PKG_VERSION"));
 
-/// The headers discovery sends with every request: the site's `headers`, `cookies` and
+/// The headers discovery sends with every request for `site`: its `headers`, `cookies` and
 /// `basic_auth`.
-pub fn request_headers(opts: &crate::config::CaptureOptions) -> Result<http::HeaderMap, String> {
+pub fn request_headers(site: &str, opts: &RequestOptions) -> Result<http::HeaderMap, CrawlError> {
     use base64::Engine;
     use http::header::{HeaderName, HeaderValue, AUTHORIZATION, COOKIE};
+    let value_err =
+        |what: String| move |source| CrawlError::HeaderValue { site: site.to_string(), what, source };
     let mut map = http::HeaderMap::new();
     for (k, v) in &opts.headers {
-        let name = HeaderName::from_bytes(k.as_bytes()).map_err(|e| format!("header {k:?}: {e}"))?;
-        let value = HeaderValue::from_str(v).map_err(|e| format!("header {k:?}: {e}"))?;
+        let name = HeaderName::from_bytes(k.as_bytes()).map_err(|source| CrawlError::HeaderName {
+            site: site.to_string(),
+            name: k.clone(),
+            source,
+        })?;
+        let value = HeaderValue::from_str(v).map_err(value_err(format!("header {k:?}")))?;
         map.insert(name, value);
     }
     if !opts.cookies.is_empty() {
-        let text: Vec<String> = opts.cookies.iter().map(|c| format!("{}={}", c.name, c.value)).collect();
-        let value = HeaderValue::from_str(&text.join("; ")).map_err(|e| format!("cookies: {e}"))?;
+        let text: Vec<String> = opts.cookies.iter().map(|(name, value)| format!("{name}={value}")).collect();
+        let value = HeaderValue::from_str(&text.join("; ")).map_err(value_err("cookies".into()))?;
         map.insert(COOKIE, value);
     }
-    if let Some(auth) = &opts.basic_auth {
-        let token =
-            base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", auth.user, auth.password));
+    if let Some((user, password)) = &opts.basic_auth {
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
         let mut value =
-            HeaderValue::from_str(&format!("Basic {token}")).map_err(|e| format!("basic_auth: {e}"))?;
+            HeaderValue::from_str(&format!("Basic {token}")).map_err(value_err("basic_auth".into()))?;
         value.set_sensitive(true);
         map.insert(AUTHORIZATION, value);
     }
@@ -374,22 +410,46 @@ mod tests {
 
     #[test]
     fn request_headers_carry_headers_cookies_and_basic_auth() {
-        use crate::config::{BasicAuth, CaptureOptions, Cookie};
-        let opts = CaptureOptions {
+        let opts = RequestOptions {
             headers: vec![("X-Env".into(), "staging".into())],
-            cookies: vec![
-                Cookie { name: "a".into(), value: "1".into() },
-                Cookie { name: "b".into(), value: "2".into() },
-            ],
-            basic_auth: Some(BasicAuth { user: "u".into(), password: "pw".into() }),
-            ..CaptureOptions::default()
+            cookies: vec![("a".into(), "1".into()), ("b".into(), "2".into())],
+            basic_auth: Some(("u".into(), "pw".into())),
+            ..RequestOptions::default()
         };
-        let h = request_headers(&opts).unwrap();
+        let h = request_headers("s", &opts).unwrap();
         assert_eq!(h["x-env"], "staging");
         assert_eq!(h["cookie"], "a=1; b=2");
         assert_eq!(h["authorization"], "Basic dTpwdw==");
         assert!(h["authorization"].is_sensitive());
-        assert!(request_headers(&CaptureOptions::default()).unwrap().is_empty());
+        assert!(request_headers("s", &RequestOptions::default()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn bad_headers_name_the_site_and_keep_the_cause() {
+        use std::error::Error as _;
+        let bad_name =
+            RequestOptions { headers: vec![("X Bad".into(), "v".into())], ..RequestOptions::default() };
+        let e = request_headers("docs", &bad_name).unwrap_err();
+        assert!(matches!(&e, CrawlError::HeaderName { site, name, .. } if site == "docs" && name == "X Bad"));
+        assert!(
+            e.to_string().starts_with("site docs: cannot build the HTTP client: header \"X Bad\""),
+            "{e}"
+        );
+        assert!(e.source().is_some_and(|s| s.is::<http::header::InvalidHeaderName>()), "{e:?}");
+
+        let bad_value =
+            RequestOptions { headers: vec![("X-Ok".into(), "a\nb".into())], ..RequestOptions::default() };
+        let e = request_headers("docs", &bad_value).unwrap_err();
+        assert!(matches!(&e, CrawlError::HeaderValue { what, .. } if what == "header \"X-Ok\""), "{e:?}");
+        assert!(e.source().is_some_and(|s| s.is::<http::header::InvalidHeaderValue>()), "{e:?}");
+
+        let bad_cookie =
+            RequestOptions { cookies: vec![("a".into(), "\u{7f}".into())], ..RequestOptions::default() };
+        let e = request_headers("docs", &bad_cookie).unwrap_err();
+        assert!(matches!(&e, CrawlError::HeaderValue { what, .. } if what == "cookies"), "{e:?}");
+        let scope = links::Scope::new(&Url::parse("http://127.0.0.1:1/docs/").unwrap());
+        let e = http_client("docs", &scope, Duration::from_secs(1), &bad_cookie).unwrap_err();
+        assert!(e.to_string().contains("site docs: cannot build the HTTP client: cookies:"), "{e}");
     }
 
     #[test]

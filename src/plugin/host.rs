@@ -3,18 +3,21 @@
 //! cap, and the copying of images, contexts and outputs across the sandbox boundary.
 
 use std::collections::HashMap;
+use std::error::Error as StdError;
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use wasmtime::{
-    Caller, Config, Engine, Extern, ExternType, FuncType, Instance, InstancePre, Linker, Memory, Module,
-    ResourceLimiter, Store, Trap, TypedFunc, ValType,
+    Caller, Config, Engine, Extern, ExternType, Instance, InstancePre, Linker, Memory, Module,
+    ResourceLimiter, Store, Trap, TypedFunc,
 };
 
 use super::abi::{self, EntryResult};
-use super::{CallStats, MaskOutput, PageContext, PluginError, PluginKind, ScoreOutput, Size, OUTCOME_OK};
+use super::check::{check_module, WASM_PAGE};
+use super::error::{PluginError, WasmError, OUTCOME_OK};
+use super::model::{CallStats, MaskOutput, PageContext, PluginKind, ScoreOutput, Size};
 use crate::capture::SelectorRects;
 use crate::config::{PluginConfig, PluginLimits};
 use crate::diff::{DiffOutcome, Rect, RgbaImage};
@@ -28,19 +31,22 @@ const MAX_TABLE_ELEMENTS: usize = 100_000;
 const MAX_INSTANCES: usize = 1;
 const MAX_MEMORIES: usize = 1;
 const MAX_TABLES: usize = 4;
-/// Bytes of one wasm page.
-const WASM_PAGE: usize = 65_536;
 /// Largest 32-bit linear memory.
 const MAX_WASM32_MEMORY: usize = 1 << 32;
 
+/// Why the shared engine could not be set up: the step that failed and its cause (kept, and
+/// reported for every plugin of every later load).
+type EngineFailure = (&'static str, Arc<dyn StdError + Send + Sync + 'static>);
+
 /// The process-wide engine, created on first use, with its epoch ticker.
-fn shared_engine() -> Result<&'static Engine, String> {
-    static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
+fn shared_engine() -> Result<&'static Engine, EngineFailure> {
+    static ENGINE: OnceLock<Result<Engine, EngineFailure>> = OnceLock::new();
     ENGINE
         .get_or_init(|| {
             let mut config = Config::new();
             config.consume_fuel(true).epoch_interruption(true);
-            let engine = Engine::new(&config).map_err(|e| format!("{e:#}"))?;
+            let engine =
+                Engine::new(&config).map_err(|e| ("creating the engine", Arc::from(WasmError::from(e))))?;
             let ticker = engine.clone();
             std::thread::Builder::new()
                 .name("sitediff-wasm-epoch".into())
@@ -48,11 +54,16 @@ fn shared_engine() -> Result<&'static Engine, String> {
                     std::thread::sleep(EPOCH_TICK);
                     ticker.increment_epoch();
                 })
-                .map_err(|e| format!("cannot start the epoch ticker thread: {e}"))?;
+                .map_err(|e| ("starting the epoch ticker thread", Arc::new(e) as Arc<_>))?;
             Ok(engine)
         })
         .as_ref()
         .map_err(Clone::clone)
+}
+
+/// The error of `plugin` when the engine step `step` failed with `source`.
+fn engine_error(plugin: &str, step: &'static str, source: Arc<dyn StdError + Send + Sync>) -> PluginError {
+    PluginError::Engine { plugin: plugin.to_string(), step, source }
 }
 
 /// Per-call memory and table limits; records what tripped the memory cap.
@@ -100,8 +111,6 @@ impl ResourceLimiter for Limiter {
 type MaskFn = TypedFunc<(i32, i32, i32, i32, i32, i32, i32), i64>;
 /// `sitediff_score(base, base_w, base_h, new, new_w, new_h, context, context_len) -> i64`.
 type ScoreFn = TypedFunc<(i32, i32, i32, i32, i32, i32, i32, i32), i64>;
-/// A required function export: name, parameter count (all i32), result check, description.
-type FuncSpec = (&'static str, usize, fn(&ValType) -> bool, &'static str);
 
 /// The data of one call's store.
 struct CallState {
@@ -225,151 +234,9 @@ struct ScoreJson<'a> {
     selectors: &'a [SelectorRects],
 }
 
-fn fmt_func(ty: &FuncType) -> String {
-    let list =
-        |it: &mut dyn Iterator<Item = ValType>| it.map(|v| v.to_string()).collect::<Vec<_>>().join(", ");
-    format!("({}) -> ({})", list(&mut ty.params()), list(&mut ty.results()))
-}
-
-/// Does `ty` take `params` i32s and return one value of type `result`?
-fn func_is(ty: &FuncType, params: usize, result: Option<fn(&ValType) -> bool>) -> bool {
-    let params_ok = ty.params().len() == params && ty.params().all(|p| p.is_i32());
-    let results: Vec<ValType> = ty.results().collect();
-    let results_ok = match result {
-        None => results.is_empty(),
-        Some(check) => results.len() == 1 && check(&results[0]),
-    };
-    params_ok && results_ok
-}
-
-fn is_i32(v: &ValType) -> bool {
-    v.is_i32()
-}
-fn is_i64(v: &ValType) -> bool {
-    v.is_i64()
-}
-
-/// Check a module's imports and exports against ABI v1; returns its kind or every problem found.
-fn check_module(name: &str, module: &Module) -> Result<PluginKind, Vec<PluginError>> {
-    let mut problems = Vec::new();
-    for import in module.imports() {
-        let is_log = import.module() == abi::IMPORT_MODULE
-            && import.name() == abi::IMPORT_LOG
-            && matches!(import.ty(), ExternType::Func(ref f) if func_is(f, 2, None));
-        if !is_log {
-            problems.push(PluginError::UnsupportedImport {
-                plugin: name.to_string(),
-                module: import.module().to_string(),
-                name: import.name().to_string(),
-            });
-        }
-    }
-    let exports: HashMap<&str, ExternType> = module.exports().map(|e| (e.name(), e.ty())).collect();
-    let bad = |export: &str, problem: String| PluginError::BadExport {
-        plugin: name.to_string(),
-        export: export.to_string(),
-        problem,
-    };
-    let missing = |export: &str, expected: &str| PluginError::MissingExport {
-        plugin: name.to_string(),
-        export: export.to_string(),
-        expected: expected.to_string(),
-    };
-    match exports.get(abi::EXPORT_MEMORY) {
-        Some(ExternType::Memory(m)) if m.is_64() => {
-            problems.push(bad(abi::EXPORT_MEMORY, "is a 64-bit memory; ABI v1 needs a 32-bit one".into()))
-        }
-        Some(ExternType::Memory(m)) if m.is_shared() => {
-            problems.push(bad(abi::EXPORT_MEMORY, "is a shared memory; ABI v1 needs a plain one".into()))
-        }
-        Some(ExternType::Memory(m)) if m.page_size() as usize != WASM_PAGE => {
-            problems.push(bad(abi::EXPORT_MEMORY, format!("has {}-byte pages, not 65536", m.page_size())))
-        }
-        Some(ExternType::Memory(_)) => {}
-        Some(other) => {
-            problems.push(bad(abi::EXPORT_MEMORY, format!("is a {}, not a memory", kind_of(other))))
-        }
-        None => problems.push(missing(abi::EXPORT_MEMORY, "the module's linear memory")),
-    }
-    let funcs: [FuncSpec; 2] = [
-        (abi::EXPORT_ABI_VERSION, 0, is_i32, "a function () -> i32"),
-        (abi::EXPORT_ALLOC, 1, is_i32, "a function (i32) -> i32"),
-    ];
-    for (export, params, result, expected) in funcs {
-        match exports.get(export) {
-            Some(ExternType::Func(f)) if func_is(f, params, Some(result)) => {}
-            Some(ExternType::Func(f)) => {
-                problems.push(bad(export, format!("has type {}, ABI v1 needs {expected}", fmt_func(f))))
-            }
-            Some(other) => {
-                problems.push(bad(export, format!("is a {}, ABI v1 needs {expected}", kind_of(other))))
-            }
-            None => problems.push(missing(export, expected)),
-        }
-    }
-    let entry = |export: &str, params: usize, problems: &mut Vec<PluginError>| -> bool {
-        match exports.get(export) {
-            Some(ExternType::Func(f)) if func_is(f, params, Some(is_i64)) => true,
-            Some(ExternType::Func(f)) => {
-                problems.push(bad(
-                    export,
-                    format!(
-                        "has type {}, ABI v1 needs {params} i32 parameters and an i64 result",
-                        fmt_func(f)
-                    ),
-                ));
-                true
-            }
-            Some(other) => {
-                problems.push(bad(export, format!("is a {}, not a function", kind_of(other))));
-                true
-            }
-            None => false,
-        }
-    };
-    let mask = entry(abi::EXPORT_MASK, abi::MASK_PARAMS, &mut problems);
-    let score = entry(abi::EXPORT_SCORE, abi::SCORE_PARAMS, &mut problems);
-    let kind = match (mask, score) {
-        (true, false) => Some(PluginKind::Mask),
-        (false, true) => Some(PluginKind::Score),
-        (true, true) => {
-            problems.push(bad(
-                abi::EXPORT_SCORE,
-                format!(
-                    "is exported beside `{}`; a plugin is either a mask or a score plugin",
-                    abi::EXPORT_MASK
-                ),
-            ));
-            None
-        }
-        (false, false) => {
-            problems.push(missing(
-                &format!("{} or {}", abi::EXPORT_MASK, abi::EXPORT_SCORE),
-                "one entry point, which makes it a mask or a score plugin",
-            ));
-            None
-        }
-    };
-    match kind {
-        Some(k) if problems.is_empty() => Ok(k),
-        _ => Err(problems),
-    }
-}
-
-fn kind_of(ty: &ExternType) -> &'static str {
-    match ty {
-        ExternType::Func(_) => "function",
-        ExternType::Global(_) => "global",
-        ExternType::Table(_) => "table",
-        ExternType::Memory(_) => "memory",
-        ExternType::Tag(_) => "tag",
-    }
-}
-
 /// The JSON context handed to `plugin`.
 fn context_json(plugin: &str, ctx: &impl Serialize) -> Result<Vec<u8>, PluginError> {
-    serde_json::to_vec(ctx)
-        .map_err(|e| PluginError::Input { plugin: plugin.to_string(), reason: format!("context: {e}") })
+    serde_json::to_vec(ctx).map_err(|source| PluginError::Context { plugin: plugin.to_string(), source })
 }
 
 /// Maps a reason `plugin`'s output was refused to the error naming it.
@@ -398,22 +265,14 @@ impl PluginHost {
     /// module is instantiated once under its limits and asked for its version). Returns every
     /// problem of every plugin, each naming its plugin.
     pub fn load(configs: &[PluginConfig]) -> Result<PluginHost, Vec<PluginError>> {
-        let engine = match shared_engine() {
-            Ok(e) => e,
-            Err(reason) => {
-                return Err(configs
-                    .iter()
-                    .map(|c| PluginError::Engine { plugin: c.name.clone(), reason: reason.clone() })
-                    .collect())
-            }
+        let every_plugin = |(step, source): EngineFailure| -> Vec<PluginError> {
+            configs.iter().map(|c| engine_error(&c.name, step, source.clone())).collect()
         };
+        let engine = shared_engine().map_err(every_plugin)?;
         let mut linker: Linker<CallState> = Linker::new(engine);
-        if let Err(e) = linker.func_wrap(abi::IMPORT_MODULE, abi::IMPORT_LOG, host_log) {
-            return Err(configs
-                .iter()
-                .map(|c| PluginError::Engine { plugin: c.name.clone(), reason: format!("{e:#}") })
-                .collect());
-        }
+        linker
+            .func_wrap(abi::IMPORT_MODULE, abi::IMPORT_LOG, host_log)
+            .map_err(|e| every_plugin(("linking env.log", Arc::from(WasmError::from(e)))))?;
         let mut host = PluginHost { engine, plugins: Vec::new(), by_name: HashMap::new() };
         let mut errors = Vec::new();
         for config in configs {
@@ -442,16 +301,12 @@ impl PluginHost {
             vec![PluginError::Io { plugin: name.clone(), path: config.path.clone(), source }]
         })?;
         let module = Module::new(self.engine, &bytes).map_err(|e| {
-            vec![PluginError::Compile {
-                plugin: name.clone(),
-                path: config.path.clone(),
-                reason: format!("{e:#}"),
-            }]
+            vec![PluginError::Compile { plugin: name.clone(), path: config.path.clone(), source: e.into() }]
         })?;
         let kind = check_module(&name, &module)?;
         let pre = linker
             .instantiate_pre(&module)
-            .map_err(|e| vec![PluginError::Instantiate { plugin: name.clone(), reason: format!("{e:#}") }])?;
+            .map_err(|e| vec![PluginError::Instantiate { plugin: name.clone(), source: e.into() }])?;
         let initial_memory_bytes = module
             .exports()
             .find_map(|e| match e.ty() {
@@ -693,17 +548,17 @@ impl PluginHost {
         };
         let mut store = Store::new(self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        let engine_err =
-            |e: wasmtime::Error| PluginError::Engine { plugin: p.name.clone(), reason: format!("{e:#}") };
-        store.set_fuel(p.limits.fuel).map_err(engine_err)?;
+        store
+            .set_fuel(p.limits.fuel)
+            .map_err(|e| engine_error(&p.name, "setting the fuel", Arc::from(WasmError::from(e))))?;
         let ticks = p.limits.timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64 + 1;
         store.set_epoch_deadline(ticks);
 
         let result = (|| -> Result<R, Fail> {
             let instance = p.pre.instantiate(&mut store)?;
-            let memory = instance.get_memory(&mut store, abi::EXPORT_MEMORY).ok_or_else(|| {
-                PluginError::Instantiate { plugin: p.name.clone(), reason: "no exported memory".into() }
-            })?;
+            let memory = instance
+                .get_memory(&mut store, abi::EXPORT_MEMORY)
+                .ok_or_else(|| PluginError::NoMemory { plugin: p.name.clone() })?;
             body(&mut store, &instance, &memory)
         })();
 
@@ -733,10 +588,10 @@ impl PluginHost {
         match e.downcast_ref::<Trap>() {
             Some(Trap::OutOfFuel) => PluginError::OutOfFuel { plugin, fuel: p.limits.fuel },
             Some(Trap::Interrupt) => PluginError::Timeout { plugin, timeout: p.limits.timeout },
-            Some(trap) => PluginError::Trap { plugin, reason: trap.to_string() },
+            Some(trap) => PluginError::Trap { plugin, reason: trap.to_string(), source: e.into() },
             None => {
                 let reason = e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ");
-                PluginError::Trap { plugin, reason }
+                PluginError::Trap { plugin, reason, source: e.into() }
             }
         }
     }

@@ -1,4 +1,5 @@
-//! Records kept in the store: crawls, page results, baselines, artifact hashes.
+//! Records kept in the store: crawls (with their structural diff), page results, baselines,
+//! artifact hashes.
 
 use std::fmt;
 
@@ -201,6 +202,121 @@ pub struct CrawlCounts {
     pub skipped_off_prefix_redirect: u32,
 }
 
+/// Page keys listed per kind of change (the counts are always exact).
+pub const MAX_LISTED_KEYS: usize = 200;
+
+/// The structural change of one page key (the `change` label of `sitediff_site_pages`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StructuralChange {
+    /// The page is new since the approved crawl (pair: only on the head side).
+    Added,
+    /// The page was in the approved crawl and is gone (pair: only on the base side).
+    Removed,
+    /// The page was reached through a redirect (its final URL differs from the requested one).
+    Redirected,
+    /// The page answers 4xx/5xx (or not at all).
+    Error,
+    /// Present before and now, answering normally.
+    Unchanged,
+}
+
+impl StructuralChange {
+    pub const ALL: [StructuralChange; 5] = [
+        StructuralChange::Added,
+        StructuralChange::Removed,
+        StructuralChange::Redirected,
+        StructuralChange::Error,
+        StructuralChange::Unchanged,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StructuralChange::Added => "added",
+            StructuralChange::Removed => "removed",
+            StructuralChange::Redirected => "redirected",
+            StructuralChange::Error => "error",
+            StructuralChange::Unchanged => "unchanged",
+        }
+    }
+}
+
+/// A redirect seen during the crawl: the requested page key and where it ended up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Redirect {
+    pub from: String,
+    pub to: String,
+}
+
+/// The structural diff of one crawl.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StructuralDiff {
+    /// The approved crawl compared with; `None` when there was none (every page counts as added)
+    /// or for a pair crawl (compared with the base side).
+    pub against: Option<u64>,
+    pub added: u32,
+    pub removed: u32,
+    pub redirected: u32,
+    pub error: u32,
+    pub unchanged: u32,
+    /// Page keys per change, each list cut at [`MAX_LISTED_KEYS`].
+    pub added_keys: Vec<String>,
+    pub removed_keys: Vec<String>,
+    pub redirects: Vec<Redirect>,
+    pub error_keys: Vec<String>,
+}
+
+impl StructuralDiff {
+    /// The count of one kind of change.
+    pub fn count(&self, change: StructuralChange) -> u32 {
+        match change {
+            StructuralChange::Added => self.added,
+            StructuralChange::Removed => self.removed,
+            StructuralChange::Redirected => self.redirected,
+            StructuralChange::Error => self.error,
+            StructuralChange::Unchanged => self.unchanged,
+        }
+    }
+
+    /// Count one page under `change` and list its key (`to`: where a redirect led).
+    pub(crate) fn record(&mut self, change: StructuralChange, key: &str, to: Option<&str>) {
+        let listed = |list_len: usize| list_len < MAX_LISTED_KEYS;
+        match change {
+            StructuralChange::Added => {
+                self.added += 1;
+                if listed(self.added_keys.len()) {
+                    self.added_keys.push(key.to_string());
+                }
+            }
+            StructuralChange::Removed => {
+                self.removed += 1;
+                if listed(self.removed_keys.len()) {
+                    self.removed_keys.push(key.to_string());
+                }
+            }
+            StructuralChange::Redirected => {
+                self.redirected += 1;
+                if listed(self.redirects.len()) {
+                    self.redirects
+                        .push(Redirect { from: key.to_string(), to: to.unwrap_or_default().to_string() });
+                }
+            }
+            StructuralChange::Error => {
+                self.error += 1;
+                if listed(self.error_keys.len()) {
+                    self.error_keys.push(key.to_string());
+                }
+            }
+            StructuralChange::Unchanged => self.unchanged += 1,
+        }
+    }
+
+    /// Whether anything but unchanged pages was found.
+    pub fn has_changes(&self) -> bool {
+        self.added + self.removed + self.redirected + self.error > 0
+    }
+}
+
 /// One crawl (sweep) of a site.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CrawlRecord {
@@ -224,7 +340,7 @@ pub struct CrawlRecord {
     pub error: Option<String>,
     /// Pages added, removed, redirected or failing compared with the approved crawl.
     #[serde(default)]
-    pub structure: Option<crate::structure::StructuralDiff>,
+    pub structure: Option<StructuralDiff>,
 }
 
 impl CrawlRecord {

@@ -73,8 +73,9 @@ impl<C: Capturer + 'static> Sweeper<C> {
         observer: Arc<dyn SweepObserver>,
     ) -> Result<(Vec<PageRecord>, DiscoveryStats), SweepError> {
         let base_scope = Scope::new(base);
-        let head_client = crawl::http_client(&site.name, &site.scope, site.request_timeout, &site.capture)?;
-        let base_client = crawl::http_client(&site.name, &base_scope, site.request_timeout, &site.capture)?;
+        let request = super::request_options(&site.capture);
+        let head_client = crawl::http_client(&site.name, &site.scope, site.request_timeout, &request)?;
+        let base_client = crawl::http_client(&site.name, &base_scope, site.request_timeout, &request)?;
         let (htx, hrx) = mpsc::channel(DISCOVERY_BUFFER);
         let (btx, mut brx) = mpsc::channel::<DiscoveredPage>(DISCOVERY_BUFFER);
         let head_discovery = tokio::spawn(crawl::discover(
@@ -98,8 +99,7 @@ impl<C: Capturer + 'static> Sweeper<C> {
         });
 
         let site = Arc::new(site.clone());
-        let task_err =
-            |e: tokio::task::JoinError| SweepError::Task { site: site.name.clone(), reason: e.to_string() };
+        let task_err = |source: tokio::task::JoinError| SweepError::Task { site: site.name.clone(), source };
         let ctx = PairCtx { site: site.clone(), run, base_scope, base_client };
         let concurrency = self.concurrency.max(1);
 

@@ -1,0 +1,100 @@
+//! The store's error type and the small helpers that build it (redb failures, JSON record coding).
+
+use std::path::PathBuf;
+
+use super::model::CrawlStatus;
+
+/// Everything that can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open database {path}: cannot create {dir}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot open database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: redb::DatabaseError,
+    },
+    #[error(
+        "database {path} is in use by another sitediff process (is `sitediff serve` running? use its \
+         HTTP API, or stop it first)"
+    )]
+    InUse { path: PathBuf },
+    #[error(
+        "database {path} was written by a newer sitediff (schema version {found}, this build supports \
+         up to {supported}); it was left untouched: upgrade sitediff"
+    )]
+    NewerSchema { path: PathBuf, found: u64, supported: u64 },
+    #[error("database error while {op}: {source}")]
+    Db {
+        op: &'static str,
+        #[source]
+        source: Box<redb::Error>,
+    },
+    #[error("corrupt {what} record ({key}) in the database: {source}")]
+    Corrupt {
+        what: &'static str,
+        /// Which record: e.g. `crawl 3`, `crawl 3, page "/a"`.
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("cannot encode the {what} record ({key}): {source}")]
+    Encode {
+        what: &'static str,
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("no crawl with id {id}")]
+    NoSuchCrawl { id: u64 },
+    #[error("site {site:?} has no crawls")]
+    NoCrawls { site: String },
+    #[error("crawl {crawl} has no page {key:?}")]
+    NoSuchPage { crawl: u64, key: String },
+    #[error("crawl {id} is {status} and cannot be {action}")]
+    BadTransition { id: u64, status: CrawlStatus, action: &'static str },
+}
+
+/// Maps a redb failure during `op` to [`StoreError::Db`].
+pub(super) fn db_err<E: Into<redb::Error>>(op: &'static str) -> impl FnOnce(E) -> StoreError {
+    move |e| StoreError::Db { op, source: Box::new(e.into()) }
+}
+
+/// JSON-encode a record; `key` names it in the error (only built on failure).
+pub(super) fn encode<T: serde::Serialize>(
+    what: &'static str,
+    key: impl FnOnce() -> String,
+    v: &T,
+) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(v).map_err(|source| StoreError::Encode { what, key: key(), source })
+}
+
+/// Decode a JSON record; `key` names it in the error (only built on failure).
+pub(super) fn decode<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    key: impl FnOnce() -> String,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt { what, key: key(), source })
+}
+
+/// How errors name a crawl record.
+pub(super) fn crawl_key(id: u64) -> String {
+    format!("crawl {id}")
+}
+
+/// How errors name a page record.
+pub(super) fn page_key(crawl: u64, key: &str) -> String {
+    format!("crawl {crawl}, page {key:?}")
+}
+
+/// How errors name a baseline record.
+pub(super) fn baseline_key(site: &str, key: &str) -> String {
+    format!("site {site:?}, page {key:?}")
+}
