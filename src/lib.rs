@@ -11,6 +11,7 @@ pub mod config;
 pub mod crawl;
 pub mod daemon;
 pub mod diff;
+pub mod errors;
 pub mod metrics;
 pub mod plugin;
 pub mod report;

@@ -15,7 +15,7 @@ fn main() -> ExitCode {
     match cli::run(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("sitediff: error: {err:#}");
+            eprintln!("sitediff: error: {}", sitediff::errors::chain(err.as_ref()));
             ExitCode::from(cli::EXIT_ERROR)
         }
     }

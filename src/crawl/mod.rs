@@ -5,6 +5,7 @@
 
 pub mod links;
 
+use crate::errors::chain as error_chain;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -255,20 +256,6 @@ fn redirect_key(scope: &Scope, requested: &Url, fetched: &Url) -> Option<String>
     scope.page_key(&normalize_url(requested))
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        let m = inner.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        src = inner.source();
-    }
-    s
-}
-
 /// Fetch one URL as discovery would and describe the answer as a page (no links followed).
 /// `None` when it is not an HTML page, or redirects out of the prefix.
 pub async fn probe(client: &reqwest::Client, scope: &Scope, url: &Url) -> Option<DiscoveredPage> {
@@ -450,23 +437,5 @@ mod tests {
         let scope = links::Scope::new(&Url::parse("http://127.0.0.1:1/docs/").unwrap());
         let e = http_client("docs", &scope, Duration::from_secs(1), &bad_cookie).unwrap_err();
         assert!(e.to_string().contains("site docs: cannot build the HTTP client: cookies:"), "{e}");
-    }
-
-    #[test]
-    fn error_chain_joins_sources() {
-        #[derive(Debug)]
-        struct Outer(std::io::Error);
-        impl std::fmt::Display for Outer {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("outer")
-            }
-        }
-        impl std::error::Error for Outer {
-            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-                Some(&self.0)
-            }
-        }
-        let e = Outer(std::io::Error::other("inner"));
-        assert_eq!(error_chain(&e), "outer: inner");
     }
 }

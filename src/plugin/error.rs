@@ -11,18 +11,7 @@ use super::model::PluginKind;
 /// into it with its whole chain of causes).
 pub type WasmError = Box<dyn StdError + Send + Sync + 'static>;
 
-/// An error and its causes on one line, `outer: inner: innermost` (what `{:#}` printed for the
-/// wasmtime errors these messages used to carry as text).
-pub(super) fn chain(e: &(dyn StdError + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut next = e.source();
-    while let Some(cause) = next {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        next = cause.source();
-    }
-    text
-}
+pub(super) use crate::errors::chain;
 
 /// Everything that can go wrong loading or calling a plugin. Every variant names the plugin.
 #[derive(Debug, thiserror::Error)]

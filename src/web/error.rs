@@ -122,21 +122,7 @@ impl RequestError {
     }
 }
 
-/// An error and its sources as one line (`a: b: c`), skipping a source whose text the message
-/// already carries (errors that print their cause themselves).
-pub fn chain(e: &(dyn StdError + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut next = e.source();
-    while let Some(s) = next {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        next = s.source();
-    }
-    out
-}
+pub use crate::errors::chain;
 
 #[cfg(test)]
 mod tests {
