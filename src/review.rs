@@ -133,7 +133,7 @@ pub fn all_pages_settled(pages: &[PageRecord]) -> bool {
     pages.iter().all(|p| match p.change {
         PageChange::Changed | PageChange::New | PageChange::Added | PageChange::Removed => p.approved,
         PageChange::Failed => false,
-        PageChange::Unchanged => true,
+        PageChange::Unchanged | PageChange::StillFailing => true,
     })
 }
 

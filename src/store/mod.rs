@@ -6,6 +6,7 @@
 //! (approve, reject, interrupt), `retention.rs` the removal of old crawls and unreferenced artifacts.
 
 mod error;
+mod migrate;
 pub mod model;
 mod retention;
 pub mod schema;
@@ -126,8 +127,20 @@ impl Store {
     fn check_schema(&self) -> Result<(), StoreError> {
         const OP: &str = "initialising the schema";
         check_newer_schema(self.db.as_ref(), &self.path)?;
-        if schema_version(self.db.as_ref())?.is_some() {
-            return Ok(());
+        match schema_version(self.db.as_ref())? {
+            Some(SCHEMA_VERSION) => return Ok(()),
+            Some(found) => {
+                const UP: &str = "upgrading the schema";
+                let wtx = self.write_txn(UP)?;
+                let steps = migrate::upgrade(&wtx, found)?;
+                wtx.commit().map_err(db_err(UP))?;
+                tracing::info!(
+                    path = %self.path.display(), from = found, to = SCHEMA_VERSION, ?steps,
+                    "store upgraded to the current schema"
+                );
+                return Ok(());
+            }
+            None => {}
         }
         let wtx = self.write_txn(OP)?;
         {

@@ -84,7 +84,7 @@ impl PageFilter {
         match self {
             PageFilter::All => true,
             PageFilter::Changed => change == PageChange::Changed,
-            PageFilter::Failed => change == PageChange::Failed,
+            PageFilter::Failed => matches!(change, PageChange::Failed | PageChange::StillFailing),
             PageFilter::New => change == PageChange::New,
             PageFilter::Added => change == PageChange::Added,
             PageFilter::Removed => change == PageChange::Removed,
@@ -150,7 +150,8 @@ fn rank(c: PageChange) -> u8 {
         PageChange::Added => 2,
         PageChange::Failed => 3,
         PageChange::New => 4,
-        PageChange::Unchanged => 5,
+        PageChange::StillFailing => 5,
+        PageChange::Unchanged => 6,
     }
 }
 
