@@ -19,7 +19,7 @@ struct Step {
 /// Every step, in order; the last one ends at [`SCHEMA_VERSION`].
 const STEPS: &[Step] = &[Step {
     from: 1,
-    what: "crawl status `passed`, page change `still_failing` with its count, page referrers",
+    what: "crawl status `passed`, page change `still_failing` with its count, page referrers, baseline mask rectangles",
     run: additive_only,
 }];
 

@@ -417,6 +417,11 @@ pub struct PageRecord {
     /// Rectangles of the site's `mask_selectors` measured at capture (plugins get them).
     #[serde(default)]
     pub mask_rects: Vec<crate::capture::SelectorRects>,
+    /// Rectangles of the site's `mask_selectors` on the capture this page was compared with (the
+    /// baseline's page, a pair crawl's base page): with `mask_rects`, what the diff ignored on both
+    /// images.
+    #[serde(default)]
+    pub baseline_mask_rects: Vec<crate::capture::SelectorRects>,
     /// The page never gave two identical shots in a row: the pixel count and bounding box of
     /// the area that kept changing.
     #[serde(default)]
@@ -465,6 +470,7 @@ impl PageRecord {
             timing: PageTiming::default(),
             approved: false,
             mask_rects: Vec::new(),
+            baseline_mask_rects: Vec::new(),
             redirected_from: None,
             baseline_html: None,
             unstable_area: None,

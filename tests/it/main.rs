@@ -10,6 +10,7 @@ mod fixture_store;
 mod flake;
 mod helpers;
 mod hostile;
+mod mask;
 mod pair;
 mod pipeline;
 mod plugin;
