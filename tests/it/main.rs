@@ -15,5 +15,6 @@ mod pipeline;
 mod plugin;
 mod prometheus;
 mod retention;
+mod security;
 mod store;
 mod web;
