@@ -2,7 +2,8 @@
 //! connection is bounded.
 //!
 //! - **Header timeout** (`server.header_timeout_ms`): a request's headers, and an idle keep-alive
-//!   connection's next request, must arrive within it, or the connection is closed.
+//!   connection's next request, must arrive within it, or the connection is closed. Headers must
+//!   fit in [`MAX_READ_BUFFER`] (else `431`).
 //! - **Connection cap** (`server.max_connections`): past it, the oldest connection that has no
 //!   request in progress (idle, or still sending its headers: what slowloris clients hold) is
 //!   closed to make room; when every connection is busy with a request, the new one is closed.
@@ -41,6 +42,9 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Accept failures are logged at most this often.
 const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(10);
+/// A connection's read buffer: request headers must fit (else 431), bodies are read in pieces of
+/// at most this, so a connection holds at most this much of what its client sent.
+const MAX_READ_BUFFER: usize = 64 * 1024;
 /// Longest `Host` value quoted back in a 421 answer.
 const MAX_QUOTED_HOST: usize = 100;
 
@@ -265,7 +269,10 @@ impl Connection {
             }
         });
         let mut builder = hyper::server::conn::http1::Builder::new();
-        builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_timeout)
+            .max_buf_size(MAX_READ_BUFFER);
         let conn = builder.serve_connection(TokioIo::new(stream), service);
         let mut conn = std::pin::pin!(conn);
         tokio::select! {
