@@ -230,6 +230,7 @@ pub async fn run(
     drop(listener);
     tracker.close();
     let open = slots.len();
+    tracing::info!(open, "web server stopping: no new connections; requests in progress finish");
     if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait()).await.is_err() {
         tracing::warn!(open, "requests still open {SHUTDOWN_GRACE:?} after shutdown began: closing them");
         force.cancel();

@@ -358,7 +358,7 @@ async fn slowloris_connections_do_not_starve_healthz_and_are_closed() {
     const HALF_OPEN: usize = 2_000;
     raise_fd_limit();
     let project = TempProject::new();
-    let d = daemon_with_token(&project, "header_timeout_ms = 2000");
+    let d = daemon_with_token(&project, "header_timeout_ms = 2000\nbody_timeout_ms = 1000");
     let a = addr(&d);
 
     // 2,000 connections that send part of their headers and then nothing.
@@ -406,6 +406,88 @@ async fn slowloris_connections_do_not_starve_healthz_and_are_closed() {
     assert_eq!(open_left, 0, "half-open connections left open 20 s after the 2 s header timeout");
     let (code, body) = crate::helpers::http_get(&d.url("/healthz")).await;
     assert_eq!(code, 200, "{body}");
+
+    // A body that stops coming: 408 after the body timeout (1 s here).
+    let mut s = TcpStream::connect(&a).await.unwrap();
+    let head = format!(
+        "POST /api/sites/up/crawl HTTP/1.1\r\nHost: {a}\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 100\r\n\r\n0123456789"
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut buf)).await.expect("an answer").unwrap();
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.starts_with("HTTP/1.1 408 "), "{text}");
+}
+
+/// Read one response off a keep-alive connection (headers, then `Content-Length` bytes).
+async fn read_one_response(s: &mut TcpStream) -> String {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut byte).await.unwrap(), 1, "connection closed mid-response");
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&buf).into_owned();
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap())
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).await.unwrap();
+    head + &String::from_utf8_lossy(&body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_a_request_in_progress_finish() {
+    let project = TempProject::new();
+    let mut d = daemon_with_token(&project, "");
+    let a = addr(&d);
+    // A connection the server has accepted and served once (keep-alive)...
+    let mut s = TcpStream::connect(&a).await.unwrap();
+    s.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {a}\r\n\r\n").as_bytes()).await.unwrap();
+    assert!(read_one_response(&mut s).await.starts_with("HTTP/1.1 200 "));
+    // ... then starts an upload and sends half of it.
+    let png = solid_png(8, 8, [200, 100, 0, 255]);
+    let boundary = "sHuTdOwNbOuNdArY";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"/\"; filename=\"home.png\"\r\nContent-Type: image/png\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(&png);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let head = format!(
+        "POST /api/sites/up/uploads HTTP/1.1\r\nHost: {a}\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\
+         Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let half = body.len() / 2;
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(&body[..half]).await.unwrap();
+
+    // SIGTERM; once the web server stops taking connections, the upload still completes.
+    // SAFETY: plain kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(d.child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let log = d.stderr.clone();
+    crate::helpers::wait_for(Duration::from_secs(60), "the web server to stop taking connections", || {
+        let stopping = log.lock().unwrap().contains("web server stopping");
+        async move { stopping.then_some(()) }
+    })
+    .await;
+    assert!(TcpStream::connect(&a).await.is_err(), "a new connection after shutdown began");
+    s.write_all(&body[half..]).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut answer))
+        .await
+        .expect("an answer")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 201 "), "{answer}\n{}", d.log());
+    let (code, _) = d.terminate(Duration::from_secs(40));
+    assert_eq!(code, Some(0), "{}", d.log());
 }
 
 /// `VmRSS` or `VmHWM` of a process, in KiB.
