@@ -15,7 +15,7 @@ use crate::plugin::PluginHost;
 use crate::scheduler::Scheduler;
 use crate::store::{Store, StoreError};
 use crate::sweep::Sweeper;
-use crate::web::{self, WebError, WebState};
+use crate::web::{self, AccessError, WebError, WebState, WriteAccess};
 
 /// How long in-flight pages may take to finish after a stop request.
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(20);
@@ -23,6 +23,8 @@ pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(20);
 /// Errors that stop the daemon.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
+    #[error(transparent)]
+    Access(#[from] AccessError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -46,12 +48,16 @@ async fn webdriver_ready(endpoint: &url::Url) -> bool {
 }
 
 /// Run the daemon until `shutdown` fires. `ready` receives the bound address once serving.
+///
+/// Refuses to start (before anything else) when writes would be unprotected by accident: see
+/// [`WriteAccess`].
 pub async fn run(
     config: Config,
     plugins: Option<Arc<PluginHost>>,
     shutdown: CancellationToken,
     ready: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
 ) -> Result<(), DaemonError> {
+    let access = WriteAccess::from_config(&config.server)?;
     let config = Arc::new(config);
     let path = config.store.path.clone();
     let store = tokio::task::spawn_blocking(move || {
@@ -91,7 +97,7 @@ pub async fn run(
         store: store.clone(),
         metrics,
         scheduler: handle,
-        token: config.server.token(),
+        token: access.token(),
         browser: Arc::new(move || {
             let p = probe_pool.clone();
             Box::pin(async move { webdriver_ready(&p.endpoint_url().await).await })
@@ -100,6 +106,7 @@ pub async fn run(
     };
     let web_cancel = CancellationToken::new();
     let web_task = tokio::spawn(web::serve(state, listener, web_cancel.clone()));
+    access.log(addr);
     tracing::info!(%addr, sites = config.sites.len(), "sitediff serving");
     eprintln!("sitediff: serving on http://{addr}/ ({} sites)", config.sites.len());
     if let Some(tx) = ready {

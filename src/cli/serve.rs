@@ -14,6 +14,9 @@ pub struct ServeArgs {
 
 pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let cfg = args.config.load()?;
+    // Refuse unprotected writes before the slow start-up steps (the daemon checks again).
+    sitediff::web::WriteAccess::from_config(&cfg.server)?;
+    raise_fd_limit();
     let all: Vec<String> = cfg.plugins.iter().map(|p| p.name.clone()).collect();
     let plugins = load_plugins(&cfg, &all)?;
     let rt = runtime()?;
@@ -28,6 +31,32 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         sitediff::daemon::run(cfg, plugins, shutdown, None).await
     })?;
     Ok(ExitCode::from(EXIT_OK))
+}
+
+/// Raise the soft limit on open files to the hard limit: every connection, store file and
+/// browser pipe is one, and `server.max_connections` defaults to 256 on top of them.
+fn raise_fd_limit() {
+    #[cfg(unix)]
+    {
+        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: getrlimit/setrlimit with a valid pointer to a local rlimit.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+                tracing::warn!(error = %std::io::Error::last_os_error(), "cannot read the open-files limit");
+                return;
+            }
+            if lim.rlim_cur >= lim.rlim_max {
+                return;
+            }
+            let from = lim.rlim_cur;
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                tracing::debug!(from, to = lim.rlim_cur, "raised the open-files limit");
+            } else {
+                tracing::warn!(error = %std::io::Error::last_os_error(), from, "cannot raise the open-files limit");
+            }
+        }
+    }
 }
 
 /// SIGTERM or SIGINT (ctrl-c). A signal that cannot be listened for is logged and never fires.

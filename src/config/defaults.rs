@@ -11,6 +11,15 @@ pub const DEFAULT_CONFIG_PATH: &str = "config/sitediff.toml";
 pub const CONFIG_ENV: &str = "SITEDIFF_CONFIG";
 
 pub(super) const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Connections served at once; past it the oldest connection without a request in progress is closed.
+pub(super) const DEFAULT_MAX_CONNECTIONS: usize = 256;
+pub(super) const MAX_MAX_CONNECTIONS: usize = 100_000;
+/// A request's headers (and an idle keep-alive connection's next request) must arrive within this.
+pub(super) const DEFAULT_HEADER_TIMEOUT_MS: u64 = 20_000;
+/// A request body must arrive within this (uploads: no pause longer than this).
+pub(super) const DEFAULT_BODY_TIMEOUT_MS: u64 = 30_000;
+/// Shortest header or body timeout accepted.
+pub(super) const MIN_HTTP_TIMEOUT_MS: u64 = 100;
 pub(super) const DEFAULT_STORE_PATH: &str = "data/sitediff.redb";
 pub(super) const DEFAULT_KEEP_CRAWLS: u32 = 20;
 pub(super) const DEFAULT_SESSIONS: usize = 2;

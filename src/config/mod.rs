@@ -19,8 +19,8 @@ pub use defaults::{BUILTIN_PLUGIN_PREFIX, CONFIG_ENV, DEFAULT_CONFIG_PATH};
 pub use error::{ConfigError, ConfigIssue};
 pub use locate::{locate_key, KeyLocator};
 pub use model::{
-    BasicAuth, BrowserConfig, CaptureOptions, Config, Cookie, PluginConfig, PluginLimits, PluginSource,
-    Schedule, SchedulerConfig, ServerConfig, SiteConfig, StoreConfig, UrlOptions, Viewport,
+    AllowedHost, BasicAuth, BrowserConfig, CaptureOptions, Config, Cookie, PluginConfig, PluginLimits,
+    PluginSource, Schedule, SchedulerConfig, ServerConfig, SiteConfig, StoreConfig, UrlOptions, Viewport,
     WebDriverEndpoint,
 };
 pub use raw::{

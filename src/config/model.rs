@@ -32,8 +32,48 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Name of the environment variable holding the write token.
     pub token_env: Option<String>,
+    /// Writes without a token, explicitly allowed (never together with `token_env`).
+    pub allow_anonymous_writes: bool,
+    /// `Host` names (and `Origin`s) accepted besides loopback and the listen address.
+    pub allowed_hosts: Vec<AllowedHost>,
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// How long a request's headers (or an idle connection's next request) may take to arrive.
+    pub header_timeout: Duration,
+    /// How long a request body may take (uploads: the longest pause between two of its pieces).
+    pub body_timeout: Duration,
     /// Serve the bundled demo site (`web/demo/`) at `/demo/` (for the demo config).
     pub demo_dir: Option<PathBuf>,
+}
+
+/// One entry of `server.allowed_hosts`: a host name or IP literal (lower case, IPv6 in brackets),
+/// on any port or on one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowedHost {
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+impl AllowedHost {
+    /// Parse `host` or `host:port` (IPv6 as `[::1]` or `[::1]:8080`); the reason when it is not one.
+    pub fn parse(text: &str) -> Result<AllowedHost, String> {
+        let t = text.trim();
+        if t.is_empty() {
+            return Err("empty".into());
+        }
+        if t.contains("://") || t.contains(['/', '@', '?', '#', '*']) || t.contains(char::is_whitespace) {
+            return Err("give a host name or host:port (no scheme, path, user or wildcard)".into());
+        }
+        let url = Url::parse(&format!("http://{t}/")).map_err(|e| format!("not a host name: {e}"))?;
+        let host = url.host_str().ok_or("not a host name")?.to_ascii_lowercase();
+        // An explicit `:80` is dropped by the URL parser as the default port: keep it.
+        let port = match url.port() {
+            Some(p) => Some(p),
+            None if t.ends_with(":80") => Some(80),
+            None => None,
+        };
+        Ok(AllowedHost { host, port })
+    }
 }
 
 impl ServerConfig {

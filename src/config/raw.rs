@@ -30,6 +30,11 @@ pub struct RawConfig {
 pub struct RawServer {
     pub listen: Option<String>,
     pub token_env: Option<String>,
+    pub allow_anonymous_writes: Option<bool>,
+    pub allowed_hosts: Option<Vec<String>>,
+    pub max_connections: Option<usize>,
+    pub header_timeout_ms: Option<u64>,
+    pub body_timeout_ms: Option<u64>,
     pub demo_site: Option<bool>,
 }
 

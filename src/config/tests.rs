@@ -373,3 +373,49 @@ fn builtin_plugins_and_resolved_plugin_paths() {
     assert!(msg.contains("line 7: plugins[0].path"), "{msg}");
     assert!(msg.contains("no built-in plugin \"mask_clock\" (built in: builtin:mask_selectors)"), "{msg}");
 }
+
+#[test]
+fn server_security_keys_default_and_parse() {
+    let c = parse(MINIMAL).unwrap();
+    assert!(!c.server.allow_anonymous_writes);
+    assert!(c.server.allowed_hosts.is_empty());
+    assert_eq!(c.server.max_connections, 256);
+    assert_eq!(c.server.header_timeout, std::time::Duration::from_secs(20));
+    assert_eq!(c.server.body_timeout, std::time::Duration::from_secs(30));
+    let text = format!(
+        "[server]\nallow_anonymous_writes = true\nallowed_hosts = [\"Sitediff.Example.com\", \"ci:8080\", \"[::1]:9000\", \"10.0.0.5:80\"]\n\
+         max_connections = 4096\nheader_timeout_ms = 2000\nbody_timeout_ms = 5000\n{MINIMAL}"
+    );
+    let s = parse(&text).unwrap().server;
+    assert!(s.allow_anonymous_writes);
+    let hosts: Vec<(&str, Option<u16>)> = s.allowed_hosts.iter().map(|h| (h.host.as_str(), h.port)).collect();
+    assert_eq!(
+        hosts,
+        [("sitediff.example.com", None), ("ci", Some(8080)), ("[::1]", Some(9000)), ("10.0.0.5", Some(80))]
+    );
+    assert_eq!(s.max_connections, 4096);
+    assert_eq!(s.header_timeout, std::time::Duration::from_secs(2));
+    assert_eq!(s.body_timeout, std::time::Duration::from_secs(5));
+}
+
+#[test]
+fn bad_server_security_keys_are_each_reported() {
+    let text = format!(
+        "[server]\ntoken_env = \"T\"\nallow_anonymous_writes = true\n\
+         allowed_hosts = [\"http://x.example\", \"ok.example\", \"*.example\", \"\"]\n\
+         max_connections = 0\nheader_timeout_ms = 5\nbody_timeout_ms = 0\n{MINIMAL}"
+    );
+    let msg = report(&parse(&text).unwrap_err());
+    for key in [
+        "line 3: server.allow_anonymous_writes: cannot be true while server.token_env is set",
+        "server.allowed_hosts[0]: \"http://x.example\"",
+        "server.allowed_hosts[2]: \"*.example\"",
+        "server.allowed_hosts[3]",
+        "server.max_connections: 0 is out of range",
+        "server.header_timeout_ms: 5 ms",
+        "server.body_timeout_ms: 0 ms",
+    ] {
+        assert!(msg.contains(key), "{key} in:\n{msg}");
+    }
+    assert!(!msg.contains("allowed_hosts[1]"), "{msg}");
+}

@@ -2,11 +2,13 @@
 //! cache and the review actions, plus the review actions as the web runs them (off the async
 //! threads, with the listing cache kept fresh).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::auth::Auth;
 use super::data::{blocking, Catalog};
 use super::error::RequestError;
+use super::hosts::HostPolicy;
 use super::state::WebState;
 use crate::review::{self, PageApproval, Review, Verdict};
 use crate::store::CrawlRecord;
@@ -20,8 +22,9 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(state: WebState) -> App {
-        let auth = Auth::new(state.token.clone());
+    /// The state of a server whose listener is bound to `bound`.
+    pub fn new(state: WebState, bound: SocketAddr) -> App {
+        let auth = Auth::new(state.token.clone(), HostPolicy::new(bound, &state.config.server.allowed_hosts));
         let catalog = Catalog::new(state.store.clone());
         let sites = state.config.sites.iter().map(|s| s.name.clone());
         let review = Review::new(state.store.clone()).with_pending_gauge(state.metrics.clone(), sites);

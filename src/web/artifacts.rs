@@ -1,5 +1,6 @@
 //! `GET /artifacts/{hash}`: stored blobs by their hash (64 hex digits only), immutable and cached
-//! forever; PNGs as `image/png`, anything else (captured HTML included) as plain text in a sandbox.
+//! forever by the browser only (`private`: screenshots of private pages stay out of shared caches
+//! and proxies); PNGs as `image/png`, anything else (captured HTML included) as plain text in a sandbox.
 
 use warp::http::{header, HeaderValue, StatusCode};
 
@@ -9,8 +10,8 @@ use super::error::RequestError;
 use super::http::{response, Request, Response};
 use crate::store::Hash;
 
-/// Artifacts never change (they are named by their hash).
-const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// Artifacts never change (they are named by their hash); only the browser may keep them.
+const IMMUTABLE: &str = "private, max-age=31536000, immutable";
 /// The 8-byte PNG signature.
 const PNG_MAGIC: &[u8] = b"\x89PNG\r\n\x1a\n";
 

@@ -47,6 +47,12 @@ pub enum RequestError {
     MethodNotAllowed { method: String, path: String },
     #[error("request body larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("request body too large: the part {part} is larger than {limit} bytes")]
+    PartTooLarge { part: String, limit: usize },
+    #[error("request body not received within {} s", after.as_secs_f64())]
+    BodyTimeout { after: std::time::Duration },
+    #[error("too many wrong tokens from your address: try again in {retry_after} s")]
+    TooManyAttempts { retry_after: u64 },
     #[error(transparent)]
     Review(#[from] ReviewError),
     #[error(transparent)]
@@ -89,7 +95,11 @@ impl RequestError {
             RequestError::Unauthorized => StatusCode::UNAUTHORIZED,
             RequestError::Forbidden { .. } => StatusCode::FORBIDDEN,
             RequestError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            RequestError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            RequestError::PayloadTooLarge { .. } | RequestError::PartTooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            RequestError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            RequestError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             RequestError::Review(e) => match e.kind() {
                 ReviewErrorKind::NotFound => StatusCode::NOT_FOUND,
                 ReviewErrorKind::Conflict => StatusCode::CONFLICT,

@@ -3,7 +3,9 @@
 //! response carries, and path-segment encoding. A leaf: it uses nothing else of `web` but errors.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use percent_encoding::{percent_decode_str, utf8_percent_encode, NON_ALPHANUMERIC};
 use warp::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -19,6 +21,20 @@ pub const CSP: &str =
 /// The response type of every handler.
 pub type Response = warp::http::Response<Vec<u8>>;
 
+/// A request body as it arrives (uploads read theirs as a stream).
+pub type BodyStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<bytes::Bytes, warp::Error>> + Send>>;
+
+/// Box a warp body stream.
+pub fn body_stream<S, B>(body: S) -> BodyStream
+where
+    S: futures::Stream<Item = Result<B, warp::Error>> + Send + 'static,
+    B: warp::Buf,
+{
+    use futures::StreamExt;
+    Box::pin(body.map(|chunk| chunk.map(|mut b| b.copy_to_bytes(b.remaining()))))
+}
+
 /// Why a request body was not taken.
 #[derive(Debug, Clone)]
 pub enum BodyError {
@@ -26,6 +42,8 @@ pub enum BodyError {
     TooLarge { limit: usize },
     /// The connection failed while reading it.
     Unreadable(Arc<warp::Error>),
+    /// It did not arrive in time.
+    TimedOut { after: Duration },
 }
 
 impl From<&BodyError> for RequestError {
@@ -33,8 +51,16 @@ impl From<&BodyError> for RequestError {
         match e {
             BodyError::TooLarge { limit } => RequestError::PayloadTooLarge { limit: *limit },
             BodyError::Unreadable(source) => RequestError::Body { source: source.clone() },
+            BodyError::TimedOut { after } => RequestError::BodyTimeout { after: *after },
         }
     }
+}
+
+/// The two ends of the connection a request came on (set by the server for every request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    pub remote: SocketAddr,
+    pub local: SocketAddr,
 }
 
 /// A request as the handlers see it.
@@ -45,11 +71,23 @@ pub struct Request {
     /// The raw query string (may be empty).
     pub query: String,
     pub headers: HeaderMap,
-    /// The body (read for POST only), or why it was refused.
+    /// The body (read for POST only, except uploads, which stream theirs), or why it was refused.
     pub body: Result<Vec<u8>, BodyError>,
+    /// The connection's ends (`None` only when served by something other than `web::serve`).
+    pub peer: Option<Peer>,
 }
 
 impl Request {
+    /// The client's IP address.
+    pub fn client_ip(&self) -> Option<IpAddr> {
+        self.peer.map(|p| p.remote.ip())
+    }
+
+    /// The IP address the client connected to.
+    pub fn local_ip(&self) -> Option<IpAddr> {
+        self.peer.map(|p| p.local.ip())
+    }
+
     /// Decoded query parameters (last one wins).
     pub fn query_params(&self) -> HashMap<String, String> {
         url::form_urlencoded::parse(self.query.as_bytes()).into_owned().collect()
@@ -122,12 +160,22 @@ pub fn json_error(e: &RequestError) -> Response {
         r.headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"sitediff\""));
     }
+    add_error_headers(&mut r, e);
     r
 }
 
 /// A plain-text error.
 pub fn text_error(e: &RequestError) -> Response {
-    response(e.status(), "text/plain; charset=utf-8", e.public_message().into_bytes())
+    let mut r = response(e.status(), "text/plain; charset=utf-8", e.public_message().into_bytes());
+    add_error_headers(&mut r, e);
+    r
+}
+
+/// The headers an error's response carries whatever its format: `Retry-After` on `429`.
+pub fn add_error_headers(r: &mut Response, e: &RequestError) {
+    if let RequestError::TooManyAttempts { retry_after } = e {
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+    }
 }
 
 /// An HTML page with the CSP header.

@@ -2,7 +2,9 @@
 //! other request becomes a plain [`Request`] and goes through the route table ([`resolve`]: path
 //! pattern -> route and the methods it answers) to its handler. Each route family renders its
 //! errors its own way (UI: an HTML page within the browser's session; API: JSON; artifacts and
-//! assets: plain text), and every response of the table carries the security headers.
+//! assets: plain text), and every response of the table carries the security headers. Bodies are
+//! read here within `server.body_timeout_ms` and [`http::MAX_BODY_BYTES`], except uploads', which
+//! their handler parses as a stream.
 
 use std::sync::Arc;
 
@@ -12,8 +14,7 @@ use warp::{Filter, Reply};
 use super::app::App;
 use super::assets::{self, Asset};
 use super::error::RequestError;
-use super::http::{self, decode_segment, parse_id, BodyError, Request, Response};
-use super::state::WebState;
+use super::http::{self, decode_segment, parse_id, BodyError, BodyStream, Peer, Request, Response};
 use super::ui::{self, Visit};
 use super::{api, artifacts, upload};
 use crate::review::Verdict;
@@ -134,22 +135,18 @@ fn table(segs: &[&str]) -> Result<(Route, Methods), RequestError> {
     })
 }
 
-/// The largest body a request may send: uploads get more, but only once their token checks out.
-fn body_limit(app: &App, route: &Result<(Route, Methods), RequestError>, headers: &HeaderMap) -> usize {
-    match route {
-        Ok((Route::Api(ApiRoute::Upload(_)), _)) if app.auth.check_bearer(headers).is_ok() => {
-            upload::MAX_UPLOAD_BODY_BYTES
-        }
-        _ => http::MAX_BODY_BYTES,
-    }
+/// Whether a request's body is an upload's (streamed to its handler, not read here).
+fn is_upload(route: &Result<(Route, Methods), RequestError>) -> bool {
+    matches!(route, Ok((Route::Api(ApiRoute::Upload(_)), _)))
 }
 
-/// Answer one request of the route table.
+/// Answer one request of the route table (`upload`: the body stream of an upload).
 async fn handle(
     app: Arc<App>,
     req: Request,
     family: Family,
     route: Result<(Route, Methods), RequestError>,
+    upload: Option<BodyStream>,
 ) -> Response {
     let route = route.and_then(|(route, methods)| {
         if methods.allow(&req.method) {
@@ -165,7 +162,7 @@ async fn handle(
             visit.finish(&app, result)
         }
         Ok((Route::Api(r), methods)) => {
-            api_route(&app, req, r, methods).await.unwrap_or_else(|e| http::json_error(&e))
+            api_route(&app, req, r, methods, upload).await.unwrap_or_else(|e| http::json_error(&e))
         }
         Ok((Route::Artifact(hex), _)) => {
             artifacts::serve(&app, &req, &hex).await.unwrap_or_else(|e| http::text_error(&e))
@@ -202,20 +199,26 @@ async fn api_route(
     req: Request,
     route: ApiRoute,
     methods: Methods,
+    upload: Option<BodyStream>,
 ) -> Result<Response, RequestError> {
     if methods == Methods::Write {
         if matches!(route, ApiRoute::Upload(_)) {
-            // A refused upload says 401, whatever its size (its body was not read).
-            app.auth.check_bearer(&req.headers)?;
+            // A refused upload says 401, whatever its size (its body is not read before).
+            app.auth.authorize_write(&req)?;
+            app.auth.check_same_origin(&req)?;
+        } else {
+            app.auth.check_api_write(&req)?;
         }
-        app.auth.check_api_write(&req)?;
     }
     match route {
         ApiRoute::Sites => api::sites(app).await,
         ApiRoute::SiteCrawls(site) => api::site_crawls(app, site).await,
         ApiRoute::Crawl(id) => api::crawl(app, &req, id).await,
         ApiRoute::TriggerCrawl(site) => api::trigger(app, &site).await,
-        ApiRoute::Upload(site) => upload::handle(app, req, &site).await,
+        ApiRoute::Upload(site) => {
+            let body = upload.ok_or_else(|| RequestError::bad_request("an upload needs a body"))?;
+            upload::handle(app, req, &site, body).await
+        }
         ApiRoute::Verdict(id, v) => api::verdict(app, id, v).await,
         ApiRoute::ApprovePage(id, key) => api::approve_page(app, id, key).await,
     }
@@ -226,9 +229,8 @@ fn with_app(app: Arc<App>) -> impl Filter<Extract = (Arc<App>,), Error = std::co
 }
 
 /// All routes: `/metrics`, `/healthz`, `/demo/` (when configured), then the route table.
-pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = warp::Rejection> + Clone {
-    let demo_dir = state.config.server.demo_dir.clone();
-    let app = Arc::new(App::new(state));
+pub fn routes(app: Arc<App>) -> impl Filter<Extract = (impl Reply,), Error = warp::Rejection> + Clone {
+    let demo_dir = app.state.config.server.demo_dir.clone();
     let metrics = warp::path!("metrics").and(warp::get()).and(with_app(app.clone())).then(metrics);
     let healthz = warp::path!("healthz").and(warp::get()).and(with_app(app.clone())).then(healthz);
     metrics.or(healthz).or(demo_site(&demo_dir)).or(app_requests(app))
@@ -288,29 +290,46 @@ fn demo_site(dir: &Option<std::path::PathBuf>) -> warp::filters::BoxedFilter<(Bo
     }
 }
 
-/// Every other request: resolved in the route table, its body read (POST only, within the route's
-/// limit), answered by its handler.
+/// Every other request: resolved in the route table, its body read (POST only, within
+/// [`http::MAX_BODY_BYTES`] and the body timeout; an upload's is handed on as a stream), answered
+/// by its handler.
 fn app_requests(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::method()
         .and(warp::path::full())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::header::headers_cloned())
+        .and(warp::ext::optional::<Peer>())
         .and(warp::body::stream())
-        .then(move |method: Method, path: warp::path::FullPath, query: String, headers: HeaderMap, body| {
-            let app = app.clone();
-            async move {
-                let path = path.as_str().to_string();
-                let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-                let (family, route) = resolve(&segs);
-                let body = if method == Method::POST {
-                    read_body(body, body_limit(&app, &route, &headers)).await
-                } else {
-                    Ok(Vec::new())
-                };
-                let req = Request { method, path: path.clone(), query, headers, body };
-                handle(app, req, family, route).await
-            }
-        })
+        .then(
+            move |method: Method,
+                  path: warp::path::FullPath,
+                  query: String,
+                  headers: HeaderMap,
+                  peer: Option<Peer>,
+                  body| {
+                let app = app.clone();
+                async move {
+                    let path = path.as_str().to_string();
+                    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+                    let (family, route) = resolve(&segs);
+                    let mut upload = None;
+                    let body = if method != Method::POST {
+                        Ok(Vec::new())
+                    } else if is_upload(&route) {
+                        upload = Some(http::body_stream(body));
+                        Ok(Vec::new())
+                    } else {
+                        let timeout = app.state.config.server.body_timeout;
+                        match tokio::time::timeout(timeout, read_body(body, http::MAX_BODY_BYTES)).await {
+                            Ok(body) => body,
+                            Err(_) => Err(BodyError::TimedOut { after: timeout }),
+                        }
+                    };
+                    let req = Request { method, path: path.clone(), query, headers, body, peer };
+                    handle(app, req, family, route, upload).await
+                }
+            },
+        )
 }
 
 /// Read a request body, refusing more than `limit` bytes.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use warp::http::StatusCode;
 
 use super::app::App;
-use super::auth::{self, Session};
+use super::auth::Session;
 use super::data::{blocking, PageFilter};
 use super::error::RequestError;
 use super::http::{self, Request, Response};
@@ -63,7 +63,8 @@ impl Visit {
                     RequestError::Unauthorized => "Log in with the token first.".to_string(),
                     ref other => other.public_message(),
                 };
-                let r = http::html(e.status(), templates::error_page(&ctx, e.status().as_u16(), &msg));
+                let mut r = http::html(e.status(), templates::error_page(&ctx, e.status().as_u16(), &msg));
+                http::add_error_headers(&mut r, &e);
                 (r, fresh.then_some(session))
             }
         };
@@ -81,7 +82,7 @@ impl Visit {
         needs_write: bool,
     ) -> Result<HashMap<String, String>, RequestError> {
         let form = req.form()?;
-        auth::check_same_origin(&req.headers)?;
+        app.auth.check_same_origin(req)?;
         let token = form.get("csrf").map(String::as_str).unwrap_or("");
         if !app.auth.csrf_ok(&self.session, token) {
             return Err(RequestError::forbidden(
@@ -150,24 +151,34 @@ pub fn login_form(visit: &Visit) -> UiResult {
     page(templates::login(&visit.ctx, None))
 }
 
-/// `POST /login`: a fresh session id on login (no session fixation).
+/// `POST /login`: a fresh session id on login (no session fixation). Wrong tokens are throttled
+/// per client (`429` with `Retry-After` while locked out, the right token included).
 pub fn login(app: &App, req: &Request, visit: &Visit) -> UiResult {
     let form = visit.check_post(app, req, false)?;
     let given = form.get("token").map(String::as_str).unwrap_or("");
     if !app.auth.token_required() {
         return Ok(Outcome::Done(http::redirect("/")));
     }
-    if !app.auth.token_matches(given) {
-        tracing::warn!("UI login with a wrong token");
-        let body = templates::login(&visit.ctx, Some("That is not the token."));
-        return Ok(Outcome::Done(http::html(StatusCode::UNAUTHORIZED, body)));
+    match app.auth.login_attempt(req.client_ip(), given) {
+        Ok(true) => Ok(Outcome::NewSession(http::redirect("/"), app.auth.new_session(true, now()))),
+        Ok(false) => {
+            let body = templates::login(&visit.ctx, Some("That is not the token."));
+            Ok(Outcome::Done(http::html(StatusCode::UNAUTHORIZED, body)))
+        }
+        Err(e) => {
+            let body = templates::login(&visit.ctx, Some(&e.public_message()));
+            let mut r = http::html(e.status(), body);
+            http::add_error_headers(&mut r, &e);
+            Ok(Outcome::Done(r))
+        }
     }
-    Ok(Outcome::NewSession(http::redirect("/"), app.auth.new_session(true, now())))
 }
 
-/// `POST /logout`.
+/// `POST /logout`: the session is revoked server-side (a copy of its cookie stops working), and
+/// the browser gets a new, logged-out one.
 pub fn logout(app: &App, req: &Request, visit: &Visit) -> UiResult {
     visit.check_post(app, req, false)?;
+    app.auth.revoke(&visit.session);
     Ok(Outcome::NewSession(http::redirect("/"), app.auth.new_session(false, now())))
 }
 

@@ -22,7 +22,7 @@ async fn serve_runs_scheduled_crawls_with_health_and_metrics() {
     small_site(&srv, 4, Duration::ZERO);
     let project = TempProject::new();
     let cfg = project.write_config(&format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n[browser]\nsessions = 1\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\nallow_anonymous_writes = true\n[browser]\nsessions = 1\n\
          [[sites]]\nname = \"sched\"\nstart = \"{}\"\nschedule = \"*/2 * * * * *\"\nviewport = {{ width = 640, height = 480 }}\n",
         srv.url("/s/")
     ));
@@ -71,7 +71,7 @@ async fn sigterm_during_a_crawl_interrupts_it_and_keeps_the_store() {
     small_site(&srv, PAGES, Duration::from_millis(300));
     let project = TempProject::new();
     let cfg = project.write_config(&format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n[browser]\nsessions = 1\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\nallow_anonymous_writes = true\n[browser]\nsessions = 1\n\
          [[sites]]\nname = \"slow\"\nstart = \"{}\"\nschedule = \"* * * * * *\"\nviewport = {{ width = 640, height = 480 }}\n",
         srv.url("/s/")
     ));

@@ -17,5 +17,6 @@ mod plugin;
 mod prometheus;
 mod retention;
 mod secrets;
+mod security;
 mod store;
 mod web;

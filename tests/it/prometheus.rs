@@ -57,7 +57,7 @@ async fn prometheus_fires_the_distortion_alert_after_a_changed_crawl() {
     srv.set("/m/p.html", page("#ffffff"));
     let project = TempProject::new();
     let cfg = project.write_config(&format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n[browser]\nsessions = 1\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\nallow_anonymous_writes = true\n[browser]\nsessions = 1\n\
          [[sites]]\nname = \"watched\"\nstart = \"{}\"\nviewport = {{ width = 400, height = 300 }}\n",
         srv.url("/m/")
     ));

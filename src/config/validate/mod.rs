@@ -14,13 +14,15 @@ use std::time::Duration;
 use url::Url;
 
 use crate::config::defaults::{
-    BUILTIN_PLUGIN_PREFIX, DEFAULT_KEEP_CRAWLS, DEFAULT_LISTEN, DEFAULT_MAX_CONCURRENT_SITES,
-    DEFAULT_RECYCLE_AFTER, DEFAULT_SESSIONS, DEFAULT_STORE_PATH, MAX_PLUGIN_MEMORY_MB, MAX_SESSIONS,
+    BUILTIN_PLUGIN_PREFIX, DEFAULT_BODY_TIMEOUT_MS, DEFAULT_HEADER_TIMEOUT_MS, DEFAULT_KEEP_CRAWLS,
+    DEFAULT_LISTEN, DEFAULT_MAX_CONCURRENT_SITES, DEFAULT_MAX_CONNECTIONS, DEFAULT_RECYCLE_AFTER,
+    DEFAULT_SESSIONS, DEFAULT_STORE_PATH, MAX_MAX_CONNECTIONS, MAX_PLUGIN_MEMORY_MB, MAX_SESSIONS,
+    MIN_HTTP_TIMEOUT_MS,
 };
 use crate::config::error::ConfigIssue;
 use crate::config::model::{
-    BrowserConfig, Config, PluginConfig, PluginLimits, PluginSource, SchedulerConfig, ServerConfig,
-    StoreConfig, WebDriverEndpoint,
+    AllowedHost, BrowserConfig, Config, PluginConfig, PluginLimits, PluginSource, SchedulerConfig,
+    ServerConfig, StoreConfig, WebDriverEndpoint,
 };
 use crate::config::raw::{RawBrowser, RawConfig, RawPlugin, RawScheduler, RawServer, RawStore};
 use checks::{project_root, resolve, Validator};
@@ -68,8 +70,48 @@ fn server(v: &mut Validator, raw: &RawServer, root: &Path) -> ServerConfig {
     if let Some(t) = &raw.token_env {
         v.env_var_name("server.token_env", t);
     }
+    let allow_anonymous_writes = raw.allow_anonymous_writes.unwrap_or(false);
+    if allow_anonymous_writes && raw.token_env.is_some() {
+        v.issue(
+            "server.allow_anonymous_writes",
+            "cannot be true while server.token_env is set (writes then need the token): keep one of them",
+        );
+    }
+    let mut allowed_hosts = Vec::new();
+    for (i, h) in raw.allowed_hosts.iter().flatten().enumerate() {
+        match AllowedHost::parse(h) {
+            Ok(a) => allowed_hosts.push(a),
+            Err(reason) => v.issue(format!("server.allowed_hosts[{i}]"), format!("{h:?}: {reason}")),
+        }
+    }
+    let max_connections = raw.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
+    if !(1..=MAX_MAX_CONNECTIONS).contains(&max_connections) {
+        v.issue(
+            "server.max_connections",
+            format!("{max_connections} is out of range 1..={MAX_MAX_CONNECTIONS}"),
+        );
+    }
+    let mut timeout = |key: &str, value: Option<u64>, default: u64| {
+        let ms = value.unwrap_or(default);
+        if ms < MIN_HTTP_TIMEOUT_MS {
+            v.issue(key, format!("{ms} ms is shorter than the {MIN_HTTP_TIMEOUT_MS} ms accepted"));
+        }
+        Duration::from_millis(ms.max(MIN_HTTP_TIMEOUT_MS))
+    };
+    let header_timeout =
+        timeout("server.header_timeout_ms", raw.header_timeout_ms, DEFAULT_HEADER_TIMEOUT_MS);
+    let body_timeout = timeout("server.body_timeout_ms", raw.body_timeout_ms, DEFAULT_BODY_TIMEOUT_MS);
     let demo_dir = raw.demo_site.unwrap_or(false).then(|| root.join("web").join("demo"));
-    ServerConfig { listen, token_env: raw.token_env.clone(), demo_dir }
+    ServerConfig {
+        listen,
+        token_env: raw.token_env.clone(),
+        allow_anonymous_writes,
+        allowed_hosts,
+        max_connections: max_connections.clamp(1, MAX_MAX_CONNECTIONS),
+        header_timeout,
+        body_timeout,
+        demo_dir,
+    }
 }
 
 fn store(v: &mut Validator, raw: &RawStore, root: &Path) -> StoreConfig {
