@@ -15,5 +15,6 @@ mod pipeline;
 mod plugin;
 mod prometheus;
 mod retention;
+mod settle;
 mod store;
 mod web;
