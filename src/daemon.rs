@@ -47,6 +47,27 @@ async fn webdriver_ready(endpoint: &url::Url) -> bool {
     matches!(client.get(url).send().await, Ok(r) if r.status().is_success())
 }
 
+/// Export every configured site's last finished crawl from the store, so the per-site gauges (and
+/// the alerts on them) are right from the first scrape, not only after the daemon's own next
+/// crawl. A store that cannot be read here is logged: the daemon still serves.
+async fn export_stored_crawls(store: &Store, metrics: &Metrics, config: &Arc<Config>) {
+    let (store, metrics, config) = (store.clone(), metrics.clone(), config.clone());
+    let result = tokio::task::spawn_blocking(move || {
+        crate::settle::export_stored_crawls(&store, &metrics, &config.sites)
+    })
+    .await;
+    match result {
+        Ok(Ok(exported)) => {
+            tracing::info!(?exported, "per-site metrics of the last finished crawls exported")
+        }
+        Ok(Err(e)) => tracing::error!(
+            error = %crate::errors::chain(&e),
+            "cannot export the last finished crawls' metrics: per-site gauges stay absent until the next crawl"
+        ),
+        Err(e) => tracing::error!(error = %e, "exporting the last finished crawls' metrics did not finish"),
+    }
+}
+
 /// Run the daemon until `shutdown` fires. `ready` receives the bound address once serving.
 ///
 /// Refuses to start (before anything else) when writes would be unprotected by accident: see
@@ -71,6 +92,7 @@ pub async fn run(
     .await
     .map_err(|e| DaemonError::Task(e.to_string()))??;
     let metrics = Metrics::new()?;
+    export_stored_crawls(&store, &metrics, &config).await;
 
     // Crawls get their own token so the web server can keep answering while they wind down.
     let crawl_cancel = CancellationToken::new();

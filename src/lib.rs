@@ -17,6 +17,7 @@ pub mod plugin;
 pub mod report;
 pub mod review;
 pub mod scheduler;
+pub mod settle;
 pub mod store;
 pub mod structure;
 pub mod sweep;

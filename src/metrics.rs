@@ -12,7 +12,7 @@ use prometheus::{
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::store::{CrawlStatus, PageOutcome};
+use crate::store::{CrawlRecord, CrawlStatus, PageOutcome};
 use crate::structure::{StructuralChange, StructuralDiff};
 
 /// Errors of the metrics module (only at registration/encoding, i.e. programming errors).
@@ -58,6 +58,7 @@ pub struct Metrics {
     diff_seconds: Histogram,
     schedule_skipped: IntCounterVec,
     site_pages: IntGaugeVec,
+    site_failed_pages: IntGaugeVec,
     /// The page keys each site currently exports in `sitediff_page_distortion`.
     page_keys: Arc<Mutex<HashMap<String, Vec<String>>>>,
 }
@@ -117,10 +118,16 @@ impl Metrics {
             "Unix time the site's last crawl finished.",
             &["site"],
         )?;
-        let crawls = counter("sitediff_crawls_total", "Crawls ended, by final status.", &["site", "status"])?;
+        let crawls = counter(
+            "sitediff_crawls_total",
+            "Crawls by the status they reached: at their end (reviewing, passed, interrupted, failed) \
+             and by a review verdict (approved, rejected).",
+            &["site", "status"],
+        )?;
         let review_pending = int_gauge(
             "sitediff_review_pending_crawls",
-            "Crawls waiting for review (status reviewing with changed, new or failed pages).",
+            "Crawls waiting for review: of each kind, the site's newest finished crawl when it is \
+             reviewing with changed, new, newly failing, added or removed pages.",
             &["site"],
         )?;
         let plugin_calls = counter(
@@ -143,6 +150,12 @@ impl Metrics {
             "Pages of the site's last crawl by structural change against the approved crawl.",
             &["site", "change"],
         )?;
+        let site_failed_pages = int_gauge(
+            "sitediff_site_failed_pages",
+            "Failed pages of the site's last crawl: state=new failing unlike in the approved crawl (to \
+             review), state=still failing the same way as in it.",
+            &["site", "state"],
+        )?;
         let up = Gauge::with_opts(Opts::new("sitediff_up", "1 while the daemon runs."))?;
         registry.register(Box::new(up.clone()))?;
         up.set(1.0);
@@ -160,6 +173,7 @@ impl Metrics {
             diff_seconds,
             schedule_skipped,
             site_pages,
+            site_failed_pages,
             page_keys: Arc::default(),
         })
     }
@@ -190,22 +204,31 @@ impl Metrics {
         self.plugin_calls.with_label_values(&[plugin, outcome.as_str()]).inc();
     }
 
-    /// A crawl ended: its status, duration and its results against the baseline.
-    pub fn crawl_finished(
-        &self,
-        site: &str,
-        status: CrawlStatus,
-        duration_secs: f64,
-        finished_unix: f64,
-        changed_pages: u32,
-        max_distortion: f64,
-    ) {
+    /// A crawl ended (its status at the end: reviewing, passed, interrupted, failed) after
+    /// `duration_secs`. Its results are exported by [`Metrics::set_last_crawl`].
+    pub fn crawl_ended(&self, site: &str, status: CrawlStatus, duration_secs: f64) {
         self.crawls.with_label_values(&[site, status.as_str()]).inc();
         self.crawl_duration.with_label_values(&[site]).observe(duration_secs);
-        self.last_crawl_timestamp.with_label_values(&[site]).set(finished_unix);
-        if matches!(status, CrawlStatus::Reviewing) {
-            self.site_changed_pages.with_label_values(&[site]).set(i64::from(changed_pages));
-            self.site_max_distortion.with_label_values(&[site]).set(max_distortion);
+    }
+
+    /// A review verdict moved a crawl to `status` (approved, rejected).
+    pub fn crawl_reviewed(&self, site: &str, status: CrawlStatus) {
+        self.crawls.with_label_values(&[site, status.as_str()]).inc();
+    }
+
+    /// Export a finished crawl as its site's last crawl: when it finished, its changed pages and
+    /// largest distortion against the baseline, its failed pages, and its structure (if any).
+    pub fn set_last_crawl(&self, rec: &CrawlRecord) {
+        let site = rec.site.as_str();
+        let finished = rec.finished_at.unwrap_or(rec.started_at);
+        self.last_crawl_timestamp.with_label_values(&[site]).set(finished as f64 / 1000.0);
+        let changed = rec.counts.changed + rec.counts.added + rec.counts.removed;
+        self.site_changed_pages.with_label_values(&[site]).set(i64::from(changed));
+        self.site_max_distortion.with_label_values(&[site]).set(rec.max_distortion);
+        self.site_failed_pages.with_label_values(&[site, "new"]).set(i64::from(rec.counts.failed));
+        self.site_failed_pages.with_label_values(&[site, "still"]).set(i64::from(rec.counts.still_failing));
+        if let Some(structure) = &rec.structure {
+            self.set_site_structure(site, structure);
         }
     }
 
@@ -272,7 +295,29 @@ mod tests {
         let m = Metrics::new().unwrap();
         m.register_site("docs");
         m.page_captured("docs", PageOutcome::Ok);
-        m.crawl_finished("docs", CrawlStatus::Reviewing, 3.0, 1.7e9, 2, 0.25);
+        m.crawl_ended("docs", CrawlStatus::Reviewing, 3.0);
+        let mut rec = crate::store::CrawlRecord {
+            id: 4,
+            site: "docs".into(),
+            kind: crate::store::CrawlKind::Site,
+            status: CrawlStatus::Reviewing,
+            started_at: 1_699_999_990_000,
+            finished_at: Some(1_700_000_000_000),
+            reviewed_at: None,
+            prefix: "http://h/".into(),
+            compare_to: None,
+            counts: crate::store::CrawlCounts {
+                changed: 2,
+                failed: 1,
+                still_failing: 3,
+                ..Default::default()
+            },
+            max_distortion: 0.25,
+            error: None,
+            structure: Some(StructuralDiff { error: 4, unchanged: 7, ..Default::default() }),
+        };
+        m.set_last_crawl(&rec);
+        m.crawl_reviewed("docs", CrawlStatus::Approved);
         m.set_page_distortions("docs", [("/a.html", 0.25), ("/b.html", 0.0)]);
         m.plugin_called("mask-clock", PluginCallOutcome::Ok);
         m.diff_observed(0.01);
@@ -287,6 +332,12 @@ mod tests {
             "sitediff_crawl_duration_seconds_count{site=\"docs\"} 1",
             "sitediff_last_crawl_timestamp_seconds{site=\"docs\"} 1700000000",
             "sitediff_crawls_total{site=\"docs\",status=\"reviewing\"} 1",
+            "sitediff_crawls_total{site=\"docs\",status=\"approved\"} 1",
+            "sitediff_crawls_total{site=\"docs\",status=\"passed\"} 0",
+            "sitediff_site_failed_pages{site=\"docs\",state=\"new\"} 1",
+            "sitediff_site_failed_pages{site=\"docs\",state=\"still\"} 3",
+            "sitediff_site_pages{change=\"error\",site=\"docs\"} 4",
+            "sitediff_site_pages{change=\"unchanged\",site=\"docs\"} 7",
             "sitediff_review_pending_crawls{site=\"docs\"} 1",
             "sitediff_plugin_calls_total{outcome=\"ok\",plugin=\"mask-clock\"} 1",
             "sitediff_diff_seconds_count 1",
@@ -296,5 +347,20 @@ mod tests {
         m.set_page_distortions("docs", [("/c.html", 0.5)]);
         let text = m.render().unwrap();
         assert!(!text.contains("/a.html") && text.contains("/c.html"), "{text}");
+
+        // A passed crawl replaces the gauges: nothing changed, the failures are known ones.
+        rec.status = CrawlStatus::Passed;
+        rec.counts = crate::store::CrawlCounts { unchanged: 5, still_failing: 1, ..Default::default() };
+        rec.max_distortion = 0.001;
+        m.set_last_crawl(&rec);
+        let text = m.render().unwrap();
+        for name in [
+            "sitediff_site_changed_pages{site=\"docs\"} 0",
+            "sitediff_site_max_distortion{site=\"docs\"} 0.001",
+            "sitediff_site_failed_pages{site=\"docs\",state=\"new\"} 0",
+            "sitediff_site_failed_pages{site=\"docs\",state=\"still\"} 1",
+        ] {
+            assert!(text.contains(name), "missing {name} in\n{text}");
+        }
     }
 }

@@ -45,7 +45,10 @@ pub struct CrawlReport {
     pub changed: u32,
     pub new: u32,
     pub unchanged: u32,
+    /// Pages failing unlike in the approved crawl (review items).
     pub failed: u32,
+    /// Pages failing the same way as in the approved crawl (not review items).
+    pub still_failing: u32,
     /// Pair crawls: pages only on the head / only on the base side.
     pub added: u32,
     pub removed: u32,
@@ -64,7 +67,8 @@ pub struct CrawlReport {
 }
 
 impl CrawlReport {
-    /// Pages sorted: changed first (by distortion, largest first), then failed, new, unchanged.
+    /// Pages sorted: changed first (by distortion, largest first), then removed, added, failed,
+    /// new, still failing, unchanged.
     pub fn new(crawl: &CrawlRecord, pages: &[PageRecord]) -> CrawlReport {
         let mut results: Vec<PageResult> = pages.iter().map(PageResult::from).collect();
         results.sort_by(|a, b| {
@@ -85,6 +89,7 @@ impl CrawlReport {
             new: crawl.counts.new,
             unchanged: crawl.counts.unchanged,
             failed: crawl.counts.failed,
+            still_failing: crawl.counts.still_failing,
             added: crawl.counts.added,
             removed: crawl.counts.removed,
             skipped_non_html: crawl.counts.skipped_non_html,
@@ -114,6 +119,15 @@ impl CrawlReport {
             self.failed,
             self.max_distortion
         );
+        if self.still_failing > 0 {
+            s.push_str(&format!(
+                "  {} still failing (as in the approved crawl; not for review)\n",
+                self.still_failing
+            ));
+        }
+        if self.status == "passed" {
+            s.push_str("  nothing to review: passed\n");
+        }
         if self.added + self.removed > 0 {
             s.push_str(&format!("  pair: {} added, {} removed\n", self.added, self.removed));
         }
@@ -130,6 +144,11 @@ impl CrawlReport {
                 }
                 "failed" => s.push_str(&format!(
                     "  failed   {}  {}\n",
+                    p.key,
+                    p.error.as_deref().unwrap_or("unknown error")
+                )),
+                "still_failing" => s.push_str(&format!(
+                    "  still failing  {}  {}\n",
                     p.key,
                     p.error.as_deref().unwrap_or("unknown error")
                 )),
@@ -158,6 +177,7 @@ fn rank(change: &str) -> u8 {
         "added" => 2,
         "failed" => 3,
         "new" => 4,
-        _ => 5,
+        "still_failing" => 5,
+        _ => 6,
     }
 }

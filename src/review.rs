@@ -120,11 +120,10 @@ pub async fn trigger(scheduler: &SchedulerHandle, site: &str) -> Result<(), Revi
     }
 }
 
-/// Whether a crawl waits for someone's verdict: reviewing, with changed, new, failed, added or
-/// removed pages.
+/// Whether a crawl waits for someone's verdict: reviewing, with changed, new, newly failing, added
+/// or removed pages (see [`crate::settle::review_items`]).
 pub fn needs_review(c: &CrawlRecord) -> bool {
-    c.status == CrawlStatus::Reviewing
-        && c.counts.changed + c.counts.new + c.counts.failed + c.counts.added + c.counts.removed > 0
+    crate::settle::needs_review(c)
 }
 
 /// The last-pending-page rule: a crawl under review is settled once every changed, new, added and
@@ -161,24 +160,31 @@ struct PendingGauge {
 }
 
 impl Review {
-    /// Review actions without metrics (the CLI: the daemon recounts its gauge when scraped).
+    /// Review actions without metrics (the CLI: the daemon recounts its gauge when scraped; its
+    /// verdict counters count the daemon's own verdicts).
     pub fn new(store: Store) -> Review {
         Review { store, gauge: None }
     }
 
-    /// Also keep the review-pending gauge of these sites right after every action.
+    /// Also keep the review-pending gauge of these sites right after every action, and count
+    /// verdicts in `sitediff_crawls_total`.
     pub fn with_pending_gauge(self, metrics: Metrics, sites: impl IntoIterator<Item = String>) -> Review {
         Review { gauge: Some(PendingGauge { metrics, sites: sites.into_iter().collect() }), ..self }
     }
 
     /// Approve (its pages become baselines) or reject a whole crawl (blocking).
     pub fn verdict(&self, crawl: u64, verdict: Verdict) -> Result<CrawlRecord, ReviewError> {
+        // Only for counting: a verdict that changes nothing (re-approving) is not counted.
+        let before = self.store.crawl(crawl).ok().flatten().map(|c| c.status);
         let rec = match verdict {
             Verdict::Approve => self.store.approve_crawl(crawl),
             Verdict::Reject => self.store.reject_crawl(crawl),
         }
         .map_err(|source| ReviewError::Verdict { crawl, verdict, source })?;
         tracing::info!(crawl, site = %rec.site, %verdict, "review verdict");
+        if before != Some(rec.status) {
+            self.count_verdict(&rec);
+        }
         self.refresh_pending()?;
         Ok(rec)
     }
@@ -203,14 +209,23 @@ impl Review {
         {
             rec = self.store.approve_crawl(crawl).map_err(settle)?;
             crawl_approved = true;
+            self.count_verdict(&rec);
             tracing::info!(crawl, site = %rec.site, "last pending page approved: crawl approved");
         }
         self.refresh_pending()?;
         Ok(PageApproval { page, crawl: rec, crawl_approved })
     }
 
-    /// Recount `sitediff_review_pending_crawls` for every configured site from the store
-    /// (blocking); a no-op without metrics.
+    /// Count a crawl's new review status in `sitediff_crawls_total` (a no-op without metrics).
+    fn count_verdict(&self, rec: &CrawlRecord) {
+        if let Some(g) = &self.gauge {
+            g.metrics.crawl_reviewed(&rec.site, rec.status);
+        }
+    }
+
+    /// Recount `sitediff_review_pending_crawls` for every configured site from the store: the
+    /// crawls of [`crate::settle::pending`], superseded ones not counted (blocking; a no-op
+    /// without metrics).
     pub fn refresh_pending(&self) -> Result<(), ReviewError> {
         let Some(g) = &self.gauge else { return Ok(()) };
         for site in g.sites.iter() {
@@ -218,7 +233,7 @@ impl Review {
                 .store
                 .crawls(site)
                 .map_err(|source| ReviewError::Pending { site: site.clone(), source })?;
-            g.metrics.set_review_pending(site, crawls.iter().filter(|c| needs_review(c)).count());
+            g.metrics.set_review_pending(site, crate::settle::pending(&crawls).len());
         }
         Ok(())
     }
@@ -286,7 +301,9 @@ mod tests {
         let last = review.approve_page(id, "/b").unwrap();
         assert_eq!((last.crawl.status, last.crawl_approved), (CrawlStatus::Approved, true));
         assert_eq!(store.crawl(id).unwrap().unwrap().status, CrawlStatus::Approved);
-        assert!(metrics.render().unwrap().contains("sitediff_review_pending_crawls{site=\"s\"} 0"));
+        let text = metrics.render().unwrap();
+        assert!(text.contains("sitediff_review_pending_crawls{site=\"s\"} 0"), "{text}");
+        assert!(text.contains("sitediff_crawls_total{site=\"s\",status=\"approved\"} 1"), "{text}");
 
         let e = review.approve_page(id, "/nope").unwrap_err();
         assert_eq!(e.kind(), ReviewErrorKind::NotFound, "{e}");
@@ -301,10 +318,40 @@ mod tests {
     fn verdicts() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s.redb")).unwrap();
-        let review = Review::new(store.clone());
+        let metrics = Metrics::new().unwrap();
+        let review = Review::new(store.clone()).with_pending_gauge(metrics.clone(), ["s".to_string()]);
+        let count = |status: &str| {
+            let text = metrics.render().unwrap();
+            let series = format!("sitediff_crawls_total{{site=\"s\",status=\"{status}\"}} ");
+            text.lines().find_map(|l| l.strip_prefix(&series)).map(|v| v.to_string()).unwrap_or_default()
+        };
         let id = reviewing_crawl(&store);
         assert_eq!(review.verdict(id, Verdict::Reject).unwrap().status, CrawlStatus::Rejected);
+        assert_eq!((count("rejected"), count("approved")), ("1".into(), "".into()));
         assert_eq!(review.verdict(id, Verdict::Approve).unwrap().status, CrawlStatus::Approved);
         assert!(store.baseline("s", "/a").unwrap().is_some(), "approval made baselines");
+        assert_eq!((count("rejected"), count("approved")), ("1".into(), "1".into()));
+        // Approving an approved crawl again changes nothing and counts nothing.
+        review.verdict(id, Verdict::Approve).unwrap();
+        assert_eq!(count("approved"), "1");
+        // A refused verdict counts nothing either.
+        assert!(review.verdict(id, Verdict::Reject).is_err());
+        assert_eq!(count("rejected"), "1");
+    }
+
+    #[test]
+    fn an_older_crawl_under_review_is_superseded_by_a_newer_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        let metrics = Metrics::new().unwrap();
+        let review = Review::new(store.clone()).with_pending_gauge(metrics.clone(), ["s".to_string()]);
+        let pending = |n: u32| format!("sitediff_review_pending_crawls{{site=\"s\"}} {n}");
+        let older = reviewing_crawl(&store);
+        let newer = reviewing_crawl(&store);
+        review.refresh_pending().unwrap();
+        assert!(metrics.render().unwrap().contains(&pending(1)), "two reviewing crawls, one pending");
+        review.verdict(newer, Verdict::Reject).unwrap();
+        assert!(metrics.render().unwrap().contains(&pending(0)), "the newest was judged");
+        assert_eq!(store.crawl(older).unwrap().unwrap().status, CrawlStatus::Reviewing);
     }
 }

@@ -16,6 +16,7 @@ use crate::crawl::{self, DiscoveredPage, DiscoveryPlan, DiscoveryStats, FetchRes
 use crate::diff::DecodedCache;
 use crate::metrics::Metrics;
 use crate::plugin::PluginHost;
+use crate::settle;
 use crate::store::{
     now_ms, BaselineRecord, Blob, CrawlKind, CrawlRecord, CrawlStatus, PageOutcome, PageRecord,
     RetentionReport, Store, StoreError,
@@ -107,8 +108,8 @@ impl<C: Capturer + 'static> Sweeper<C> {
         }
     }
 
-    /// Crawl `site` now. Returns the finished crawl record (status `reviewing`, or `interrupted`
-    /// when `cancel` fired first).
+    /// Crawl `site` now. Returns the finished crawl record (status `reviewing`, `passed` when
+    /// there is nothing to review, or `interrupted` when `cancel` fired first).
     pub async fn run(
         &self,
         site: &SiteConfig,
@@ -146,6 +147,9 @@ impl<C: Capturer + 'static> Sweeper<C> {
             Ok(v) => v,
             Err(e) => {
                 record_failure(&self.store, failed_record(&crawl, &e)).await;
+                if let Some(m) = &self.metrics {
+                    m.crawl_ended(&site.name, CrawlStatus::Failed, started.elapsed().as_secs_f64());
+                }
                 return Err(e);
             }
         };
@@ -155,10 +159,10 @@ impl<C: Capturer + 'static> Sweeper<C> {
         let mut to_store = rec.clone();
         let keep = self.keep_crawls;
         let name = site.name.clone();
-        let pages = records.clone();
-        let (rec, retention) = blocking(&site.name, move || {
-            let r = store_finished_crawl(&store, &mut to_store, &pages, &name, keep)?;
-            Ok::<_, StoreError>((to_store, r))
+        let mut pages = records;
+        let (rec, pages, retention) = blocking(&site.name, move || {
+            let r = store_finished_crawl(&store, &mut to_store, &mut pages, &name, keep)?;
+            Ok::<_, StoreError>((to_store, pages, r))
         })
         .await?
         .map_err(store_err)?;
@@ -169,31 +173,15 @@ impl<C: Capturer + 'static> Sweeper<C> {
             );
         }
         if let Some(m) = &self.metrics {
-            m.crawl_finished(
-                &site.name,
-                rec.status,
-                started.elapsed().as_secs_f64(),
-                rec.finished_at.unwrap_or_else(now_ms) as f64 / 1000.0,
-                rec.counts.changed + rec.counts.added + rec.counts.removed,
-                rec.max_distortion,
-            );
-            if rec.status == CrawlStatus::Reviewing {
-                if let Some(structure) = &rec.structure {
-                    m.set_site_structure(&site.name, structure);
-                }
-                if site.page_metrics {
-                    m.set_page_distortions(
-                        &site.name,
-                        records.iter().filter_map(|p| p.distortion.map(|d| (p.key.as_str(), d))),
-                    );
-                } else {
-                    m.clear_page_distortions(&site.name);
-                }
+            m.crawl_ended(&site.name, rec.status, started.elapsed().as_secs_f64());
+            if settle::is_completed(rec.status) {
+                settle::export_last_crawl(m, &rec, site.page_metrics.then_some(pages.as_slice()));
             }
         }
         tracing::info!(
             site = %site.name, crawl = rec.id, status = %rec.status, pages = rec.counts.pages,
-            changed = rec.counts.changed, failed = rec.counts.failed, "crawl finished"
+            changed = rec.counts.changed, failed = rec.counts.failed,
+            still_failing = rec.counts.still_failing, "crawl finished"
         );
         Ok(rec)
     }
@@ -404,17 +392,19 @@ async fn record_failure(store: &Store, rec: CrawlRecord) {
     }
 }
 
-/// Store a finished crawl: its structural diff against the approved crawl, the record itself,
-/// then retention of the site's old crawls. Blocking.
+/// Store a finished crawl: its structural diff against the approved crawl, its settling (pages
+/// failing as in the approved crawl are still failing, in `pages` too; nothing to review: passed),
+/// the record with the restated pages, then retention of the site's old crawls. Blocking.
 pub(crate) fn store_finished_crawl(
     store: &Store,
     rec: &mut CrawlRecord,
-    pages: &[PageRecord],
+    pages: &mut [PageRecord],
     site: &str,
     keep_crawls: usize,
 ) -> Result<RetentionReport, StoreError> {
     rec.structure = Some(crate::structure::of_crawl(store, rec, pages)?);
-    store.update_crawl(rec)?;
+    let restated = settle::settle_finished(store, rec, pages)?;
+    store.finish_crawl(rec, &restated)?;
     store.apply_retention(site, keep_crawls)
 }
 

@@ -210,7 +210,8 @@ fn check_images(site: &str, images: &[UploadedImage]) -> Result<Vec<(u32, u32)>,
 }
 
 /// Store the images as a new `upload` crawl of `site`, each compared with its key's baseline
-/// (blocking; the comparisons run on rayon). Returns the finished crawl (status `reviewing`).
+/// (blocking; the comparisons run on rayon). Returns the finished crawl (status `reviewing`, or
+/// `passed` when there is nothing to review).
 pub fn ingest(
     comparer: &Comparer,
     site: &SiteConfig,
@@ -245,7 +246,7 @@ pub fn ingest(
         .collect();
     let mut rec = crawl;
     rec.finished_at = Some(now_ms());
-    let pages = match results {
+    let mut pages = match results {
         Ok(p) => p,
         Err(e) => {
             rec.status = CrawlStatus::Failed;
@@ -253,28 +254,22 @@ pub fn ingest(
             if let Err(write) = store.update_crawl(&rec) {
                 tracing::warn!(site = %name, crawl = rec.id, error = %write, "cannot record the upload as failed");
             }
+            if let Some(m) = &comparer.metrics {
+                m.crawl_ended(name, CrawlStatus::Failed, started.elapsed().as_secs_f64());
+            }
             return Err(store_err(e));
         }
     };
     rec.tally(&pages);
     rec.status = CrawlStatus::Reviewing;
-    crate::sweep::store_finished_crawl(store, &mut rec, &pages, name, keep_crawls).map_err(store_err)?;
+    crate::sweep::store_finished_crawl(store, &mut rec, &mut pages, name, keep_crawls).map_err(store_err)?;
     if let Some(m) = &comparer.metrics {
         m.register_site(name);
         for p in &pages {
             m.page_captured(name, p.outcome);
         }
-        m.crawl_finished(
-            name,
-            rec.status,
-            started.elapsed().as_secs_f64(),
-            rec.finished_at.unwrap_or_else(now_ms) as f64 / 1000.0,
-            rec.counts.changed,
-            rec.max_distortion,
-        );
-        if let Some(st) = &rec.structure {
-            m.set_site_structure(name, st);
-        }
+        m.crawl_ended(name, rec.status, started.elapsed().as_secs_f64());
+        crate::settle::export_last_crawl(m, &rec, site.page_metrics.then_some(pages.as_slice()));
     }
     tracing::info!(site = %name, crawl = rec.id, pages = rec.counts.pages, changed = rec.counts.changed, "upload stored");
     Ok(rec)

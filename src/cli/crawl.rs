@@ -100,7 +100,8 @@ pub fn run_site(cfg: &Config, site: SiteConfig, json: bool) -> anyhow::Result<Ex
     let changes = crawl.counts.changed + crawl.counts.added + crawl.counts.removed;
     Ok(ExitCode::from(match crawl.status {
         CrawlStatus::Reviewing if changes > 0 => EXIT_CHANGES,
-        CrawlStatus::Reviewing => EXIT_OK,
+        // New and failed pages are for review but not changes; still-failing ones not even that.
+        CrawlStatus::Reviewing | CrawlStatus::Passed => EXIT_OK,
         _ => EXIT_ERROR,
     }))
 }

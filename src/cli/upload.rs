@@ -37,7 +37,7 @@ pub struct UploadArgs {
 fn exit_for(status: CrawlStatus, changed: u32) -> ExitCode {
     ExitCode::from(match status {
         CrawlStatus::Reviewing if changed > 0 => EXIT_CHANGES,
-        CrawlStatus::Reviewing => EXIT_OK,
+        CrawlStatus::Reviewing | CrawlStatus::Passed => EXIT_OK,
         _ => EXIT_ERROR,
     })
 }
@@ -111,6 +111,10 @@ fn post(
         );
     }
     let changed = v["counts"]["changed"].as_u64().unwrap_or(0) as u32;
-    let status = if v["status"] == "reviewing" { CrawlStatus::Reviewing } else { CrawlStatus::Failed };
+    let status = match v["status"].as_str() {
+        Some("reviewing") => CrawlStatus::Reviewing,
+        Some("passed") => CrawlStatus::Passed,
+        _ => CrawlStatus::Failed,
+    };
     Ok(exit_for(status, changed))
 }

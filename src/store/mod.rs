@@ -242,6 +242,28 @@ impl Store {
         wtx.commit().map_err(db_err(OP))
     }
 
+    /// Write a finished crawl's record together with the page records restated when it finished
+    /// (pages found still failing), in one transaction: its status and its pages' changes agree.
+    pub fn finish_crawl(&self, rec: &CrawlRecord, restated: &[PageRecord]) -> Result<(), StoreError> {
+        const OP: &str = "finishing a crawl";
+        let wtx = self.write_txn(OP)?;
+        {
+            let mut crawls = wtx.open_table(CRAWLS).map_err(db_err(OP))?;
+            if crawls.get(rec.id).map_err(db_err(OP))?.is_none() {
+                return Err(StoreError::NoSuchCrawl { id: rec.id });
+            }
+            crawls
+                .insert(rec.id, encode("crawl", || crawl_key(rec.id), rec)?.as_slice())
+                .map_err(db_err(OP))?;
+            let mut pages = wtx.open_table(PAGES).map_err(db_err(OP))?;
+            for page in restated {
+                let bytes = encode("page", || page_key(rec.id, &page.key), page)?;
+                pages.insert((rec.id, page.key.as_str()), bytes.as_slice()).map_err(db_err(OP))?;
+            }
+        }
+        wtx.commit().map_err(db_err(OP))
+    }
+
     pub fn crawl(&self, id: u64) -> Result<Option<CrawlRecord>, StoreError> {
         const OP: &str = "reading a crawl";
         let rtx = self.read_txn(OP)?;

@@ -14,7 +14,10 @@ impl Store {
     pub fn approve_crawl(&self, id: u64) -> Result<CrawlRecord, StoreError> {
         const OP: &str = "approving a crawl";
         let mut rec = self.crawl_required(id)?;
-        if !matches!(rec.status, CrawlStatus::Reviewing | CrawlStatus::Rejected | CrawlStatus::Approved) {
+        if !matches!(
+            rec.status,
+            CrawlStatus::Reviewing | CrawlStatus::Passed | CrawlStatus::Rejected | CrawlStatus::Approved
+        ) {
             return Err(StoreError::BadTransition { id, status: rec.status, action: "approved" });
         }
         let pages = self.pages(id)?;
@@ -51,7 +54,10 @@ impl Store {
     /// Mark a crawl bad; baselines are unchanged.
     pub fn reject_crawl(&self, id: u64) -> Result<CrawlRecord, StoreError> {
         let mut rec = self.crawl_required(id)?;
-        if !matches!(rec.status, CrawlStatus::Reviewing | CrawlStatus::Rejected | CrawlStatus::Interrupted) {
+        if !matches!(
+            rec.status,
+            CrawlStatus::Reviewing | CrawlStatus::Passed | CrawlStatus::Rejected | CrawlStatus::Interrupted
+        ) {
             return Err(StoreError::BadTransition { id, status: rec.status, action: "rejected" });
         }
         rec.status = CrawlStatus::Rejected;

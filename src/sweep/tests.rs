@@ -167,15 +167,15 @@ fn storing_a_finished_crawl_adds_its_structure_and_applies_retention() {
     let (_d, store) = temp_store();
     let old = store.begin_crawl("docs", CrawlKind::Site, "http://h/", None).unwrap();
     let mut old_rec = finished_record(old, &DiscoveryStats::default(), &[], false);
-    store_finished_crawl(&store, &mut old_rec, &[], "docs", 1).unwrap();
+    store_finished_crawl(&store, &mut old_rec, &mut [], "docs", 1).unwrap();
 
     let crawl = store.begin_crawl("docs", CrawlKind::Site, "http://h/", None).unwrap();
-    let pages = [page_with("/a", PageChange::New, None)];
+    let mut pages = [page_with("/a", PageChange::New, None)];
     for p in &pages {
         store.put_page(crawl.id, p, &[]).unwrap();
     }
     let mut rec = finished_record(crawl, &DiscoveryStats::default(), &pages, false);
-    let report = store_finished_crawl(&store, &mut rec, &pages, "docs", 1).unwrap();
+    let report = store_finished_crawl(&store, &mut rec, &mut pages, "docs", 1).unwrap();
     let structure = rec.structure.clone().expect("the structural diff is set");
     assert_eq!((structure.against, structure.added_keys.as_slice()), (None, ["/a".to_string()].as_slice()));
     assert_eq!(store.crawl(rec.id).unwrap().unwrap(), rec, "the record is stored as returned");
@@ -198,6 +198,33 @@ async fn a_crawl_of_a_dead_site_records_its_page_as_failed_and_waits_for_review(
     let text = metrics.render().unwrap();
     assert!(text.contains("sitediff_pages_captured_total{outcome=\"http_error\",site=\"docs\"} 1"), "{text}");
     assert!(text.contains("sitediff_crawls_total{site=\"docs\",status=\"reviewing\"} 1"), "{text}");
+}
+
+#[tokio::test]
+async fn a_dead_site_crawled_again_after_approval_still_fails_and_passes() {
+    let (_d, store) = temp_store();
+    let metrics = crate::metrics::Metrics::new().unwrap();
+    let sweeper = Sweeper::new(store.clone(), Arc::new(NoBrowser), None, Some(metrics.clone()), 1, 5);
+    let site = site("");
+    let first = sweeper.run(&site, CancellationToken::new(), Arc::new(NoObserver)).await.unwrap();
+    assert_eq!(first.status, CrawlStatus::Reviewing, "the failure is new");
+    store.approve_crawl(first.id).unwrap();
+
+    let rec = sweeper.run(&site, CancellationToken::new(), Arc::new(NoObserver)).await.unwrap();
+    assert_eq!(rec.status, CrawlStatus::Passed, "{rec:?}");
+    assert_eq!((rec.counts.pages, rec.counts.failed, rec.counts.still_failing), (1, 0, 1));
+    assert_eq!(store.crawl(rec.id).unwrap().unwrap(), rec);
+    assert_eq!(store.page(rec.id, "/").unwrap().unwrap().change, PageChange::StillFailing);
+    let text = metrics.render().unwrap();
+    for line in [
+        "sitediff_crawls_total{site=\"docs\",status=\"reviewing\"} 1",
+        "sitediff_crawls_total{site=\"docs\",status=\"passed\"} 1",
+        "sitediff_site_failed_pages{site=\"docs\",state=\"new\"} 0",
+        "sitediff_site_failed_pages{site=\"docs\",state=\"still\"} 1",
+        "sitediff_pages_captured_total{outcome=\"http_error\",site=\"docs\"} 2",
+    ] {
+        assert!(text.contains(line), "missing {line} in\n{text}");
+    }
 }
 
 #[tokio::test]

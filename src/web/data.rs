@@ -210,7 +210,8 @@ pub fn sort_pages(pages: &mut [PageSummary]) {
 pub struct ApiCrawl {
     #[serde(flatten)]
     pub record: CrawlRecord,
-    /// Waiting for a verdict (reviewing, with changed, new or failed pages).
+    /// Reviewing, with something to review (changed, new, newly failing, added or removed pages).
+    /// A site's `pending_reviews` counts only its newest finished crawl of each kind.
     pub needs_review: bool,
 }
 
@@ -362,7 +363,7 @@ impl Catalog {
                 next_run: state.scheduler.next_run(&name),
                 busy: state.scheduler.is_busy(&name),
                 running_crawl: state.scheduler.running_crawl(&name),
-                pending_reviews: crawls.iter().filter(|c| needs_review(c)).count(),
+                pending_reviews: crate::settle::pending(&crawls).len(),
                 crawls: crawls.len(),
                 last_crawl: crawls.into_iter().next(),
                 configured,

@@ -8,7 +8,7 @@ use super::assets;
 use super::data::{Listing, MaskedRect, PageDetail, PageFilter, SiteOverview};
 use super::http::encode;
 use super::textdiff::LineTag;
-use crate::store::{CrawlKind, CrawlRecord, CrawlStatus, PageRecord};
+use crate::store::{CrawlKind, CrawlRecord, CrawlStatus, PageChange, PageRecord};
 use crate::structure::{StructuralChange, StructuralDiff};
 
 /// What every page needs to know about the viewer.
@@ -181,7 +181,7 @@ pub fn dashboard(ctx: &Ctx, sites: &[SiteOverview]) -> String {
                                         div class="muted small" { (fmt_ms(c.started_at)) }
                                     }
                                     td class="num" { a href=(crawl_url(c.id, PageFilter::Changed, 0)) { (c.counts.changed) } }
-                                    td class="num" { a href=(crawl_url(c.id, PageFilter::Failed, 0)) { (c.counts.failed) } }
+                                    td class="num" { a href=(crawl_url(c.id, PageFilter::Failed, 0)) { (c.counts.failed) } (still_failing(c)) }
                                     td class="num" { a href=(crawl_url(c.id, PageFilter::New, 0)) { (c.counts.new) } }
                                 }
                                 None => { td class="muted" { "never crawled" } td {} td {} td {} }
@@ -229,7 +229,7 @@ pub fn site_history(ctx: &Ctx, site: &str, crawls: &[CrawlRecord]) -> String {
                         td { (fmt_ms(c.started_at)) }
                         td class="num" { (c.counts.pages) }
                         td class="num" { (c.counts.changed) }
-                        td class="num" { (c.counts.failed) }
+                        td class="num" { (c.counts.failed) (still_failing(c)) }
                         td class="num" { (c.counts.new) }
                         td class="num" { (fmt_distortion(Some(c.max_distortion))) }
                     }
@@ -240,9 +240,22 @@ pub fn site_history(ctx: &Ctx, site: &str, crawls: &[CrawlRecord]) -> String {
     layout(ctx, site, Some("/"), content)
 }
 
+/// The pages of a crawl failing as in the approved crawl, beside its (newly) failed count.
+fn still_failing(c: &CrawlRecord) -> Markup {
+    html! {
+        @if c.counts.still_failing > 0 {
+            div class="muted small still-failing" title="failing the same way as in the approved crawl: not for review" {
+                "+" (c.counts.still_failing) " still failing"
+            }
+        }
+    }
+}
+
 fn crawl_actions(ctx: &Ctx, c: &CrawlRecord) -> Markup {
-    let can_approve = matches!(c.status, CrawlStatus::Reviewing | CrawlStatus::Rejected);
-    let can_reject = matches!(c.status, CrawlStatus::Reviewing | CrawlStatus::Interrupted);
+    let can_approve =
+        matches!(c.status, CrawlStatus::Reviewing | CrawlStatus::Passed | CrawlStatus::Rejected);
+    let can_reject =
+        matches!(c.status, CrawlStatus::Reviewing | CrawlStatus::Passed | CrawlStatus::Interrupted);
     html! {
         @if ctx.can_write {
             div class="actions" {
@@ -261,7 +274,16 @@ fn crawl_header(c: &CrawlRecord) -> Markup {
             "Started " (fmt_ms(c.started_at))
             @if let Some(f) = c.finished_at { " · finished " (fmt_ms(f)) }
             " · " (c.counts.pages) " pages · max distortion " (fmt_distortion(Some(c.max_distortion)))
+            @if c.counts.still_failing > 0 {
+                " · " span id="still-failing" { (c.counts.still_failing) " still failing (as in the approved crawl)" }
+            }
             @if let Some(e) = &c.error { br; span class="error" { (e) } }
+        }
+        @if c.status == CrawlStatus::Passed {
+            p class="note" id="passed-note" {
+                "Nothing to review: no page changed, is new, was added or removed, or fails unlike in the approved crawl. "
+                "The crawl passed without a reviewer; baselines are unchanged."
+            }
         }
         @match c.kind {
             CrawlKind::Pair => {
@@ -493,6 +515,15 @@ pub fn page_view(ctx: &Ctx, d: &PageDetail, filter: PageFilter) -> String {
             @if p.size_changed { " · " span class="warn" { "size changed" } }
             @if p.truncated { " · " span class="warn" { "page cut at max height" } }
             @if let Some(e) = &p.error { div class="error" { (e) } }
+            @if p.change == PageChange::StillFailing {
+                div class="muted" id="still-failing-note" {
+                    "Failing the same way as in the approved crawl"
+                    @if let Some(id) = c.structure.as_ref().and_then(|st| st.against) {
+                        " " a href=(crawl_url(id, PageFilter::All, 0)) { "#" (id) }
+                    }
+                    ": shown and counted, not for review."
+                }
+            }
         }
         div class="actions" {
             @if ctx.can_write && (p.png.is_some() || c.kind == CrawlKind::Pair) && c.status != CrawlStatus::Running && !p.approved {

@@ -18,5 +18,6 @@ mod prometheus;
 mod retention;
 mod secrets;
 mod security;
+mod settle;
 mod store;
 mod web;
