@@ -362,9 +362,54 @@ fn ignore_rects_and_masks_are_excluded() {
 }
 
 #[test]
-fn decode_errors_name_the_input() {
+fn decode_errors_name_the_input_and_keep_the_cause() {
+    use std::error::Error as _;
     let err = compare_png(b"nope", TEXT_A, &DiffOptions::default()).expect_err("bad png");
     assert!(err.to_string().contains("cannot decode PNG a"), "{err}");
+    assert!(matches!(&err, DiffError::Decode { name, .. } if name == "a"), "{err:?}");
+    let cause = err.source().expect("the decoder's error is kept as the source");
+    assert!(cause.downcast_ref::<png::DecodingError>().is_some());
     let truncated = &TEXT_B[..TEXT_B.len() / 2];
-    assert!(compare_png(TEXT_A, truncated, &DiffOptions::default()).is_err());
+    let err = compare_png(TEXT_A, truncated, &DiffOptions::default()).expect_err("truncated png");
+    assert!(err.to_string().contains("cannot decode PNG b"), "{err}");
+}
+
+/// A writer that fails after `left` bytes.
+struct FailingWriter {
+    left: usize,
+}
+
+impl std::io::Write for FailingWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::StorageFull, "disk full"));
+        }
+        let n = buf.len().min(self.left);
+        self.left -= n;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn diff_image_write_errors_keep_the_io_error() {
+    use std::error::Error as _;
+    // Failing in the header, in the palette, in the image data.
+    for left in [0, 100, 1000] {
+        let mut w = FailingWriter { left };
+        let err = compare_sources(
+            ImageSource::Png { bytes: TEXT_A, name: "a" },
+            ImageSource::Png { bytes: TEXT_B, name: "b" },
+            &DiffOptions::default(),
+            Some(&mut w),
+        )
+        .expect_err("the writer fails");
+        assert!(err.to_string().contains("disk full"), "{err}");
+        let io =
+            err.source().and_then(|c| c.downcast_ref::<std::io::Error>()).expect("io::Error as the source");
+        assert_eq!(io.kind(), std::io::ErrorKind::StorageFull);
+    }
 }
