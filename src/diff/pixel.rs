@@ -150,7 +150,8 @@ fn px(row: &[u8], x: usize) -> [u8; 4] {
 #[derive(Clone, Copy)]
 pub(crate) struct Hood<'r> {
     rows: [&'r [u8]; 5],
-    yc: usize,
+    /// `yc - 2` (wrapping): the row held in `rows[0]`.
+    first: usize,
 }
 
 impl<'r> Hood<'r> {
@@ -164,7 +165,7 @@ impl<'r> Hood<'r> {
                 *slot = img.row(y);
             }
         }
-        Hood { rows, yc }
+        Hood { rows, first: yc.wrapping_sub(2) }
     }
 }
 
@@ -172,7 +173,7 @@ impl Rows for Hood<'_> {
     /// Row `y`, which must lie within two rows of the centre.
     #[inline(always)]
     fn row(&self, y: usize) -> &[u8] {
-        self.rows[y + 2 - self.yc]
+        self.rows[y.wrapping_sub(self.first)]
     }
 }
 
