@@ -11,9 +11,13 @@
 //! ```
 //! Keys are BLAKE3 hashes of the PNG bytes ([`content_key`]); a store that already keeps such hashes
 //! can call [`DecodedCache::get`] / [`DecodedCache::insert`] with them and skip hashing.
+//!
+//! Recency order is `lru::LruCache` (unbounded by count); the bound is the total of decoded bytes,
+//! kept here: least recently used images go until the new one fits.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+
+use lru::LruCache;
 
 use super::{decode_png, DiffError, RgbaImage};
 
@@ -22,15 +26,10 @@ pub fn content_key(png: &[u8]) -> [u8; 32] {
     *blake3::hash(png).as_bytes()
 }
 
-struct Entry {
-    image: Arc<RgbaImage>,
-    last_used: u64,
-}
-
 struct Inner {
-    map: HashMap<[u8; 32], Entry>,
+    images: LruCache<[u8; 32], Arc<RgbaImage>>,
+    /// Sum of `byte_size` over `images`.
     bytes: usize,
-    tick: u64,
 }
 
 /// Thread-safe LRU of decoded images bounded by total pixel bytes.
@@ -53,7 +52,7 @@ impl std::fmt::Debug for DecodedCache {
 impl DecodedCache {
     /// A cache holding at most `max_bytes` of decoded pixels (an image larger than that is not kept).
     pub fn new(max_bytes: usize) -> DecodedCache {
-        DecodedCache { max_bytes, inner: Mutex::new(Inner { map: HashMap::new(), bytes: 0, tick: 0 }) }
+        DecodedCache { max_bytes, inner: Mutex::new(Inner { images: LruCache::unbounded(), bytes: 0 }) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -63,13 +62,7 @@ impl DecodedCache {
 
     /// The decoded image for `key`, if cached (marks it recently used).
     pub fn get(&self, key: &[u8; 32]) -> Option<Arc<RgbaImage>> {
-        let mut inner = self.lock();
-        inner.tick += 1;
-        let tick = inner.tick;
-        inner.map.get_mut(key).map(|e| {
-            e.last_used = tick;
-            Arc::clone(&e.image)
-        })
+        self.lock().images.get(key).map(Arc::clone)
     }
 
     /// Add an image, evicting least recently used ones to stay within the byte bound.
@@ -79,19 +72,16 @@ impl DecodedCache {
             return;
         }
         let mut inner = self.lock();
-        inner.tick += 1;
-        let tick = inner.tick;
-        if let Some(old) = inner.map.insert(key, Entry { image, last_used: tick }) {
-            inner.bytes -= old.image.byte_size();
+        if let Some(old) = inner.images.put(key, image) {
+            inner.bytes -= old.byte_size();
         }
         inner.bytes += size;
+        // The new image is the most recent and fits on its own: it is never the one evicted.
         while inner.bytes > self.max_bytes {
-            let Some(victim) = inner.map.iter().min_by_key(|(_, e)| e.last_used).map(|(k, _)| *k) else {
+            let Some((_, old)) = inner.images.pop_lru() else {
                 break;
             };
-            if let Some(e) = inner.map.remove(&victim) {
-                inner.bytes -= e.image.byte_size();
-            }
+            inner.bytes -= old.byte_size();
         }
     }
 
@@ -109,7 +99,7 @@ impl DecodedCache {
     /// (entries, bytes) currently held.
     pub fn usage(&self) -> (usize, usize) {
         let inner = self.lock();
-        (inner.map.len(), inner.bytes)
+        (inner.images.len(), inner.bytes)
     }
 }
 
@@ -135,6 +125,19 @@ mod tests {
         assert_eq!(c.usage(), (2, 80));
         c.insert([4; 32], img(100, 4)); // larger than the whole cache: not kept
         assert_eq!(c.usage(), (2, 80));
+    }
+
+    #[test]
+    fn reinserting_a_key_replaces_its_bytes_and_refreshes_it() {
+        let c = DecodedCache::new(100);
+        c.insert([1; 32], img(10, 1)); // 40 bytes
+        c.insert([2; 32], img(5, 2)); // 20 bytes
+        c.insert([1; 32], img(5, 9)); // replaces 40 by 20; 1 is now the most recent
+        assert_eq!(c.usage(), (2, 40));
+        assert_eq!(c.get(&[1; 32]).map(|i| i.data[0]), Some(9));
+        c.insert([3; 32], img(20, 3)); // 120 > 100: evict 2 (least recent), then 40 + 80 fits
+        assert!(c.get(&[2; 32]).is_none());
+        assert_eq!(c.usage(), (2, 100));
     }
 
     #[test]

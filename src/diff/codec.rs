@@ -38,8 +38,12 @@ pub(crate) struct PngRows<'a> {
     next_row: usize,
 }
 
-fn decode_err(name: &str, e: impl std::fmt::Display) -> DiffError {
-    DiffError::Decode { name: name.to_string(), reason: e.to_string() }
+fn decode_err(name: &str) -> impl FnOnce(png::DecodingError) -> DiffError + '_ {
+    move |source| DiffError::Decode { name: name.to_string(), source }
+}
+
+fn unusable(name: &str, reason: impl Into<String>) -> DiffError {
+    DiffError::Unusable { name: name.to_string(), reason: reason.into() }
 }
 
 impl<'a> PngRows<'a> {
@@ -48,7 +52,7 @@ impl<'a> PngRows<'a> {
         let mut dec =
             png::Decoder::new_with_limits(Cursor::new(bytes), png::Limits { bytes: DECODER_LIMIT_BYTES });
         dec.set_transformations(png::Transformations::EXPAND);
-        let reader = dec.read_info().map_err(|e| decode_err(name, e))?;
+        let reader = dec.read_info().map_err(decode_err(name))?;
         let info = reader.info();
         let (width, height) = (info.width, info.height);
         if width as u64 * height as u64 > MAX_PIXELS {
@@ -66,10 +70,9 @@ impl<'a> PngRows<'a> {
             (png::ColorType::Rgb, png::BitDepth::Sixteen) => Layout::Rgb16,
             (png::ColorType::Grayscale, png::BitDepth::Sixteen) => Layout::Grey16,
             (png::ColorType::GrayscaleAlpha, png::BitDepth::Sixteen) => Layout::GreyAlpha16,
-            other => return Err(decode_err(name, format!("unsupported pixel format {other:?}"))),
+            other => return Err(unusable(name, format!("unsupported pixel format {other:?}"))),
         };
-        let line_size =
-            reader.output_line_size(width).ok_or_else(|| decode_err(name, "row size overflows"))?;
+        let line_size = reader.output_line_size(width).ok_or_else(|| unusable(name, "row size overflows"))?;
         let mut rows = PngRows {
             reader,
             name: name.to_string(),
@@ -84,9 +87,9 @@ impl<'a> PngRows<'a> {
         };
         if interlaced {
             let size =
-                rows.reader.output_buffer_size().ok_or_else(|| decode_err(name, "image size overflows"))?;
+                rows.reader.output_buffer_size().ok_or_else(|| unusable(name, "image size overflows"))?;
             let mut frame = vec![0; size];
-            rows.reader.next_frame(&mut frame).map_err(|e| decode_err(name, e))?;
+            rows.reader.next_frame(&mut frame).map_err(decode_err(name))?;
             rows.frame = Some(frame);
         }
         Ok(rows)
@@ -104,23 +107,21 @@ impl<'a> PngRows<'a> {
     pub(crate) fn read_into(&mut self, dst: &mut [u8]) -> Result<(), DiffError> {
         let y = self.next_row;
         if y >= self.height {
-            return Err(decode_err(&self.name, "read past the last row"));
+            return Err(unusable(&self.name, "read past the last row"));
         }
         self.next_row += 1;
         if let Some(frame) = &self.frame {
             let src = &frame[y * self.line_size..(y + 1) * self.line_size];
             convert(self.layout, src, dst);
         } else if self.layout == Layout::Rgba8 {
-            match self.reader.read_row(dst) {
-                Ok(Some(_)) => {}
-                Ok(None) => return Err(decode_err(&self.name, "image data ends early")),
-                Err(e) => return Err(decode_err(&self.name, e)),
+            match self.reader.read_row(dst).map_err(decode_err(&self.name))? {
+                Some(_) => {}
+                None => return Err(unusable(&self.name, "image data ends early")),
             }
         } else {
-            match self.reader.read_row(&mut self.scratch) {
-                Ok(Some(_)) => {}
-                Ok(None) => return Err(decode_err(&self.name, "image data ends early")),
-                Err(e) => return Err(decode_err(&self.name, e)),
+            match self.reader.read_row(&mut self.scratch).map_err(decode_err(&self.name))? {
+                Some(_) => {}
+                None => return Err(unusable(&self.name, "image data ends early")),
             }
             convert(self.layout, &self.scratch, dst);
         }
@@ -207,8 +208,8 @@ const PNG_SIGNATURE: [u8; 8] = [137, 80, 78, 71, 13, 10, 26, 10];
 const COLOR_INDEXED: u8 = 3;
 const FILTER_SUB: u8 = 1;
 
-fn encode_err(e: impl std::fmt::Display) -> DiffError {
-    DiffError::Encode(e.to_string())
+fn write_err(source: std::io::Error) -> DiffError {
+    DiffError::WriteDiff { source }
 }
 
 fn write_chunk(out: &mut dyn Write, kind: &[u8; 4], data: &[u8]) -> std::io::Result<()> {
@@ -256,16 +257,16 @@ pub(crate) struct DiffPngWriter<'w> {
 
 impl<'w> DiffPngWriter<'w> {
     pub(crate) fn new(out: &'w mut dyn Write, width: u32, height: u32) -> Result<Self, DiffError> {
-        out.write_all(&PNG_SIGNATURE).map_err(encode_err)?;
+        out.write_all(&PNG_SIGNATURE).map_err(write_err)?;
         let mut ihdr = [0u8; 13];
         ihdr[0..4].copy_from_slice(&width.to_be_bytes());
         ihdr[4..8].copy_from_slice(&height.to_be_bytes());
         ihdr[8] = 8; // bit depth
         ihdr[9] = COLOR_INDEXED;
-        write_chunk(out, b"IHDR", &ihdr).map_err(encode_err)?;
-        write_chunk(out, b"PLTE", &palette_rgb()).map_err(encode_err)?;
+        write_chunk(out, b"IHDR", &ihdr).map_err(write_err)?;
+        write_chunk(out, b"PLTE", &palette_rgb()).map_err(write_err)?;
         let z = fdeflate::Compressor::new(IdatWriter { out, buf: Vec::with_capacity(IDAT_BYTES + 64) })
-            .map_err(encode_err)?;
+            .map_err(write_err)?;
         Ok(DiffPngWriter { z, filtered: vec![0; width as usize + 1] })
     }
 
@@ -278,14 +279,14 @@ impl<'w> DiffPngWriter<'w> {
             *d = v.wrapping_sub(prev);
             prev = v;
         }
-        self.z.write_data(f).map_err(encode_err)
+        self.z.write_data(f).map_err(write_err)
     }
 
     pub(crate) fn finish(self) -> Result<(), DiffError> {
-        let mut w = self.z.finish().map_err(encode_err)?;
-        w.flush().map_err(encode_err)?;
-        write_chunk(w.out, b"IEND", &[]).map_err(encode_err)?;
-        w.out.flush().map_err(encode_err)
+        let mut w = self.z.finish().map_err(write_err)?;
+        w.flush().map_err(write_err)?;
+        write_chunk(w.out, b"IEND", &[]).map_err(write_err)?;
+        w.out.flush().map_err(write_err)
     }
 }
 

@@ -2,7 +2,7 @@
 //! plus the "extra" area when the sizes differ, writing palette indices of the diff image.
 
 use super::mask::RowIgnore;
-use super::pixel::{aa_either, color_delta, grey_index, rows5, Rows, IDX_AA, IDX_DIFF, IDX_WHITE};
+use super::pixel::{aa_either, color_delta, grey_index, Hood, Rows, IDX_AA, IDX_DIFF, IDX_WHITE};
 use super::regions::RegionBand;
 
 /// Sizes involved in one comparison.
@@ -190,7 +190,8 @@ impl RowKernel<'_> {
             if pa != pb && !ig.is_some_and(|ig| ig.get(x)) && color_delta(pa, pb, (base + x) * 4) > max_delta
             {
                 if !include_aa && {
-                    let (na, nb) = hood.get_or_insert_with(|| (rows5(a, y, g.h), rows5(b, y, g.h)));
+                    let (na, nb) =
+                        hood.get_or_insert_with(|| (Hood::around(a, y, g.h), Hood::around(b, y, g.h)));
                     aa_either(na, nb, x, y, g.w, g.h)
                 } {
                     tally.aa += 1;

@@ -37,13 +37,43 @@ pub const DEFAULT_THRESHOLD: f64 = 0.1;
 /// Largest image (pixels) accepted.
 pub const MAX_PIXELS: u64 = 1 << 31;
 
-/// Errors of the diff module.
+/// Errors of the diff module. `name` is the input's name as given with its [`ImageSource`] (a file
+/// path, a URL, "baseline" ...).
 #[derive(Debug, thiserror::Error)]
 pub enum DiffError {
+    /// The PNG decoder rejected an input.
+    #[error("cannot decode PNG {name}: {source}")]
+    Decode {
+        name: String,
+        #[source]
+        source: png::DecodingError,
+    },
+    /// A PNG the decoder read but this engine cannot use (a pixel format it does not convert, a size
+    /// that overflows, image data that ends early); no underlying error value.
     #[error("cannot decode PNG {name}: {reason}")]
-    Decode { name: String, reason: String },
-    #[error("cannot encode PNG: {0}")]
-    Encode(String),
+    Unusable { name: String, reason: String },
+    /// An input's decoder thread ended without handing over its rows.
+    #[error("cannot decode PNG {name}: decoder stopped")]
+    DecoderStopped {
+        name: String,
+        #[source]
+        source: std::sync::mpsc::RecvError,
+    },
+    /// The PNG encoder failed ([`encode_png`]).
+    #[error("cannot encode PNG: {source}")]
+    Encode {
+        #[source]
+        source: png::EncodingError,
+    },
+    /// Writing the streamed diff image to the caller's writer failed.
+    #[error("cannot encode PNG: {source}")]
+    WriteDiff {
+        #[source]
+        source: std::io::Error,
+    },
+    /// A diff image was asked for two empty images (a PNG cannot be 0 pixels wide or high).
+    #[error("cannot encode PNG: cannot write a diff image of an empty image")]
+    EmptyDiff,
     #[error("image {name} is too large: {width}x{height}")]
     TooLarge { name: String, width: u32, height: u32 },
     #[error("ignore mask has {got} pixels, expected {expected}")]
@@ -153,9 +183,10 @@ pub fn encode_png(img: &RgbaImage) -> Result<Vec<u8>, DiffError> {
     enc.set_color(png::ColorType::Rgba);
     enc.set_depth(png::BitDepth::Eight);
     enc.set_compression(png::Compression::Fast);
-    let mut w = enc.write_header().map_err(|e| DiffError::Encode(e.to_string()))?;
-    w.write_image_data(&img.data).map_err(|e| DiffError::Encode(e.to_string()))?;
-    w.finish().map_err(|e| DiffError::Encode(e.to_string()))?;
+    let encode = |source| DiffError::Encode { source };
+    let mut w = enc.write_header().map_err(encode)?;
+    w.write_image_data(&img.data).map_err(encode)?;
+    w.finish().map_err(encode)?;
     Ok(out)
 }
 

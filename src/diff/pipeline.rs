@@ -71,10 +71,9 @@ impl<'a> Feed<'a> {
 
     fn recv(&mut self, name: &str) -> Result<(), DiffError> {
         if let Feed::Stream { rx, chunks, received, .. } = self {
-            let chunk = rx.recv().map_err(|_| DiffError::Decode {
-                name: name.to_string(),
-                reason: "decoder stopped".into(),
-            })??;
+            let chunk = rx
+                .recv()
+                .map_err(|source| DiffError::DecoderStopped { name: name.to_string(), source })??;
             *received = chunk.first + chunk.rows;
             chunks.push_back(chunk);
         }
@@ -86,7 +85,11 @@ impl<'a> Feed<'a> {
         if let Feed::Stream { chunks, recycle, .. } = self {
             while chunks.front().is_some_and(|c| c.first + c.rows + WINDOW_REACH <= next_y) {
                 if let Some(c) = chunks.pop_front() {
-                    let _ = recycle.send(c.data);
+                    // Back to the decoder for reuse; once it has decoded its last row it takes none
+                    // and the buffer is freed here, which is all a failed send means.
+                    if recycle.send(c.data).is_err() {
+                        tracing::trace!("decoder finished: chunk buffer freed");
+                    }
                 }
             }
         }
@@ -131,7 +134,10 @@ fn decoder_thread(
         data.resize(n * stride, 0);
         for r in 0..n {
             if let Err(e) = rows.read_into(&mut data[r * stride..(r + 1) * stride]) {
-                let _ = tx.send(Err(e));
+                if let Err(mpsc::SendError(Err(e))) = tx.send(Err(e)) {
+                    // The comparison has already stopped (the other image failed, or a write did).
+                    tracing::warn!(error = %e, "decode error after the comparison had stopped");
+                }
                 return;
             }
         }
@@ -245,7 +251,7 @@ fn make_sinks<'w>(
     let png = match png_out {
         Some(w) => {
             if geo.uw == 0 || geo.uh == 0 {
-                return Err(DiffError::Encode("cannot write a diff image of an empty image".into()));
+                return Err(DiffError::EmptyDiff);
             }
             Some(DiffPngWriter::new(w, geo.uw as u32, geo.uh as u32)?)
         }

@@ -130,7 +130,9 @@ pub(crate) fn max_delta(threshold: f64) -> f64 {
     super::MAX_YIQ_DELTA * threshold * threshold
 }
 
-/// Read access to RGBA8 rows of an image (whole image or a rolling window of it).
+/// Read access to RGBA8 rows of one image: a rolling window of decoded chunks (`engine::Win`), the
+/// five rows around a pixel ([`Hood`]) or, in tests, a whole image. The anti-aliasing test below is
+/// written once over this trait and monomorphised for each accessor.
 pub(crate) trait Rows {
     /// The RGBA8 bytes of row `y`, starting at x = 0 (may be longer than the compared width).
     fn row(&self, y: usize) -> &[u8];
@@ -142,18 +144,57 @@ fn px(row: &[u8], x: usize) -> [u8; 4] {
     [row[i], row[i + 1], row[i + 2], row[i + 3]]
 }
 
-/// pixelmatch `antialiased`, written plainly over `Rows` (kept as the tests' oracle for the fast
-/// path [`aa_either`]): is pixel (x1, y1) of `img` likely anti-aliasing? `a` and `b` are the two
-/// images (one of them is `img`); `w` x `h` is the compared area.
-#[cfg(test)]
-pub(crate) fn antialiased<R: Rows>(img: &R, x1: usize, y1: usize, w: usize, h: usize, a: &R, b: &R) -> bool {
+/// Rows `yc-2..=yc+2` of one image, fetched once per image row at its first anti-aliasing test, so
+/// that the test's neighbourhood reads are plain array indexing. Rows outside the image are never
+/// read: every loop of the test is clamped to the compared area.
+#[derive(Clone, Copy)]
+pub(crate) struct Hood<'r> {
+    rows: [&'r [u8]; 5],
+    /// `yc - 2` (wrapping): the row held in `rows[0]`.
+    first: usize,
+}
+
+impl<'r> Hood<'r> {
+    /// The neighbourhood of row `yc` of `img`, whose compared height is `h`.
+    pub(crate) fn around<R: Rows>(img: &'r R, yc: usize, h: usize) -> Hood<'r> {
+        let centre = img.row(yc);
+        let mut rows = [centre; 5];
+        for (k, slot) in rows.iter_mut().enumerate() {
+            let y = (yc + k).wrapping_sub(2);
+            if y < h && y != yc {
+                *slot = img.row(y);
+            }
+        }
+        Hood { rows, first: yc.wrapping_sub(2) }
+    }
+}
+
+impl Rows for Hood<'_> {
+    /// Row `y`, which must lie within two rows of the centre.
+    #[inline(always)]
+    fn row(&self, y: usize) -> &[u8] {
+        self.rows[y.wrapping_sub(self.first)]
+    }
+}
+
+/// pixelmatch's `antialiased(img1, ..) || antialiased(img2, ..)` for pixel (x, y) of two images `a`
+/// and `b`, compared over `w` x `h`. `a` and `b` must hold rows `y-2..=y+2` (clamped to the area).
+#[inline(never)]
+pub(crate) fn aa_either<R: Rows>(a: &R, b: &R, x: usize, y: usize, w: usize, h: usize) -> bool {
+    antialiased(a, b, x, y, w, h) || antialiased(b, a, x, y, w, h)
+}
+
+/// pixelmatch `antialiased`: is pixel (x1, y1) of `img` likely anti-aliasing? `other` is the second
+/// image (pixelmatch's `a32`/`b32` pair is `img`/`other`). Same loop order and tie rules as the
+/// JavaScript: the first equal-valued extreme wins, and a third identical neighbour ends the test.
+#[inline]
+fn antialiased<R: Rows>(img: &R, other: &R, x1: usize, y1: usize, w: usize, h: usize) -> bool {
     let x0 = x1.saturating_sub(1);
     let y0 = y1.saturating_sub(1);
     let x2 = (x1 + 1).min(w - 1);
     let y2 = (y1 + 1).min(h - 1);
     let pos4 = (y1 * w + x1) * 4;
-    let rows = [img.row(y0), img.row(y1), img.row(y2)];
-    let centre = px(rows[1], x1);
+    let centre = px(img.row(y1), x1);
     let mut zeroes = u32::from(x1 == x0 || x1 == x2 || y1 == y0 || y1 == y2);
     let (mut min, mut max) = (0.0f64, 0.0f64);
     let (mut min_x, mut min_y, mut max_x, mut max_y) = (0, 0, 0, 0);
@@ -162,7 +203,7 @@ pub(crate) fn antialiased<R: Rows>(img: &R, x1: usize, y1: usize, w: usize, h: u
             if x == x1 && y == y1 {
                 continue;
             }
-            let delta = brightness_delta(centre, px(rows[y + 1 - y1], x), pos4);
+            let delta = brightness_delta(centre, px(img.row(y), x), pos4);
             if delta == 0.0 {
                 zeroes += 1;
                 if zeroes > 2 {
@@ -182,112 +223,25 @@ pub(crate) fn antialiased<R: Rows>(img: &R, x1: usize, y1: usize, w: usize, h: u
     if min == 0.0 || max == 0.0 {
         return false;
     }
-    (has_many_siblings(a, min_x, min_y, w, h) && has_many_siblings(b, min_x, min_y, w, h))
-        || (has_many_siblings(a, max_x, max_y, w, h) && has_many_siblings(b, max_x, max_y, w, h))
+    (has_many_siblings(img, min_x, min_y, w, h) && has_many_siblings(other, min_x, min_y, w, h))
+        || (has_many_siblings(img, max_x, max_y, w, h) && has_many_siblings(other, max_x, max_y, w, h))
 }
 
 /// pixelmatch `hasManySiblings`: does (x1, y1) have 3+ identical neighbours (borders count as one)?
-#[cfg(test)]
+#[inline]
 fn has_many_siblings<R: Rows>(img: &R, x1: usize, y1: usize, w: usize, h: usize) -> bool {
     let x0 = x1.saturating_sub(1);
     let y0 = y1.saturating_sub(1);
     let x2 = (x1 + 1).min(w - 1);
     let y2 = (y1 + 1).min(h - 1);
-    let rows = [img.row(y0), img.row(y1), img.row(y2)];
-    let val = px(rows[1], x1);
+    let val = px(img.row(y1), x1);
     let mut zeroes = u32::from(x1 == x0 || x1 == x2 || y1 == y0 || y1 == y2);
     for x in x0..=x2 {
         for y in y0..=y2 {
             if x == x1 && y == y1 {
                 continue;
             }
-            zeroes += u32::from(val == px(rows[y + 1 - y1], x));
-            if zeroes > 2 {
-                return true;
-            }
-        }
-    }
-    false
-}
-
-/// Rows `y-2..=y+2` of one image around the pixel being tested (rows outside the image are never
-/// read: every loop is clamped to the compared area).
-pub(crate) type Rows5<'r> = [&'r [u8]; 5];
-
-pub(crate) fn rows5<'r, R: Rows>(img: &'r R, y: usize, h: usize) -> Rows5<'r> {
-    let centre = img.row(y);
-    let mut out = [centre; 5];
-    for (k, slot) in out.iter_mut().enumerate() {
-        let yy = (y + k).wrapping_sub(2);
-        if yy < h && yy != y {
-            *slot = img.row(yy);
-        }
-    }
-    out
-}
-
-/// pixelmatch's `antialiased(img1, ..) || antialiased(img2, ..)` for pixel (x, y), given the
-/// neighbourhood rows of both images (fetched once per row with [`rows5`]).
-#[inline(never)]
-pub(crate) fn aa_either(ra: &Rows5<'_>, rb: &Rows5<'_>, x: usize, y: usize, w: usize, h: usize) -> bool {
-    aa_rows(ra, ra, rb, x, y, w, h) || aa_rows(rb, rb, ra, x, y, w, h)
-}
-
-/// `antialiased` over prefetched rows (`img` is `a` or `b`); same loop order and tie rules.
-fn aa_rows(img: &Rows5<'_>, a: &Rows5<'_>, b: &Rows5<'_>, x1: usize, y1: usize, w: usize, h: usize) -> bool {
-    let x0 = x1.saturating_sub(1);
-    let y0 = y1.saturating_sub(1);
-    let x2 = (x1 + 1).min(w - 1);
-    let y2 = (y1 + 1).min(h - 1);
-    let pos4 = (y1 * w + x1) * 4;
-    let centre = px(img[2], x1);
-    let mut zeroes = u32::from(x1 == x0 || x1 == x2 || y1 == y0 || y1 == y2);
-    let (mut min, mut max) = (0.0f64, 0.0f64);
-    let (mut min_x, mut min_y, mut max_x, mut max_y) = (0, 0, 0, 0);
-    for x in x0..=x2 {
-        for y in y0..=y2 {
-            if x == x1 && y == y1 {
-                continue;
-            }
-            let delta = brightness_delta(centre, px(img[y + 2 - y1], x), pos4);
-            if delta == 0.0 {
-                zeroes += 1;
-                if zeroes > 2 {
-                    return false;
-                }
-            } else if delta < min {
-                min = delta;
-                min_x = x;
-                min_y = y;
-            } else if delta > max {
-                max = delta;
-                max_x = x;
-                max_y = y;
-            }
-        }
-    }
-    if min == 0.0 || max == 0.0 {
-        return false;
-    }
-    (siblings_rows(a, min_x, min_y, y1, w, h) && siblings_rows(b, min_x, min_y, y1, w, h))
-        || (siblings_rows(a, max_x, max_y, y1, w, h) && siblings_rows(b, max_x, max_y, y1, w, h))
-}
-
-/// `hasManySiblings` for (x1, ym) over rows prefetched around `yc` (|ym - yc| <= 1).
-fn siblings_rows(img: &Rows5<'_>, x1: usize, ym: usize, yc: usize, w: usize, h: usize) -> bool {
-    let x0 = x1.saturating_sub(1);
-    let y0 = ym.saturating_sub(1);
-    let x2 = (x1 + 1).min(w - 1);
-    let y2 = (ym + 1).min(h - 1);
-    let row = |y: usize| img[y + 2 - yc];
-    let val = px(row(ym), x1);
-    let mut zeroes = u32::from(x1 == x0 || x1 == x2 || ym == y0 || ym == y2);
-    for x in x0..=x2 {
-        for y in y0..=y2 {
-            if x == x1 && y == ym {
-                continue;
-            }
-            zeroes += u32::from(val == px(row(y), x));
+            zeroes += u32::from(val == px(img.row(y), x));
             if zeroes > 2 {
                 return true;
             }

@@ -14,6 +14,7 @@ const ALPHA_A: &[u8] = include_bytes!("../../tests/fixtures/diff/alpha-a.png");
 const ALPHA_B: &[u8] = include_bytes!("../../tests/fixtures/diff/alpha-b.png");
 const ALPHA_PM: &[u8] = include_bytes!("../../tests/fixtures/diff/alpha-pixelmatch-diff.png");
 
+/// A whole decoded image as row access (for the kernel over whole images).
 struct Full<'a>(&'a RgbaImage);
 
 impl Rows for Full<'_> {
@@ -23,11 +24,83 @@ impl Rows for Full<'_> {
     }
 }
 
-/// Straight port of pixelmatch 7.2.0's main loop over two equally sized whole images.
+/// The test oracle: pixelmatch 7.2.0's `antialiased` ported line by line over flat RGBA buffers
+/// (JavaScript's indexing, no row access, no prefetching), independent of the production kernel
+/// `pixel::aa_either` it checks. Only the per-pixel arithmetic (`brightness_delta`, tested against
+/// node's values in `pixel`) is shared.
+mod oracle {
+    use super::pixel::brightness_delta;
+
+    fn px(img: &[u8], i: usize) -> [u8; 4] {
+        [img[i * 4], img[i * 4 + 1], img[i * 4 + 2], img[i * 4 + 3]]
+    }
+
+    pub(super) fn antialiased(
+        img: &[u8],
+        x1: usize,
+        y1: usize,
+        w: usize,
+        h: usize,
+        a: &[u8],
+        b: &[u8],
+    ) -> bool {
+        let (x0, y0) = (x1.saturating_sub(1), y1.saturating_sub(1));
+        let (x2, y2) = ((x1 + 1).min(w - 1), (y1 + 1).min(h - 1));
+        let pos = y1 * w + x1;
+        let mut zeroes = u32::from(x1 == x0 || x1 == x2 || y1 == y0 || y1 == y2);
+        let (mut min, mut max) = (0.0f64, 0.0f64);
+        let (mut min_x, mut min_y, mut max_x, mut max_y) = (0, 0, 0, 0);
+        for x in x0..=x2 {
+            for y in y0..=y2 {
+                if x == x1 && y == y1 {
+                    continue;
+                }
+                let delta = brightness_delta(px(img, pos), px(img, y * w + x), pos * 4);
+                if delta == 0.0 {
+                    zeroes += 1;
+                    if zeroes > 2 {
+                        return false;
+                    }
+                } else if delta < min {
+                    (min, min_x, min_y) = (delta, x, y);
+                } else if delta > max {
+                    (max, max_x, max_y) = (delta, x, y);
+                }
+            }
+        }
+        if min == 0.0 || max == 0.0 {
+            return false;
+        }
+        (has_many_siblings(a, min_x, min_y, w, h) && has_many_siblings(b, min_x, min_y, w, h))
+            || (has_many_siblings(a, max_x, max_y, w, h) && has_many_siblings(b, max_x, max_y, w, h))
+    }
+
+    fn has_many_siblings(img: &[u8], x1: usize, y1: usize, w: usize, h: usize) -> bool {
+        let (x0, y0) = (x1.saturating_sub(1), y1.saturating_sub(1));
+        let (x2, y2) = ((x1 + 1).min(w - 1), (y1 + 1).min(h - 1));
+        let val = px(img, y1 * w + x1);
+        let mut zeroes = u32::from(x1 == x0 || x1 == x2 || y1 == y0 || y1 == y2);
+        for x in x0..=x2 {
+            for y in y0..=y2 {
+                if x == x1 && y == y1 {
+                    continue;
+                }
+                zeroes += u32::from(val == px(img, y * w + x));
+                if zeroes > 2 {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+}
+
+/// Straight port of pixelmatch 7.2.0's main loop over two equally sized whole images (with the
+/// oracle's anti-aliasing test).
 fn naive(a: &RgbaImage, b: &RgbaImage, threshold: f64, include_aa: bool) -> (u64, Vec<u8>) {
     let (w, h) = (a.width as usize, a.height as usize);
     let max = pixel::max_delta(threshold);
-    let (fa, fb) = (Full(a), Full(b));
+    let (da, db) = (&a.data[..], &b.data[..]);
     let mut out = vec![0u8; w * h * 4];
     let mut diff = 0;
     for y in 0..h {
@@ -38,8 +111,8 @@ fn naive(a: &RgbaImage, b: &RgbaImage, threshold: f64, include_aa: bool) -> (u64
             let delta = if pa == pb { 0.0 } else { pixel::color_delta(pa, pb, i) };
             let px = if delta > max {
                 if !include_aa
-                    && (pixel::antialiased(&fa, x, y, w, h, &fa, &fb)
-                        || pixel::antialiased(&fb, x, y, w, h, &fb, &fa))
+                    && (oracle::antialiased(da, x, y, w, h, da, db)
+                        || oracle::antialiased(db, x, y, w, h, db, da))
                 {
                     [255, 255, 0, 255]
                 } else {
@@ -166,6 +239,41 @@ fn engine_equals_naive_port_streaming_and_in_memory() {
     }
 }
 
+/// The one anti-aliasing kernel, over whole images and over prefetched neighbourhoods, agrees with
+/// the oracle at every pixel (including borders and translucent pixels), whether or not it differs.
+#[test]
+fn aa_kernel_equals_oracle_over_every_row_access() {
+    let mut rng = StdRng::seed_from_u64(11);
+    for (w, h, translucent) in
+        [(1, 1, false), (2, 3, true), (5, 1, false), (1, 6, true), (41, 33, true), (64, 48, false)]
+    {
+        let a = page(&mut rng, w, h, translucent);
+        let b = mutate(&mut rng, &a);
+        let (wu, hu) = (w as usize, h as usize);
+        let (fa, fb) = (Full(&a), Full(&b));
+        let mut found = 0;
+        for y in 0..hu {
+            let (na, nb) = (pixel::Hood::around(&fa, y, hu), pixel::Hood::around(&fb, y, hu));
+            for x in 0..wu {
+                let want = oracle::antialiased(&a.data, x, y, wu, hu, &a.data, &b.data)
+                    || oracle::antialiased(&b.data, x, y, wu, hu, &b.data, &a.data);
+                assert_eq!(
+                    pixel::aa_either(&fa, &fb, x, y, wu, hu),
+                    want,
+                    "{w}x{h} whole image at ({x}, {y})"
+                );
+                assert_eq!(
+                    pixel::aa_either(&na, &nb, x, y, wu, hu),
+                    want,
+                    "{w}x{h} neighbourhood at ({x}, {y})"
+                );
+                found += usize::from(want);
+            }
+        }
+        assert!(w < 40 || found > 0, "{w}x{h}: the images exercise the anti-aliasing branch");
+    }
+}
+
 #[test]
 fn identical_inputs_give_zero() {
     let mut rng = StdRng::seed_from_u64(1);
@@ -254,9 +362,54 @@ fn ignore_rects_and_masks_are_excluded() {
 }
 
 #[test]
-fn decode_errors_name_the_input() {
+fn decode_errors_name_the_input_and_keep_the_cause() {
+    use std::error::Error as _;
     let err = compare_png(b"nope", TEXT_A, &DiffOptions::default()).expect_err("bad png");
     assert!(err.to_string().contains("cannot decode PNG a"), "{err}");
+    assert!(matches!(&err, DiffError::Decode { name, .. } if name == "a"), "{err:?}");
+    let cause = err.source().expect("the decoder's error is kept as the source");
+    assert!(cause.downcast_ref::<png::DecodingError>().is_some());
     let truncated = &TEXT_B[..TEXT_B.len() / 2];
-    assert!(compare_png(TEXT_A, truncated, &DiffOptions::default()).is_err());
+    let err = compare_png(TEXT_A, truncated, &DiffOptions::default()).expect_err("truncated png");
+    assert!(err.to_string().contains("cannot decode PNG b"), "{err}");
+}
+
+/// A writer that fails after `left` bytes.
+struct FailingWriter {
+    left: usize,
+}
+
+impl std::io::Write for FailingWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::StorageFull, "disk full"));
+        }
+        let n = buf.len().min(self.left);
+        self.left -= n;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn diff_image_write_errors_keep_the_io_error() {
+    use std::error::Error as _;
+    // Failing in the header, in the palette, in the image data.
+    for left in [0, 100, 1000] {
+        let mut w = FailingWriter { left };
+        let err = compare_sources(
+            ImageSource::Png { bytes: TEXT_A, name: "a" },
+            ImageSource::Png { bytes: TEXT_B, name: "b" },
+            &DiffOptions::default(),
+            Some(&mut w),
+        )
+        .expect_err("the writer fails");
+        assert!(err.to_string().contains("disk full"), "{err}");
+        let io =
+            err.source().and_then(|c| c.downcast_ref::<std::io::Error>()).expect("io::Error as the source");
+        assert_eq!(io.kind(), std::io::ErrorKind::StorageFull);
+    }
 }
