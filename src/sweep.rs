@@ -17,8 +17,8 @@ use crate::diff::DecodedCache;
 use crate::metrics::Metrics;
 use crate::plugin::PluginHost;
 use crate::store::{
-    now_ms, BaselineRecord, Blob, CrawlKind, CrawlRecord, CrawlStatus, PageOutcome, PageRecord,
-    RetentionReport, Store, StoreError,
+    now_ms, BaselineRecord, Blob, ComparisonBasis, CrawlKind, CrawlRecord, CrawlStatus, PageOutcome,
+    PageRecord, RetentionReport, Store, StoreError,
 };
 
 mod pair;
@@ -120,12 +120,12 @@ impl<C: Capturer + 'static> Sweeper<C> {
         let store = self.store.clone();
         let (name, prefix) = (site.name.clone(), site.scope.prefix().to_string());
         let compare_to = site.compare_to.as_ref().map(|u| u.to_string());
-        let (crawl, baselines) = blocking(&site.name, move || {
+        let (crawl, basis) = blocking(&site.name, move || {
             let kind = if compare_to.is_some() { CrawlKind::Pair } else { CrawlKind::Site };
             let c = store.begin_crawl(&name, kind, &prefix, compare_to.as_deref())?;
-            let b: HashMap<String, BaselineRecord> = match kind {
-                CrawlKind::Pair => HashMap::new(),
-                _ => store.baselines(&name)?.into_iter().collect(),
+            let b = match kind {
+                CrawlKind::Pair => ComparisonBasis::default(),
+                _ => store.comparison_basis(&name)?,
             };
             Ok::<_, StoreError>((c, b))
         })
@@ -140,7 +140,7 @@ impl<C: Capturer + 'static> Sweeper<C> {
         let run = SweepRun { crawl_id: crawl.id, started };
         let result = match &site.compare_to {
             Some(base) => self.pair_pipeline(site, base, run, cancel.clone(), observer).await,
-            None => self.pipeline(site, run, Arc::new(baselines), cancel.clone(), observer).await,
+            None => self.pipeline(site, run, Arc::new(basis.baselines), cancel.clone(), observer).await,
         };
         let (records, stats) = match result {
             Ok(v) => v,
@@ -156,8 +156,9 @@ impl<C: Capturer + 'static> Sweeper<C> {
         let keep = self.keep_crawls;
         let name = site.name.clone();
         let pages = records.clone();
+        let against = basis.against;
         let (rec, retention) = blocking(&site.name, move || {
-            let r = store_finished_crawl(&store, &mut to_store, &pages, &name, keep)?;
+            let r = store_finished_crawl(&store, &mut to_store, against, &pages, &name, keep)?;
             Ok::<_, StoreError>((to_store, r))
         })
         .await?
@@ -404,16 +405,18 @@ async fn record_failure(store: &Store, rec: CrawlRecord) {
     }
 }
 
-/// Store a finished crawl: its structural diff against the approved crawl, the record itself,
-/// then retention of the site's old crawls. Blocking.
+/// Store a finished crawl: its structural diff against the approved crawl `against` (read with
+/// its baselines when it started), the record itself, then retention of the site's old crawls.
+/// Blocking.
 pub(crate) fn store_finished_crawl(
     store: &Store,
     rec: &mut CrawlRecord,
+    against: Option<u64>,
     pages: &[PageRecord],
     site: &str,
     keep_crawls: usize,
 ) -> Result<RetentionReport, StoreError> {
-    rec.structure = Some(crate::structure::of_crawl(store, rec, pages)?);
+    rec.structure = Some(crate::structure::of_crawl(store, rec, against, pages)?);
     store.update_crawl(rec)?;
     store.apply_retention(site, keep_crawls)
 }
