@@ -290,6 +290,17 @@ mod tests {
         assert!(all_pages_settled(&[]));
     }
 
+    #[test]
+    fn restore_logs_name_a_bounded_number_of_moves() {
+        let mv = |i: u64, from: Option<u64>| BaselineMove { key: format!("/p{i}"), from, to: 2 };
+        assert_eq!(moves_summary(&[mv(1, Some(3)), mv(2, None)]), "/p1: crawl 3 -> 2, /p2: none -> 2");
+        assert!(mv(1, Some(3)).is_back() && !mv(1, Some(1)).is_back() && !mv(1, None).is_back());
+        let many: Vec<BaselineMove> = (0..25).map(|i| mv(i, Some(3))).collect();
+        let line = moves_summary(&many);
+        assert_eq!(line.matches(" -> ").count(), LOGGED_MOVES);
+        assert!(line.ends_with(", and 5 more"), "{line}");
+    }
+
     /// A reviewing crawl with one changed and one new page: approving both one by one approves it.
     fn reviewing_crawl(store: &Store) -> u64 {
         let png = b"not really a png".as_slice();

@@ -269,7 +269,7 @@ fn crawl_actions(ctx: &Ctx, c: &CrawlRecord, newest_approval: Option<u64>) -> Ma
         }
         @if let (Some(n), true) = (newer, reviewable) {
             p class="note" id="older-than-approval" {
-                "Crawl #" (n) " is approved already: approving this older crawl would move baselines back. "
+                "Crawl #" (n) " holds a newer approval: approving this older crawl would move baselines back. "
                 "Restore it to do that on purpose."
             }
         }

@@ -449,7 +449,7 @@ async fn api_refuses_older_approvals_and_restores_what_it_lists() {
     let crawl_page = page(format!("/crawls/{c2}")).await;
     assert!(crawl_page.contains("id=\"restore-crawl\""), "{crawl_page}");
     assert!(!crawl_page.contains("id=\"approve-crawl\""), "an older crawl offers no approval");
-    assert!(crawl_page.contains(&format!("Crawl #{c3} is approved already")), "{crawl_page}");
+    assert!(crawl_page.contains(&format!("Crawl #{c3} holds a newer approval")), "{crawl_page}");
     let page_view = page(format!("/crawls/{c2}/page?key=%2Fa")).await;
     assert!(page_view.contains("id=\"restore-page\""), "{page_view}");
     assert!(!page_view.contains("id=\"approve-page\""), "an older page offers no approval");
