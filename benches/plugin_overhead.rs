@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use sitediff::capture::SelectorRects;
-use sitediff::config::{PluginConfig, PluginLimits};
+use sitediff::config::{PluginConfig, PluginLimits, PluginSource};
 use sitediff::diff::{self, DiffOptions, Rect, RgbaImage};
 use sitediff::plugin::{PageContext, PluginHost, Size};
 
@@ -93,8 +93,11 @@ fn main() {
     std::fs::write(out.join("noop.wat"), NOOP).expect("write noop");
     std::fs::write(out.join("edited.wat"), edited()).expect("write edited");
 
-    let cfg =
-        |name: &str, path: PathBuf| PluginConfig { name: name.into(), path, limits: PluginLimits::default() };
+    let cfg = |name: &str, path: PathBuf| PluginConfig {
+        name: name.into(),
+        source: PluginSource::File(path),
+        limits: PluginLimits::default(),
+    };
     let t = Instant::now();
     let host = PluginHost::load(&[
         cfg("noop", out.join("noop.wat")),

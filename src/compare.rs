@@ -1,5 +1,6 @@
-//! Comparing one capture with its baseline: mask plugins on both images, the diff, score plugins.
-//! Pure CPU work plus store reads: runs on the blocking pool.
+//! Comparing one capture with its baseline: built-in masking of the site's `mask_selectors` and
+//! mask plugins on both images, the diff, score plugins. Pure CPU work plus store reads: runs on the
+//! blocking pool.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -79,6 +80,13 @@ impl Comparer {
 
         let started = Instant::now();
         let has_score = self.has_kind(site, PluginKind::Score);
+        // The baseline page's own rectangles: masked too (built in), and handed to mask plugins.
+        let base_rects =
+            match !site.capture.mask_selectors.is_empty() || self.has_kind(site, PluginKind::Mask) {
+                true => self.store.page(b.crawl, &rec.key)?.map(|p| p.mask_rects).unwrap_or_default(),
+                false => Vec::new(),
+            };
+        rec.baseline_mask_rects = configured_rects(&site.capture.mask_selectors, &base_rects);
         if rec.png == Some(b.png) && !has_score {
             // Same bytes: masks are deterministic, so nothing can differ.
             rec.distortion = Some(0.0);
@@ -89,14 +97,9 @@ impl Comparer {
                     rec.baseline_crawl = None;
                     rec.baseline_png = None;
                     rec.baseline_html = None;
+                    rec.baseline_mask_rects = Vec::new();
                 }
-                Some(base_png) => {
-                    let base_rects = match self.has_kind(site, PluginKind::Mask) {
-                        true => self.store.page(b.crawl, &rec.key)?.map(|p| p.mask_rects).unwrap_or_default(),
-                        false => Vec::new(),
-                    };
-                    self.diff_step(site, &mut rec, &mut blobs, &base_png, &base_rects);
-                }
+                Some(base_png) => self.diff_step(site, &mut rec, &mut blobs, &base_png, &base_rects),
             }
         }
         self.settle(site, &mut rec, started);
@@ -117,6 +120,7 @@ impl Comparer {
         let base_html = base.html.into_bytes();
         rec.baseline_png = Some(base_hash);
         rec.baseline_html = Some(Hash::of(&base_html));
+        rec.baseline_mask_rects = configured_rects(&site.capture.mask_selectors, &base.mask_rects);
         if rec.png == Some(base_hash) && !self.has_kind(site, PluginKind::Score) {
             rec.distortion = Some(0.0);
         } else {
@@ -231,6 +235,7 @@ impl Comparer {
             threshold: site.threshold,
             include_aa: site.count_aa,
             diff_png: true,
+            ignore: mask_area(&site.capture.mask_selectors, &rec.mask_rects, &rec.baseline_mask_rects),
             ..DiffOptions::default()
         };
         let base = self.cache.get_or_decode(base_png, "baseline").map_err(Step::Diff)?;
@@ -273,6 +278,34 @@ impl Comparer {
         }
         Ok((outcome, verdict))
     }
+}
+
+/// The rectangles of `selectors` among measured ones (a capture's `mask_rects`), in the order of
+/// `selectors`; rectangles of selectors no longer configured are left out.
+fn configured_rects(selectors: &[String], measured: &[SelectorRects]) -> Vec<SelectorRects> {
+    selectors
+        .iter()
+        .flat_map(|sel| measured.iter().filter(move |m| m.selector == *sel && !m.rects.is_empty()))
+        .cloned()
+        .collect()
+}
+
+/// Built-in masking: the ignore areas of a comparison from the site's `mask_selectors` as measured
+/// on the capture and on the baseline. The union of both is ignored on both images (the diff's
+/// coordinates are shared, top-left aligned), like any ignore area: not compared, not counted,
+/// grey in the diff image. Empty and duplicate rectangles are dropped.
+pub fn mask_area(selectors: &[String], capture: &[SelectorRects], baseline: &[SelectorRects]) -> Vec<Rect> {
+    let mut area: Vec<Rect> = Vec::new();
+    for set in [capture, baseline] {
+        for s in set.iter().filter(|s| selectors.contains(&s.selector)) {
+            for r in s.rects.iter().filter(|r| r.width > 0 && r.height > 0) {
+                if !area.contains(r) {
+                    area.push(*r);
+                }
+            }
+        }
+    }
+    area
 }
 
 /// Decide `changed` / `unchanged` for a compared page: its score (the score plugins' verdict, else
@@ -364,9 +397,18 @@ mod tests {
     impl Rig {
         /// Store `png` as the approved capture of `/a` and return its baseline record.
         fn baseline(&self, png: &[u8]) -> BaselineRecord {
+            self.baseline_masked(png, Vec::new())
+        }
+
+        /// [`Rig::baseline`] whose page record has these measured `mask_selectors` rectangles.
+        fn baseline_masked(&self, png: &[u8], mask_rects: Vec<SelectorRects>) -> BaselineRecord {
             let store = &self.comparer.store;
             let c = store.begin_crawl("docs", CrawlKind::Site, "http://127.0.0.1:1/", None).unwrap();
-            let rec = PageRecord { png: Some(Hash::of(png)), ..PageRecord::new("/a".into(), "/a".into()) };
+            let rec = PageRecord {
+                png: Some(Hash::of(png)),
+                mask_rects,
+                ..PageRecord::new("/a".into(), "/a".into())
+            };
             store.put_page(c.id, &rec, &[Blob::new(png)]).unwrap();
             BaselineRecord {
                 crawl: c.id,
@@ -379,14 +421,106 @@ mod tests {
         }
 
         fn compare(&self, site: &SiteConfig, new: Vec<u8>, baseline: Option<BaselineRecord>) -> Compared {
+            self.compare_masked(site, new, Vec::new(), baseline)
+        }
+
+        /// [`Rig::compare`] of a capture with these measured `mask_selectors` rectangles.
+        fn compare_masked(
+            &self,
+            site: &SiteConfig,
+            new: Vec<u8>,
+            mask_rects: Vec<SelectorRects>,
+            baseline: Option<BaselineRecord>,
+        ) -> Compared {
             let rec = PageRecord {
                 png: Some(Hash::of(&new)),
                 width: SIDE,
                 height: SIDE,
+                mask_rects,
                 ..PageRecord::new("/a".into(), "http://127.0.0.1:1/a".into())
             };
             self.comparer.compare_with_baseline(site, rec, vec![new], baseline).unwrap()
         }
+    }
+
+    fn sel(selector: &str, rects: &[(u32, u32, u32, u32)]) -> SelectorRects {
+        SelectorRects {
+            selector: selector.into(),
+            rects: rects.iter().map(|&(x, y, width, height)| Rect { x, y, width, height }).collect(),
+        }
+    }
+
+    fn masking(selectors: &[&str]) -> SiteConfig {
+        let mut s = site(0.0, 0.1);
+        s.capture.mask_selectors = selectors.iter().map(|s| s.to_string()).collect();
+        s
+    }
+
+    #[test]
+    fn mask_area_is_the_union_of_configured_rectangles() {
+        let selectors = ["#clock".to_string(), ".ad".to_string()];
+        let capture = [sel("#clock", &[(0, 0, 3, 3), (5, 5, 0, 2)]), sel(".gone", &[(9, 9, 1, 1)])];
+        let baseline = [sel("#clock", &[(0, 0, 3, 3)]), sel(".ad", &[(4, 0, 2, 8)])];
+        let area = mask_area(&selectors, &capture, &baseline);
+        let want = [Rect { x: 0, y: 0, width: 3, height: 3 }, Rect { x: 4, y: 0, width: 2, height: 8 }];
+        assert_eq!(area, want, "empty, duplicate and unconfigured rectangles are dropped");
+        assert!(mask_area(&[], &capture, &baseline).is_empty(), "no mask_selectors, no masking");
+        let kept = configured_rects(&selectors, &capture);
+        assert_eq!(kept, [sel("#clock", &[(0, 0, 3, 3), (5, 5, 0, 2)])]);
+    }
+
+    #[test]
+    fn mask_selectors_are_masked_on_both_images_without_a_plugin() {
+        let r = rig(None);
+        // The clock sat at the top left in the baseline, and moved to the bottom right.
+        let b = r.baseline_masked(&png(&[(1, 1)], 0), vec![sel("#clock", &[(0, 0, 3, 3)])]);
+        let moved = || vec![sel("#clock", &[(6, 6, 3, 3)])];
+        let s = masking(&["#clock"]);
+        let c = r.compare_masked(&s, png(&[(7, 7)], 0), moved(), Some(b.clone()));
+        assert_eq!((c.record.change, c.record.diff_pixels), (PageChange::Unchanged, 0));
+        assert_eq!(c.record.baseline_mask_rects, [sel("#clock", &[(0, 0, 3, 3)])]);
+
+        // A change outside both rectangles counts, over the pixels left unmasked (100 - 2 x 9).
+        let c = r.compare_masked(&s, png(&[(7, 7), (5, 0)], 0), moved(), Some(b.clone()));
+        assert_eq!((c.record.change, c.record.diff_pixels), (PageChange::Changed, 1));
+        assert_eq!(c.record.distortion, Some(1.0 / 82.0));
+        assert_eq!(c.record.regions, [Rect { x: 5, y: 0, width: 1, height: 1 }]);
+
+        // Rectangles of selectors the site does not mask (any more) are compared.
+        let c = r.compare_masked(&masking(&[".ad"]), png(&[(7, 7)], 0), moved(), Some(b));
+        assert_eq!((c.record.change, c.record.diff_pixels), (PageChange::Changed, 2));
+        assert!(c.record.baseline_mask_rects.is_empty());
+    }
+
+    #[test]
+    fn pair_comparisons_mask_both_captures_rectangles() {
+        let r = rig(None);
+        let capture = |dots: &[(u32, u32)], rects: Vec<SelectorRects>| Capture {
+            png: png(dots, 0),
+            width: SIDE,
+            height: SIDE,
+            html: String::new(),
+            title: None,
+            final_url: url::Url::parse("http://127.0.0.1:1/a").unwrap(),
+            mask_rects: rects,
+            truncated: false,
+            unstable_area: None,
+            unstable_rect: None,
+            blocked_navigations: Vec::new(),
+            timing: Default::default(),
+        };
+        let head = capture(&[(8, 8)], vec![sel("#clock", &[(7, 7, 3, 3)])]);
+        let base = capture(&[(0, 9)], vec![sel("#clock", &[(0, 8, 2, 2)])]);
+        let rec = PageRecord {
+            png: Some(Hash::of(&head.png)),
+            mask_rects: head.mask_rects.clone(),
+            width: SIDE,
+            height: SIDE,
+            ..PageRecord::new("/a".into(), "/a".into())
+        };
+        let c = r.comparer.compare_with_capture(&masking(&["#clock"]), rec, vec![head.png.clone()], base);
+        assert_eq!((c.record.change, c.record.diff_pixels), (PageChange::Unchanged, 0));
+        assert_eq!(c.record.baseline_mask_rects, [sel("#clock", &[(0, 8, 2, 2)])]);
     }
 
     /// A score plugin that always answers `score` with the reason "flat".

@@ -2,7 +2,8 @@
 ;; `mask_selectors`, which the browser measured at capture time and the host hands over as a binary
 ;; list (plugins/ABI.md, "Selector rectangles"). The host has already clipped them to the image.
 ;;
-;; No build step: sitediff loads .wat files directly (`path = "plugins/examples/mask_selectors.wat"`).
+;; No build step: sitediff loads .wat files directly (`path = "plugins/examples/mask_selectors.wat"`),
+;; and bundles this one: `path = "builtin:mask_selectors"` works wherever the config lives.
 ;; To get a binary: `wat2wasm mask_selectors.wat -o mask_selectors.wasm` (Debian package wabt).
 (module
   ;; The one host import: a log line (pointer, length of UTF-8 text).

@@ -8,6 +8,9 @@
 //! are dismissed as they open (`beforeunload` ones accepted, so a navigation is never held),
 //! navigations are awaited until the main frame stops loading, scripts wait for a pending
 //! navigation first, and a crashed or closed page fails every waiting command at once.
+//! The connection also carries the page's request events: with a site's extra headers or
+//! credentials set ([`DevTools::intercept`]), every request is paused and answered here, so only
+//! the site's own origin gets them (see `intercept`).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -22,6 +25,8 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+use super::intercept::{self, SiteRequests};
 
 /// Largest DevTools message accepted: a full-page PNG of the tallest, widest page, in base64.
 const MAX_MESSAGE_BYTES: usize = 1 << 30;
@@ -150,6 +155,8 @@ struct Shared {
     next_id: AtomicU64,
     pending: StdMutex<HashMap<u64, (String, oneshot::Sender<Reply>)>>,
     state: watch::Sender<LoadState>,
+    /// The site whose headers and credentials paused requests get (on its origin only).
+    site: StdMutex<Option<Arc<SiteRequests>>>,
 }
 
 impl Shared {
@@ -158,6 +165,19 @@ impl Shared {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         }
+    }
+
+    fn lock_site(&self) -> std::sync::MutexGuard<'_, Option<Arc<SiteRequests>>> {
+        match self.site.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// A command of our own in answer to an event (its answer is not waited for).
+    fn command(&self, method: &str, params: Value) -> Value {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        json!({ "id": id, "method": method, "params": params })
     }
 
     /// The page can no longer be driven: fail every waiting command.
@@ -175,7 +195,8 @@ impl Shared {
         }
     }
 
-    /// One message from the browser. Returns a command to send back (a dialog to dismiss).
+    /// One message from the browser. Returns a command to send back (a dialog to dismiss, a paused
+    /// request to continue, an auth challenge to answer).
     fn dispatch(&self, text: &str, main_frame: &str) -> Option<Value> {
         let mut msg = match serde_json::from_str::<Value>(text) {
             Ok(msg) => msg,
@@ -214,9 +235,22 @@ impl Shared {
             }),
             "Page.javascriptDialogOpening" => {
                 let leave = params.get("type").and_then(Value::as_str) == Some("beforeunload");
-                let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-                return Some(json!({ "id": id, "method": "Page.handleJavaScriptDialog",
-                    "params": { "accept": leave } }));
+                return Some(self.command("Page.handleJavaScriptDialog", json!({ "accept": leave })));
+            }
+            // Every paused request is answered, whatever the site: it would hang otherwise.
+            "Fetch.requestPaused" => {
+                let answer = match self.lock_site().as_ref() {
+                    Some(site) => site.continue_request(&params),
+                    None => intercept::continue_unchanged(&params),
+                };
+                return Some(self.command("Fetch.continueRequest", answer));
+            }
+            "Fetch.authRequired" => {
+                let answer = match self.lock_site().as_ref() {
+                    Some(site) => site.continue_with_auth(&params),
+                    None => intercept::default_auth(&params),
+                };
+                return Some(self.command("Fetch.continueWithAuth", answer));
             }
             "Inspector.targetCrashed" => self.gone(Ended::Crashed),
             "Inspector.detached" => {
@@ -280,6 +314,7 @@ impl DevTools {
             next_id: AtomicU64::new(1),
             pending: StdMutex::new(HashMap::new()),
             state: watch::Sender::new(LoadState::default()),
+            site: StdMutex::new(None),
         });
         let cancel = cancel.child_token();
         tasks.spawn(run_connection(ws, rx, shared.clone(), target.to_string(), cancel.clone()));
@@ -306,6 +341,25 @@ impl DevTools {
             Ok(Ok(reply)) => reply,
             Ok(Err(_)) => Err(DevToolsError::closed()),
             Err(_) => Err(DevToolsError::Timeout { method: method.to_string(), timeout }),
+        }
+    }
+
+    /// From now on give `site`'s extra headers and credentials to requests for its origin only
+    /// (DevTools `Fetch` interception: every request paused and answered by this connection), or
+    /// stop intercepting (`None`). The site is set before interception starts, so no request is
+    /// ever answered without it.
+    pub async fn intercept(&self, site: Option<SiteRequests>) -> Result<(), DevToolsError> {
+        match site {
+            Some(site) => {
+                let params = site.enable_params();
+                *self.shared.lock_site() = Some(Arc::new(site));
+                self.call("Fetch.enable", params, CONNECT_TIMEOUT).await.map(|_| ())
+            }
+            None => {
+                self.call("Fetch.disable", json!({}), CONNECT_TIMEOUT).await?;
+                *self.shared.lock_site() = None;
+                Ok(())
+            }
         }
     }
 
@@ -499,6 +553,7 @@ mod tests {
             next_id: AtomicU64::new(1),
             pending: StdMutex::new(HashMap::new()),
             state: watch::Sender::new(LoadState::default()),
+            site: StdMutex::new(None),
         }
     }
 
@@ -528,6 +583,31 @@ mod tests {
         let leave =
             s.dispatch(r#"{"method":"Page.javascriptDialogOpening","params":{"type":"beforeunload"}}"#, "F");
         assert_eq!(leave.unwrap()["params"], json!({"accept": true}));
+    }
+
+    #[test]
+    fn paused_requests_and_auth_challenges_are_always_answered() {
+        let s = shared();
+        let paused = r#"{"method":"Fetch.requestPaused","params":{"requestId":"r","request":
+            {"url":"http://127.0.0.1:8000/a","headers":{"Accept":"*/*"}}}}"#;
+        let auth = r#"{"method":"Fetch.authRequired","params":{"requestId":"q","request":
+            {"url":"http://127.0.0.1:8000/a","headers":{}},"authChallenge":
+            {"source":"Server","origin":"http://127.0.0.1:8000","scheme":"basic","realm":"r"}}}"#;
+        let cmd = s.dispatch(paused, "F").unwrap();
+        assert_eq!(cmd["method"], "Fetch.continueRequest");
+        assert_eq!(cmd["params"], json!({"requestId": "r"}), "no site: unchanged");
+        let cmd = s.dispatch(auth, "F").unwrap();
+        assert_eq!(cmd["method"], "Fetch.continueWithAuth");
+        assert_eq!(cmd["params"]["authChallengeResponse"]["response"], "Default");
+
+        let origin = url::Url::parse("http://127.0.0.1:8000/").unwrap().origin();
+        let site =
+            SiteRequests::new(origin, vec![("X-Env".into(), "s".into())], Some(("u".into(), "p".into())));
+        *s.lock_site() = Some(Arc::new(site));
+        let cmd = s.dispatch(paused, "F").unwrap();
+        assert_eq!(cmd["params"]["headers"][1], json!({"name": "X-Env", "value": "s"}), "{cmd}");
+        let cmd = s.dispatch(auth, "F").unwrap();
+        assert_eq!(cmd["params"]["authChallengeResponse"]["response"], "ProvideCredentials");
     }
 
     #[test]

@@ -1,6 +1,9 @@
-//! chromedriver process management: find the binary, spawn it on a free loopback port, wait until it
-//! is ready, and kill + reap it (and the browsers it started) on shutdown and on drop.
+//! chromedriver process management: find the binary, spawn it on a free loopback port with a
+//! minimal environment (the browsers it starts inherit it: never sitediff's token or site
+//! passwords), wait until it is ready, and kill + reap it (and the browsers it started) on shutdown
+//! and on drop.
 
+use std::ffi::OsString;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -28,6 +31,52 @@ const DRIVER_SPAWN_ATTEMPTS: u32 = 3;
 const REAP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pause between two reap attempts.
 const REAP_POLL: Duration = Duration::from_millis(10);
+
+/// Environment variables chromedriver and the browsers it starts are given (when set): where to
+/// find programs, home and temporary directories, locale and time zone, fonts, display, and the
+/// proxy settings the browser needs to reach sites. Nothing else: sitediff's write token, site
+/// passwords (`password_env`) and every other variable stay out of processes that run untrusted
+/// pages.
+pub const BROWSER_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "TMPDIR",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "FONTCONFIG_FILE",
+    "FONTCONFIG_PATH",
+    "FONTCONFIG_SYSROOT",
+    "DISPLAY",
+    "WAYLAND_DISPLAY",
+    "XAUTHORITY",
+    "XDG_RUNTIME_DIR",
+    "XDG_CONFIG_HOME",
+    "XDG_CACHE_HOME",
+    "XDG_DATA_HOME",
+    "XDG_CONFIG_DIRS",
+    "XDG_DATA_DIRS",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "all_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "ALL_PROXY",
+];
+/// Name prefix of the locale categories (`LC_ALL`, `LC_CTYPE`, ...), also passed on.
+const LOCALE_PREFIX: &str = "LC_";
+
+/// The environment chromedriver is started with: of `vars` (sitediff's own), only the names in
+/// [`BROWSER_ENV`] and the `LC_*` locale categories.
+pub fn browser_env(vars: impl IntoIterator<Item = (OsString, OsString)>) -> Vec<(OsString, OsString)> {
+    vars.into_iter()
+        .filter(|(name, _)| {
+            name.to_str().is_some_and(|n| BROWSER_ENV.contains(&n) || n.starts_with(LOCALE_PREFIX))
+        })
+        .collect()
+}
 
 /// Find the chromedriver binary: the configured path, else PATH, else [`DEFAULT_CHROMEDRIVER`].
 pub fn find_chromedriver(configured: Option<&Path>) -> Result<PathBuf, CaptureError> {
@@ -89,6 +138,8 @@ impl ChromeDriver {
         let port = free_port().map_err(io_err("cannot pick a free port"))?;
         let mut cmd = Command::new(path);
         cmd.arg(format!("--port={port}")).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        // The browsers chromedriver starts inherit its environment: a minimal one, without secrets.
+        cmd.env_clear().envs(browser_env(std::env::vars_os()));
         // Own process group: the browsers chromedriver launches inherit it, so one killpg cleans up
         // everything even when chromedriver itself died first.
         {
@@ -293,6 +344,31 @@ mod tests {
         assert!(matches!(err, CaptureError::DriverNotFound { .. }));
         assert!(msg.contains("/nonexistent/chromedriver"), "{msg}");
         assert!(msg.contains("`chromium`") && msg.contains("`chromium-driver`"), "{msg}");
+    }
+
+    #[test]
+    fn browser_env_keeps_only_what_the_browser_needs() {
+        let vars = [
+            ("PATH", "/usr/bin"),
+            ("HOME", "/home/u"),
+            ("LC_ALL", "C.UTF-8"),
+            ("LANG", "C.UTF-8"),
+            ("XDG_RUNTIME_DIR", "/run/user/1"),
+            ("FONTCONFIG_PATH", "/etc/fonts"),
+            ("https_proxy", "http://proxy:3128"),
+            ("SITEDIFF_TOKEN", "t0ken"),
+            ("DOCS_PASSWORD", "s3cret"),
+            ("AWS_SECRET_ACCESS_KEY", "k"),
+            ("XDG_SECRET", "x"),
+            ("PATHOLOGICAL", "p"),
+        ];
+        let env = browser_env(vars.iter().map(|(k, v)| (OsString::from(k), OsString::from(v))));
+        let names: Vec<&str> = env.iter().map(|(k, _)| k.to_str().unwrap()).collect();
+        assert_eq!(
+            names,
+            ["PATH", "HOME", "LC_ALL", "LANG", "XDG_RUNTIME_DIR", "FONTCONFIG_PATH", "https_proxy"]
+        );
+        assert_eq!(env[0].1, OsString::from("/usr/bin"), "values are passed unchanged");
     }
 
     #[test]

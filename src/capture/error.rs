@@ -124,6 +124,15 @@ pub enum CaptureError {
     OffPrefix { url: String, prefix: String, landed: String },
     #[error("{url}: site option `{option}` needs DevTools passthrough, which this WebDriver endpoint lacks")]
     Unsupported { url: String, option: &'static str },
+    /// A site's `headers` or `basic_auth` over a session without its own DevTools connection (a
+    /// remote WebDriver endpoint): they could not be kept to the site's origin, so the capture is
+    /// refused rather than sending them to every origin the page loads from.
+    #[error(
+        "{url}: site option `{option}` is sent only to the site's own origin, which needs sitediff's \
+         own DevTools connection to the page (browser.webdriver = \"spawn\"); this WebDriver endpoint \
+         has none, so the page is not captured rather than the {option} going to every origin it loads from"
+    )]
+    SiteOnly { url: String, option: &'static str },
     #[error("browser pool is shut down")]
     Closed,
     #[error("capture cancelled")]
@@ -140,6 +149,7 @@ impl CaptureError {
                 | CaptureError::DriverNotFound { .. }
                 | CaptureError::OffPrefix { .. }
                 | CaptureError::Unsupported { .. }
+                | CaptureError::SiteOnly { .. }
         )
     }
 

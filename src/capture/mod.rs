@@ -11,12 +11,15 @@
 //! - `session`: one session's command transport (the page's DevTools connection, else WebDriver);
 //! - `scripts` (with `js/*.js`): what runs inside the page, its arguments and answers;
 //! - `devtools`: the direct DevTools connection to a page;
+//! - `intercept`: a site's headers and credentials for its own origin only (answers to the page's
+//!   DevTools `Fetch` events);
 //! - `geometry`: heights, rectangles, PNG size, shot differences.
 
 pub mod devtools;
 pub mod driver;
 mod error;
 pub mod geometry;
+pub mod intercept;
 pub mod page;
 pub mod pool;
 pub mod scripts;

@@ -11,7 +11,7 @@ use url::Url;
 use super::error::CaptureError;
 use super::geometry::{capped_height, clip_rect, png_size, shot_difference, union_rect};
 use super::scripts::{self, Script, Settled};
-use super::session::{BrowserSession, CdpSupport, CommandError};
+use super::session::{BrowserSession, CdpSupport, CommandError, SiteRequestsKey};
 use super::types::{Capture, CaptureRequest, CaptureTiming, SelectorRects};
 use crate::crawl::links::normalize_url;
 use crate::diff::Rect;
@@ -77,17 +77,22 @@ async fn set_up(
     prepare(session, req).await
 }
 
-/// Session state for this request's site: navigation guard, user agent, extra headers, blocked
-/// URLs (DevTools), cookies. On a W3C-only endpoint the DevTools-only options are refused.
+/// Session state for this request's site: navigation guard, user agent, extra headers and basic
+/// auth (for the site's origin only), blocked URLs (DevTools), cookies. On a W3C-only endpoint the
+/// DevTools-only options are refused; without the session's own DevTools connection, headers and
+/// basic auth are.
 async fn prepare(session: &mut BrowserSession, req: &CaptureRequest) -> Result<(), CaptureError> {
     let url = req.url.as_str();
     let opts = &req.options;
     let setup_err = |step| setup_err(url, step);
+    let site_requests = site_requests(req);
+    if site_requests.is_some() && !session.has_devtools() {
+        let option = if opts.headers.is_empty() { "basic_auth" } else { "headers" };
+        return Err(CaptureError::SiteOnly { url: url.to_string(), option });
+    }
+    session.intercept(site_requests).await.map_err(setup_err("intercepting the site's requests"))?;
     if session.cdp() != CdpSupport::Yes {
         let unsupported = |option| CaptureError::Unsupported { url: url.to_string(), option };
-        if !opts.headers.is_empty() {
-            return Err(unsupported("headers"));
-        }
         if !opts.block_urls.is_empty() {
             return Err(unsupported("block_urls"));
         }
@@ -129,26 +134,19 @@ async fn prepare(session: &mut BrowserSession, req: &CaptureRequest) -> Result<(
             .map_err(setup_err("setting the user agent"))?;
         session.setup.user_agent = opts.user_agent.clone();
     }
-    if session.setup.headers != opts.headers || session.setup.block_urls != opts.block_urls {
+    if session.setup.block_urls != opts.block_urls {
         if !session.setup.network_enabled {
-            // Extra headers and URL blocking only act with the Network domain enabled.
+            // URL blocking only acts with the Network domain enabled.
             session
                 .cdp_cmd("Network.enable", json!({}))
                 .await
                 .map_err(setup_err("enabling the Network domain"))?;
             session.setup.network_enabled = true;
         }
-        let headers: serde_json::Map<String, Value> =
-            opts.headers.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
-        session
-            .cdp_cmd("Network.setExtraHTTPHeaders", json!({ "headers": headers }))
-            .await
-            .map_err(setup_err("setting extra headers"))?;
         session
             .cdp_cmd("Network.setBlockedURLs", json!({ "urls": opts.block_urls }))
             .await
             .map_err(setup_err("setting blocked URLs"))?;
-        session.setup.headers = opts.headers.clone();
         session.setup.block_urls = opts.block_urls.clone();
     }
     if !opts.cookies.is_empty() {
@@ -163,6 +161,17 @@ async fn prepare(session: &mut BrowserSession, req: &CaptureRequest) -> Result<(
             .map_err(setup_err("setting cookies"))?;
     }
     Ok(())
+}
+
+/// The site's extra headers and basic auth, for its origin (the prefix's scheme, host and port)
+/// only; `None` when it has neither.
+fn site_requests(req: &CaptureRequest) -> Option<SiteRequestsKey> {
+    let opts = &req.options;
+    (!opts.headers.is_empty() || opts.basic_auth.is_some()).then(|| SiteRequestsKey {
+        origin: req.scope.prefix().origin(),
+        headers: opts.headers.clone(),
+        basic_auth: opts.basic_auth.clone(),
+    })
 }
 
 /// A failed set-up step (`step`) of the capture of `url`.
@@ -194,9 +203,11 @@ async fn load(
     Ok(())
 }
 
+/// Go to the request's page (never with credentials in the URL: the page's scripts, third-party
+/// ones included, could read them from `document.URL`; basic auth answers the site's challenges).
 async fn navigate(session: &BrowserSession, req: &CaptureRequest) -> Result<(), CaptureError> {
     let timeout = req.options.page_timeout;
-    session.goto(navigation_url(req).as_str(), timeout).await.map_err(|source| {
+    session.goto(req.url.as_str(), timeout).await.map_err(|source| {
         let url = req.url.to_string();
         if source.is_timeout() {
             CaptureError::Timeout { url, timeout }
@@ -498,18 +509,6 @@ fn without_credentials(u: &Url) -> Url {
     u
 }
 
-/// The URL the browser is sent to: with basic auth credentials when configured (the browser then
-/// answers the origin's auth challenges, for that origin only).
-fn navigation_url(req: &CaptureRequest) -> Url {
-    let mut u = req.url.clone();
-    if let Some(auth) = &req.options.basic_auth {
-        if u.set_username(&auth.user).and(u.set_password(Some(&auth.password))).is_err() {
-            tracing::warn!(url = %req.url, "this URL cannot carry credentials; navigating without them");
-        }
-    }
-    u
-}
-
 fn elapsed_ms(t: Instant) -> u64 {
     u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
@@ -549,15 +548,16 @@ mod tests {
     }
 
     #[test]
-    fn basic_auth_rides_on_the_navigation_url_only() {
-        let mut req = request("http://h/docs/a", "http://h/docs/");
+    fn site_headers_and_credentials_are_for_the_prefixs_origin() {
+        let mut req = request("http://h:8080/docs/a", "http://h:8080/docs/");
+        assert_eq!(site_requests(&req), None, "nothing to send: no interception");
         req.options = Arc::new(CaptureOptions {
             basic_auth: Some(BasicAuth { user: "u".into(), password: "p w".into() }),
             ..CaptureOptions::default()
         });
-        let nav = navigation_url(&req);
-        assert_eq!(nav.as_str(), "http://u:p%20w@h/docs/a");
-        assert_eq!(without_credentials(&nav).as_str(), "http://h/docs/a");
-        assert_eq!(req.url.as_str(), "http://h/docs/a");
+        let key = site_requests(&req).unwrap();
+        assert_eq!(key.origin.ascii_serialization(), "http://h:8080");
+        assert!(key.headers.is_empty());
+        assert_eq!(key.basic_auth.as_ref().map(|a| a.password.as_str()), Some("p w"));
     }
 }

@@ -14,8 +14,9 @@ use serde_json::{json, Value};
 use url::Url;
 
 use super::devtools::{DevTools, DevToolsError, ScriptKind};
+use super::intercept::SiteRequests;
 use super::scripts::{Script, INNER_SIZE};
-use crate::config::Viewport;
+use crate::config::{BasicAuth, Viewport};
 
 /// Bound on each WebDriver command that is not a navigation (scripts, screenshot, resize).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
@@ -45,6 +46,9 @@ pub enum CommandError {
     Dialogs,
     #[error("{method} returned no data")]
     NoData { method: &'static str },
+    /// Requests can be intercepted only over the session's own DevTools connection.
+    #[error("this session has no DevTools connection of its own to intercept requests on")]
+    NoInterception,
     #[error("bad base64 from {method}: {source}")]
     Base64 {
         method: &'static str,
@@ -126,10 +130,26 @@ pub(super) struct SessionSetup {
     /// When the browser's HTTP cache was last emptied: a request whose sweep started later gets
     /// it emptied again, so a session reused across sweeps never shows an older sweep's copy.
     pub cache_cleared: Option<Instant>,
-    pub headers: Vec<(String, String)>,
+    /// The site whose headers and credentials requests get (its origin only), as last set.
+    pub site_requests: Option<SiteRequestsKey>,
     pub block_urls: Vec<String>,
     /// W3C fallback: origins whose cookies were added to the jar.
     pub cookie_origins: HashSet<String>,
+}
+
+/// What [`SiteRequests`] were made of: the site's origin, extra headers and credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct SiteRequestsKey {
+    pub origin: url::Origin,
+    pub headers: Vec<(String, String)>,
+    pub basic_auth: Option<BasicAuth>,
+}
+
+impl SiteRequestsKey {
+    fn requests(&self) -> SiteRequests {
+        let credentials = self.basic_auth.as_ref().map(|a| (a.user.clone(), a.password.clone()));
+        SiteRequests::new(self.origin.clone(), self.headers.clone(), credentials)
+    }
 }
 
 /// One WebDriver session plus what we already set up on it.
@@ -199,6 +219,22 @@ impl BrowserSession {
             Some(dt) => Ok(dt.call(cmd, params, COMMAND_TIMEOUT).await?),
             None => Ok(bounded(self.client.issue_cmd(Cdp { cmd, params })).await?),
         }
+    }
+
+    /// Give the site's extra headers and credentials to requests for its origin only, or stop
+    /// (`None`). Only over the session's own DevTools connection: the only way that sees each
+    /// request (chromedriver's passthrough carries commands, not events).
+    pub(super) async fn intercept(&mut self, site: Option<SiteRequestsKey>) -> Result<(), CommandError> {
+        if self.setup.site_requests == site {
+            return Ok(());
+        }
+        match &self.devtools {
+            Some(dt) => dt.intercept(site.as_ref().map(SiteRequestsKey::requests)).await?,
+            None if site.is_none() => {}
+            None => return Err(CommandError::NoInterception),
+        }
+        self.setup.site_requests = site;
+        Ok(())
     }
 
     /// The WebDriver session's script and page-load timeouts (unused over DevTools, which bounds

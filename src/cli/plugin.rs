@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use serde::Serialize;
 
-use sitediff::config::PluginLimits;
+use sitediff::config::{PluginLimits, PluginSource, BUILTIN_PLUGIN_PREFIX};
 use sitediff::diff::{self, DiffOptions, Rect, RgbaImage};
 use sitediff::plugin::{PageContext, PluginError, PluginHost, PluginInfo, PluginKind, Size};
 
@@ -21,7 +21,8 @@ const OVERLAY_ALPHA: f32 = 0.6;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum PluginCommand {
-    /// Load a plugin (.wat or .wasm), verify its imports, exports and ABI version, print what it found.
+    /// Load a plugin (.wat or .wasm, or `builtin:NAME`), verify its imports, exports and ABI version,
+    /// print what it found.
     Check {
         file: PathBuf,
         #[command(flatten)]
@@ -84,7 +85,7 @@ impl From<KindArg> for PluginKind {
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// The plugin (.wat or .wasm).
+    /// The plugin (.wat or .wasm, or `builtin:NAME`).
     pub file: PathBuf,
     /// The screenshot (PNG): the capture to mask, or the new capture to score.
     #[arg(long, value_name = "PNG")]
@@ -121,9 +122,19 @@ fn plugin_name(file: &Path) -> String {
     file.file_stem().and_then(|s| s.to_str()).unwrap_or("plugin").to_string()
 }
 
+/// Load FILE, or the bundled plugin it names as `builtin:NAME`.
 fn load(file: &Path, limits: &LimitArgs) -> anyhow::Result<(PluginHost, String)> {
-    let name = plugin_name(file);
-    let host = PluginHost::load_file(&name, file.to_path_buf(), limits.limits()?).map_err(load_errors)?;
+    let (name, source) = match file.to_str().and_then(|s| s.strip_prefix(BUILTIN_PLUGIN_PREFIX)) {
+        Some(builtin) => {
+            let source = PluginSource::builtin(builtin).with_context(|| {
+                let known: Vec<&str> = PluginSource::builtin_names().collect();
+                format!("no built-in plugin {builtin:?} (built in: {})", known.join(", "))
+            })?;
+            (builtin.to_string(), source)
+        }
+        None => (plugin_name(file), PluginSource::File(file.to_path_buf())),
+    };
+    let host = PluginHost::load_source(&name, source, limits.limits()?).map_err(load_errors)?;
     Ok((host, name))
 }
 

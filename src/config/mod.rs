@@ -15,12 +15,13 @@ mod validate;
 
 use std::path::{Path, PathBuf};
 
-pub use defaults::{CONFIG_ENV, DEFAULT_CONFIG_PATH};
+pub use defaults::{BUILTIN_PLUGIN_PREFIX, CONFIG_ENV, DEFAULT_CONFIG_PATH};
 pub use error::{ConfigError, ConfigIssue};
 pub use locate::{locate_key, KeyLocator};
 pub use model::{
-    BasicAuth, BrowserConfig, CaptureOptions, Config, Cookie, PluginConfig, PluginLimits, Schedule,
-    SchedulerConfig, ServerConfig, SiteConfig, StoreConfig, UrlOptions, Viewport, WebDriverEndpoint,
+    BasicAuth, BrowserConfig, CaptureOptions, Config, Cookie, PluginConfig, PluginLimits, PluginSource,
+    Schedule, SchedulerConfig, ServerConfig, SiteConfig, StoreConfig, UrlOptions, Viewport,
+    WebDriverEndpoint,
 };
 pub use raw::{
     RawBasicAuth, RawBrowser, RawConfig, RawCookie, RawPlugin, RawScheduler, RawServer, RawSite, RawStore,

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use url::Url;
 
+use super::defaults::{BUILTIN_PLUGINS, BUILTIN_PLUGIN_PREFIX};
 use crate::crawl::links::Scope;
 
 /// A validated configuration.
@@ -207,8 +208,49 @@ impl SiteConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PluginConfig {
     pub name: String,
-    pub path: PathBuf,
+    pub source: PluginSource,
     pub limits: PluginLimits,
+}
+
+/// Where a plugin's module comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginSource {
+    /// A `.wat` or `.wasm` file (from a config: resolved to an absolute path).
+    File(PathBuf),
+    /// A module bundled in the binary, named `builtin:NAME` in the config: its WAT text.
+    Builtin { name: &'static str, wat: &'static str },
+}
+
+impl PluginSource {
+    /// The bundled plugin called `name` (`mask_selectors`), if there is one.
+    pub fn builtin(name: &str) -> Option<PluginSource> {
+        BUILTIN_PLUGINS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(name, wat)| PluginSource::Builtin { name, wat })
+    }
+
+    /// The names of the bundled plugins.
+    pub fn builtin_names() -> impl Iterator<Item = &'static str> {
+        BUILTIN_PLUGINS.iter().map(|(n, _)| *n)
+    }
+
+    /// The file, or `builtin:NAME`, as a path (what messages and `plugin check` show).
+    pub fn path(&self) -> PathBuf {
+        match self {
+            PluginSource::File(p) => p.clone(),
+            PluginSource::Builtin { name, .. } => PathBuf::from(format!("{BUILTIN_PLUGIN_PREFIX}{name}")),
+        }
+    }
+}
+
+impl fmt::Display for PluginSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PluginSource::File(p) => write!(f, "{}", p.display()),
+            PluginSource::Builtin { name, .. } => write!(f, "{BUILTIN_PLUGIN_PREFIX}{name}"),
+        }
+    }
 }
 
 /// Per-call sandbox limits for a plugin (`Default`: the limits of a plugin entry that sets none).

@@ -346,3 +346,30 @@ fn compare_to_is_accepted_and_checked() {
     assert_eq!(s.viewport, DEFAULT_VIEWPORT);
     assert!(SiteConfig::for_pair("pair-x", "ftp://x/", "http://127.0.0.1:2/d/").is_err());
 }
+
+#[test]
+fn builtin_plugins_and_resolved_plugin_paths() {
+    let text = "[[sites]]\nname = \"a\"\nstart = \"http://127.0.0.1/\"\nplugins = [\"m\", \"f\"]\n\
+                [[plugins]]\nname = \"m\"\npath = \"builtin:mask_selectors\"\n\
+                [[plugins]]\nname = \"f\"\npath = \"plugins/mine.wasm\"\n";
+    let c = parse(text).unwrap();
+    match &c.plugins[0].source {
+        PluginSource::Builtin { name, wat } => {
+            assert_eq!(*name, "mask_selectors");
+            assert!(wat.contains("sitediff_mask"), "the example's text is embedded");
+        }
+        other => panic!("not built in: {other:?}"),
+    }
+    assert_eq!(c.plugins[0].source.to_string(), "builtin:mask_selectors");
+    assert_eq!(c.plugins[1].source, PluginSource::File(PathBuf::from("/tmp/x/plugins/mine.wasm")));
+
+    // A relative config path still gives absolute plugin paths (and messages naming them).
+    let rel = Config::parse(text, Path::new("somewhere/config/sitediff.toml")).unwrap();
+    let want = std::env::current_dir().unwrap().join("somewhere/plugins/mine.wasm");
+    assert_eq!(rel.plugins[1].source, PluginSource::File(want));
+
+    let bad = text.replace("builtin:mask_selectors", "builtin:mask_clock");
+    let msg = parse(&bad).unwrap_err().to_string();
+    assert!(msg.contains("line 7: plugins[0].path"), "{msg}");
+    assert!(msg.contains("no built-in plugin \"mask_clock\" (built in: builtin:mask_selectors)"), "{msg}");
+}

@@ -2,6 +2,8 @@
 //!
 //! Only `text/html` responses are pages; other content types are skipped and counted. Redirects are
 //! followed only while they stay inside the prefix. HTTP errors are page outcomes, not crawl failures.
+//! A site's extra headers, cookies and basic auth go only to its own origin (the prefix's scheme,
+//! host and port): attached per request, never to a request for another origin.
 
 pub mod links;
 
@@ -115,20 +117,56 @@ pub struct RequestOptions {
     pub user_agent: Option<String>,
 }
 
-/// Build the HTTP client for one crawl: redirects followed only inside the scope; the site's
-/// extra headers, cookies, basic auth and user agent sent with every request (all of them stay
-/// inside the prefix).
+/// The HTTP client of one crawl (one side of a pair crawl): the site's extra headers, cookies and
+/// basic auth are attached to each request for the scope's origin, and to no other.
+#[derive(Clone)]
+pub struct SiteClient {
+    http: reqwest::Client,
+    origin: url::Origin,
+    headers: http::HeaderMap,
+}
+
+impl std::fmt::Debug for SiteClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SiteClient")
+            .field("origin", &self.origin.ascii_serialization())
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SiteClient {
+    /// A GET of `url`, with the site's headers when `url` is on the site's origin.
+    fn get(&self, url: &Url) -> reqwest::RequestBuilder {
+        let req = self.http.get(url.clone());
+        if self.sends_site_headers_to(url) {
+            req.headers(self.headers.clone())
+        } else {
+            req
+        }
+    }
+
+    /// Whether a request for `url` carries the site's headers, cookies and basic auth.
+    pub fn sends_site_headers_to(&self, url: &Url) -> bool {
+        url.origin() == self.origin
+    }
+}
+
+/// Build the HTTP client for one crawl: redirects followed only inside the scope (so never to
+/// another origin, with or without the site's headers); the site's extra headers, cookies and
+/// basic auth sent with the requests for the scope's origin; its user agent with every request.
 pub fn http_client(
     site: &str,
     scope: &Scope,
     timeout: Duration,
     opts: &RequestOptions,
-) -> Result<reqwest::Client, CrawlError> {
-    let scope = scope.clone();
+) -> Result<SiteClient, CrawlError> {
+    let origin = scope.prefix().origin();
+    let policy_scope = scope.clone();
     let policy = reqwest::redirect::Policy::custom(move |attempt| {
         if attempt.previous().len() >= MAX_REDIRECTS {
             attempt.error("redirect loop (too many redirects)")
-        } else if scope.contains(&normalize_url(attempt.url())) {
+        } else if policy_scope.contains(&normalize_url(attempt.url())) {
             attempt.follow()
         } else {
             attempt.stop()
@@ -136,21 +174,21 @@ pub fn http_client(
     });
     let headers = request_headers(site, opts)?;
     let user_agent = opts.user_agent.clone().unwrap_or_else(|| DEFAULT_USER_AGENT.to_string());
-    reqwest::Client::builder()
+    let http = reqwest::Client::builder()
         .redirect(policy)
         .timeout(timeout)
         .connect_timeout(timeout)
         .user_agent(user_agent)
-        .default_headers(headers)
         .build()
-        .map_err(|source| CrawlError::Client { site: site.to_string(), source })
+        .map_err(|source| CrawlError::Client { site: site.to_string(), source })?;
+    Ok(SiteClient { http, origin, headers })
 }
 
 /// User agent of discovery requests when the site sets none.
 const DEFAULT_USER_AGENT: &str = concat!("sitediff/", env!("CARGO_PKG_VERSION"));
 
-/// The headers discovery sends with every request for `site`: its `headers`, `cookies` and
-/// `basic_auth`.
+/// The headers discovery sends with every request to the origin of `site`: its `headers`,
+/// `cookies` and `basic_auth`.
 pub fn request_headers(site: &str, opts: &RequestOptions) -> Result<http::HeaderMap, CrawlError> {
     use base64::Engine;
     use http::header::{HeaderName, HeaderValue, AUTHORIZATION, COOKIE};
@@ -181,8 +219,8 @@ pub fn request_headers(site: &str, opts: &RequestOptions) -> Result<http::Header
     Ok(map)
 }
 
-async fn fetch(client: &reqwest::Client, url: &Url) -> Fetched {
-    let resp = match client.get(url.clone()).send().await {
+async fn fetch(client: &SiteClient, url: &Url) -> Fetched {
+    let resp = match client.get(url).send().await {
         Ok(r) => r,
         Err(e) => {
             let reason = if e.is_timeout() {
@@ -258,7 +296,7 @@ fn redirect_key(scope: &Scope, requested: &Url, fetched: &Url) -> Option<String>
 
 /// Fetch one URL as discovery would and describe the answer as a page (no links followed).
 /// `None` when it is not an HTML page, or redirects out of the prefix.
-pub async fn probe(client: &reqwest::Client, scope: &Scope, url: &Url) -> Option<DiscoveredPage> {
+pub async fn probe(client: &SiteClient, scope: &Scope, url: &Url) -> Option<DiscoveredPage> {
     let requested = normalize_url(url);
     let started = Instant::now();
     let fetched = fetch(client, &requested).await;
@@ -290,7 +328,7 @@ pub async fn probe(client: &reqwest::Client, scope: &Scope, url: &Url) -> Option
 /// is gone.
 pub async fn discover(
     plan: DiscoveryPlan,
-    client: reqwest::Client,
+    client: SiteClient,
     out: mpsc::Sender<DiscoveredPage>,
     cancel: CancellationToken,
 ) -> DiscoveryStats {
@@ -437,5 +475,23 @@ mod tests {
         let scope = links::Scope::new(&Url::parse("http://127.0.0.1:1/docs/").unwrap());
         let e = http_client("docs", &scope, Duration::from_secs(1), &bad_cookie).unwrap_err();
         assert!(e.to_string().contains("site docs: cannot build the HTTP client: cookies:"), "{e}");
+    }
+
+    #[test]
+    fn site_headers_go_to_the_scopes_origin_only() {
+        let opts =
+            RequestOptions { headers: vec![("X-Env".into(), "s".into())], ..RequestOptions::default() };
+        let scope = links::Scope::new(&Url::parse("http://127.0.0.1:8000/docs/").unwrap());
+        let c = http_client("docs", &scope, Duration::from_secs(1), &opts).unwrap();
+        let to = |u: &str| c.sends_site_headers_to(&Url::parse(u).unwrap());
+        assert!(to("http://127.0.0.1:8000/docs/a.html"));
+        assert!(to("http://127.0.0.1:8000/elsewhere"), "the origin, not the prefix path");
+        assert!(!to("http://127.0.0.1:8001/docs/"));
+        assert!(!to("https://127.0.0.1:8000/docs/"));
+        assert!(!to("http://localhost:8000/docs/"));
+        let req = c.get(&Url::parse("http://127.0.0.1:8001/docs/").unwrap()).build().unwrap();
+        assert!(req.headers().get("x-env").is_none());
+        let req = c.get(&Url::parse("http://127.0.0.1:8000/docs/").unwrap()).build().unwrap();
+        assert_eq!(req.headers()["x-env"], "s");
     }
 }

@@ -19,7 +19,7 @@ use super::check::{check_module, WASM_PAGE};
 use super::error::{PluginError, WasmError, OUTCOME_OK};
 use super::model::{CallStats, MaskOutput, PageContext, PluginKind, ScoreOutput, Size};
 use crate::capture::SelectorRects;
-use crate::config::{PluginConfig, PluginLimits};
+use crate::config::{PluginConfig, PluginLimits, PluginSource};
 use crate::diff::{DiffOutcome, Rect, RgbaImage};
 
 /// How often the ticker thread advances the engine's epoch; the wall-clock limit of a call is
@@ -297,11 +297,14 @@ impl PluginHost {
         config: &PluginConfig,
     ) -> Result<Loaded, Vec<PluginError>> {
         let name = config.name.clone();
-        let bytes = std::fs::read(&config.path).map_err(|source| {
-            vec![PluginError::Io { plugin: name.clone(), path: config.path.clone(), source }]
-        })?;
+        let bytes = match &config.source {
+            PluginSource::File(path) => std::fs::read(path).map_err(|source| {
+                vec![PluginError::Io { plugin: name.clone(), path: path.clone(), source }]
+            })?,
+            PluginSource::Builtin { wat, .. } => wat.as_bytes().to_vec(),
+        };
         let module = Module::new(self.engine, &bytes).map_err(|e| {
-            vec![PluginError::Compile { plugin: name.clone(), path: config.path.clone(), source: e.into() }]
+            vec![PluginError::Compile { plugin: name.clone(), path: config.source.path(), source: e.into() }]
         })?;
         let kind = check_module(&name, &module)?;
         let pre = linker
@@ -316,7 +319,7 @@ impl PluginHost {
             .unwrap_or(0);
         let info = PluginInfo {
             name: name.clone(),
-            path: config.path.clone(),
+            path: config.source.path(),
             kind,
             abi_version: 0,
             imports: module.imports().map(|i| format!("{}.{}", i.module(), i.name())).collect(),
@@ -353,7 +356,16 @@ impl PluginHost {
         path: PathBuf,
         limits: PluginLimits,
     ) -> Result<PluginHost, Vec<PluginError>> {
-        PluginHost::load(&[PluginConfig { name: name.to_string(), path, limits }])
+        PluginHost::load_source(name, PluginSource::File(path), limits)
+    }
+
+    /// Load a single plugin (a file or a bundled one) with the given limits.
+    pub fn load_source(
+        name: &str,
+        source: PluginSource,
+        limits: PluginLimits,
+    ) -> Result<PluginHost, Vec<PluginError>> {
+        PluginHost::load(&[PluginConfig { name: name.to_string(), source, limits }])
     }
 
     /// The loaded plugins' names, in configuration order.

@@ -67,3 +67,17 @@ fn chain_joins_every_cause() {
     let boxed: WasmError = e.into();
     assert_eq!(chain(&*boxed), "outer: inner: innermost");
 }
+
+#[test]
+fn every_builtin_plugin_loads() {
+    let names: Vec<&str> = crate::config::PluginSource::builtin_names().collect();
+    assert!(names.contains(&"mask_selectors"), "{names:?}");
+    for name in names {
+        let source = crate::config::PluginSource::builtin(name).expect("listed");
+        let host = PluginHost::load_source(name, source, PluginLimits::default())
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let info = host.info(name).expect("loaded");
+        assert_eq!(info.path, std::path::PathBuf::from(format!("builtin:{name}")));
+        assert_eq!(host.kind(name), Some(PluginKind::Mask));
+    }
+}

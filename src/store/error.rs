@@ -30,6 +30,8 @@ pub enum StoreError {
          up to {supported}); it was left untouched: upgrade sitediff"
     )]
     NewerSchema { path: PathBuf, found: u64, supported: u64 },
+    #[error("no upgrade step from schema version {found} (this build writes {supported})")]
+    NoUpgrade { found: u64, supported: u64 },
     #[error("database error while {op}: {source}")]
     Db {
         op: &'static str,

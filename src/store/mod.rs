@@ -8,6 +8,7 @@
 //! unreferenced artifacts, `read.rs` the typed reads both kinds of transaction share.
 
 mod error;
+mod migrate;
 pub mod model;
 mod read;
 mod retention;
@@ -140,8 +141,20 @@ impl Store {
     fn check_schema(&self) -> Result<(), StoreError> {
         const OP: &str = "initialising the schema";
         check_newer_schema(self.db.as_ref(), &self.path)?;
-        if schema_version(self.db.as_ref())?.is_some() {
-            return Ok(());
+        match schema_version(self.db.as_ref())? {
+            Some(SCHEMA_VERSION) => return Ok(()),
+            Some(found) => {
+                const UP: &str = "upgrading the schema";
+                let wtx = self.write_txn(UP)?;
+                let steps = migrate::upgrade(&wtx, found)?;
+                wtx.commit().map_err(db_err(UP))?;
+                tracing::info!(
+                    path = %self.path.display(), from = found, to = SCHEMA_VERSION, ?steps,
+                    "store upgraded to the current schema"
+                );
+                return Ok(());
+            }
+            None => {}
         }
         let wtx = self.write_txn(OP)?;
         {

@@ -73,6 +73,8 @@ pub enum CrawlStatus {
     Rejected,
     Interrupted,
     Failed,
+    /// Finished with nothing for a human to review (schema 2).
+    Passed,
 }
 
 impl CrawlStatus {
@@ -84,17 +86,19 @@ impl CrawlStatus {
             CrawlStatus::Rejected => "rejected",
             CrawlStatus::Interrupted => "interrupted",
             CrawlStatus::Failed => "failed",
+            CrawlStatus::Passed => "passed",
         }
     }
 
     /// Every status, for metrics that pre-register their label values.
-    pub const ALL: [CrawlStatus; 6] = [
+    pub const ALL: [CrawlStatus; 7] = [
         CrawlStatus::Running,
         CrawlStatus::Reviewing,
         CrawlStatus::Approved,
         CrawlStatus::Rejected,
         CrawlStatus::Interrupted,
         CrawlStatus::Failed,
+        CrawlStatus::Passed,
     ];
 }
 
@@ -156,6 +160,8 @@ pub enum PageChange {
     Added,
     /// Pair crawls: the page exists only on the base side.
     Removed,
+    /// Not compared, failing the same way as in the approved crawl (schema 2).
+    StillFailing,
 }
 
 impl PageChange {
@@ -167,12 +173,13 @@ impl PageChange {
             PageChange::Failed => "failed",
             PageChange::Added => "added",
             PageChange::Removed => "removed",
+            PageChange::StillFailing => "still_failing",
         }
     }
 
     /// Whether a reviewer has to look at a page with this change.
     pub fn needs_review(self) -> bool {
-        !matches!(self, PageChange::Unchanged)
+        !matches!(self, PageChange::Unchanged | PageChange::StillFailing)
     }
 }
 
@@ -190,6 +197,9 @@ pub struct CrawlCounts {
     /// Pair crawls: pages only on the base side.
     #[serde(default)]
     pub removed: u32,
+    /// Pages failing the same way as in the approved crawl (schema 2).
+    #[serde(default)]
+    pub still_failing: u32,
     /// Links skipped because their content type was not HTML.
     pub skipped_non_html: u32,
     /// Links not followed because the `max_pages` bound was reached.
@@ -355,6 +365,7 @@ impl CrawlRecord {
                 PageChange::Failed => self.counts.failed += 1,
                 PageChange::Added => self.counts.added += 1,
                 PageChange::Removed => self.counts.removed += 1,
+                PageChange::StillFailing => self.counts.still_failing += 1,
             }
             if let Some(d) = p.distortion {
                 self.max_distortion = self.max_distortion.max(d);
@@ -406,6 +417,11 @@ pub struct PageRecord {
     /// Rectangles of the site's `mask_selectors` measured at capture (plugins get them).
     #[serde(default)]
     pub mask_rects: Vec<crate::capture::SelectorRects>,
+    /// Rectangles of the site's `mask_selectors` on the capture this page was compared with (the
+    /// baseline's page, a pair crawl's base page): with `mask_rects`, what the diff ignored on both
+    /// images.
+    #[serde(default)]
+    pub baseline_mask_rects: Vec<crate::capture::SelectorRects>,
     /// The page never gave two identical shots in a row: the pixel count and bounding box of
     /// the area that kept changing.
     #[serde(default)]
@@ -421,6 +437,9 @@ pub struct PageRecord {
     /// The HTML this page was compared with (pair crawls: the base page's), for the text change.
     #[serde(default)]
     pub baseline_html: Option<Hash>,
+    /// The page key of the page whose links led discovery here first (schema 2).
+    #[serde(default)]
+    pub referrer: Option<String>,
 }
 
 impl PageRecord {
@@ -451,11 +470,13 @@ impl PageRecord {
             timing: PageTiming::default(),
             approved: false,
             mask_rects: Vec::new(),
+            baseline_mask_rects: Vec::new(),
             redirected_from: None,
             baseline_html: None,
             unstable_area: None,
             unstable_rect: None,
             blocked_navigations: Vec::new(),
+            referrer: None,
         }
     }
 

@@ -5,8 +5,9 @@
 
 use redb::TableDefinition;
 
-/// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: u64 = 1;
+/// The schema version this build writes and understands. Older files are upgraded by the steps in
+/// `migrate.rs`, each in one write transaction.
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// Keys of [`META`].
 pub const META_SCHEMA_VERSION: &str = "schema_version";

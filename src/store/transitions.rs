@@ -83,12 +83,13 @@ pub struct PageApproval {
 }
 
 /// The last-pending-page rule: a crawl under review is settled once every changed, new, added and
-/// removed page is approved and no page failed.
+/// removed page is approved and no page newly failed (a page still failing as in the approved crawl
+/// is not a review item).
 pub fn all_pages_settled(pages: &[PageRecord]) -> bool {
     pages.iter().all(|p| match p.change {
         PageChange::Changed | PageChange::New | PageChange::Added | PageChange::Removed => p.approved,
         PageChange::Failed => false,
-        PageChange::Unchanged => true,
+        PageChange::Unchanged | PageChange::StillFailing => true,
     })
 }
 

@@ -345,5 +345,5 @@ struct PairCtx {
     site: Arc<SiteConfig>,
     run: SweepRun,
     base_scope: Scope,
-    base_client: reqwest::Client,
+    base_client: crawl::SiteClient,
 }

@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::error::RequestError;
 use super::state::WebState;
 use super::textdiff::{self, TextChange};
+use crate::capture::geometry::png_size;
 use crate::review::needs_review;
 use crate::store::{CrawlRecord, CrawlStatus, Hash, PageChange, PageRecord, Store};
 
@@ -84,7 +85,7 @@ impl PageFilter {
         match self {
             PageFilter::All => true,
             PageFilter::Changed => change == PageChange::Changed,
-            PageFilter::Failed => change == PageChange::Failed,
+            PageFilter::Failed => matches!(change, PageChange::Failed | PageChange::StillFailing),
             PageFilter::New => change == PageChange::New,
             PageFilter::Added => change == PageChange::Added,
             PageFilter::Removed => change == PageChange::Removed,
@@ -120,6 +121,44 @@ pub struct PageSummary {
     pub baseline_png: Option<Hash>,
     pub diff: Option<Hash>,
     pub error: Option<String>,
+    /// What the comparison ignored (built-in masking of the site's `mask_selectors`).
+    pub masked: Vec<MaskedRect>,
+}
+
+/// One rectangle the comparison ignored on both images: the `mask_selectors` entry it belongs to
+/// and the image it was measured on (`capture`, or `baseline`: the baseline's or a pair crawl's
+/// base page). Coordinates are image pixels from the top left, shared by both images.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MaskedRect {
+    pub selector: String,
+    pub image: &'static str,
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// The rectangles a compared page had masked (none for a page without a baseline): the capture's,
+/// then the baseline's (often the same places: each image's are listed).
+pub fn masked_rects(p: &PageRecord) -> Vec<MaskedRect> {
+    if p.baseline_png.is_none() {
+        return Vec::new();
+    }
+    let sides = [("capture", &p.mask_rects), ("baseline", &p.baseline_mask_rects)];
+    sides
+        .into_iter()
+        .flat_map(|(image, sets)| sets.iter().map(move |s| (image, s)))
+        .flat_map(|(image, s)| {
+            s.rects.iter().filter(|r| r.width > 0 && r.height > 0).map(move |r| MaskedRect {
+                selector: s.selector.clone(),
+                image,
+                x: r.x,
+                y: r.y,
+                width: r.width,
+                height: r.height,
+            })
+        })
+        .collect()
 }
 
 impl From<&PageRecord> for PageSummary {
@@ -142,6 +181,7 @@ impl From<&PageRecord> for PageSummary {
             baseline_png: p.baseline_png,
             diff: p.diff,
             error: p.error.clone(),
+            masked: masked_rects(p),
         }
     }
 }
@@ -153,7 +193,8 @@ fn rank(c: PageChange) -> u8 {
         PageChange::Added => 2,
         PageChange::Failed => 3,
         PageChange::New => 4,
-        PageChange::Unchanged => 5,
+        PageChange::StillFailing => 5,
+        PageChange::Unchanged => 6,
     }
 }
 
@@ -237,6 +278,9 @@ pub struct PageDetail {
     pub newest_approval: Option<u64>,
     /// The crawl the page key's baseline comes from now (a page older than it can only be restored).
     pub current_baseline: Option<u64>,
+    /// What the comparison ignored, and the size of the image compared with (for outlining it).
+    pub masked: Vec<MaskedRect>,
+    pub baseline_size: Option<(u32, u32)>,
 }
 
 /// Read access to the store with a cache of sorted page lists of finished crawls.
@@ -366,6 +410,8 @@ impl Catalog {
         let text = self.text_change(&crawl, &page);
         let newest_approval = self.store.newest_approval(&crawl.site)?;
         let current_baseline = self.store.baseline(&crawl.site, key)?.map(|b| b.crawl);
+        let masked = masked_rects(&page);
+        let baseline_size = if masked.is_empty() { None } else { self.baseline_size(&page)? };
         Ok(PageDetail {
             newest_approval,
             current_baseline,
@@ -376,7 +422,21 @@ impl Catalog {
             prev,
             next,
             text,
+            masked,
+            baseline_size,
         })
+    }
+
+    /// The size of the image a page was compared with: its baseline page's, else (pair crawls) read
+    /// from the PNG's header.
+    fn baseline_size(&self, page: &PageRecord) -> Result<Option<(u32, u32)>, RequestError> {
+        if let Some(b) = page.baseline_crawl {
+            if let Some(p) = self.store.page(b, &page.key)?.filter(|p| p.png == page.baseline_png) {
+                return Ok(Some((p.width, p.height)).filter(|&(w, h)| w > 0 && h > 0));
+            }
+        }
+        let Some(h) = page.baseline_png else { return Ok(None) };
+        Ok(self.store.blob(&h)?.as_deref().and_then(png_size))
     }
 
     fn html_text(&self, hash: Option<Hash>) -> Result<Option<Vec<String>>, RequestError> {
@@ -438,5 +498,28 @@ mod tests {
         assert_eq!(keys, ["/c2", "/c1", "/f", "/n", "/u"]);
         assert!(PageFilter::parse("bogus").is_err());
         assert_eq!(PageFilter::parse("failed").unwrap(), PageFilter::Failed);
+    }
+
+    #[test]
+    fn masked_rects_of_compared_pages_only() {
+        use crate::capture::SelectorRects;
+        use crate::diff::Rect;
+        let sel = |x| SelectorRects {
+            selector: "#clock".into(),
+            rects: vec![Rect { x, y: 2, width: 3, height: 4 }, Rect { x: 0, y: 0, width: 0, height: 9 }],
+        };
+        let mut p = PageRecord::new("/a".into(), "http://h/a".into());
+        p.mask_rects = vec![sel(1)];
+        assert!(masked_rects(&p).is_empty(), "a new page was not compared, so nothing was masked");
+        p.baseline_png = Some(Hash::of(b"base"));
+        p.baseline_mask_rects = vec![sel(5)];
+        let m = masked_rects(&p);
+        let got: Vec<(&str, &str, u32)> = m.iter().map(|r| (r.selector.as_str(), r.image, r.x)).collect();
+        assert_eq!(got, [("#clock", "capture", 1), ("#clock", "baseline", 5)], "empty rectangles left out");
+        let json = serde_json::to_value(PageSummary::from(&p)).unwrap();
+        assert_eq!(
+            json["masked"][1],
+            serde_json::json!({"selector": "#clock", "image": "baseline", "x": 5, "y": 2, "width": 3, "height": 4})
+        );
     }
 }

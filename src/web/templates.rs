@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use maud::{html, Markup, DOCTYPE};
 
 use super::assets;
-use super::data::{Listing, PageDetail, PageFilter, SiteOverview};
+use super::data::{Listing, MaskedRect, PageDetail, PageFilter, SiteOverview};
 use super::http::encode;
 use super::textdiff::LineTag;
 use crate::store::{BaselineMove, CrawlKind, CrawlRecord, CrawlStatus, PageRecord};
@@ -398,6 +398,7 @@ fn image_figure(
     hash: Option<crate::store::Hash>,
     id: &str,
     overlay: Option<&PageRecord>,
+    masks: Markup,
 ) -> Markup {
     html! {
         figure class="shot" id=(id) {
@@ -407,6 +408,7 @@ fn image_figure(
                     div class="shot-frame" {
                         a href=(artifact(&h)) { img src=(artifact(&h)) alt=(caption); }
                         @if let Some(p) = overlay { (region_boxes(p)) }
+                        (masks)
                     }
                 }
                 None => { p class="muted" { "none" } }
@@ -426,6 +428,54 @@ fn region_boxes(p: &PageRecord) -> Markup {
             }
         }
     }
+}
+
+/// The masked rectangles, dashed and labelled with their selector, as an SVG scaled over an image
+/// of `size` (nothing when the size is unknown). A rectangle measured at the same place on both
+/// images is labelled once.
+fn mask_boxes(masked: &[MaskedRect], size: Option<(u32, u32)>) -> Markup {
+    let Some((w, h)) = size.filter(|&(w, h)| w > 0 && h > 0 && !masked.is_empty()) else { return html! {} };
+    // Labels in image pixels, a fortieth of the width: about 10 px at the page view's scales.
+    let font = (w / 40).max(14);
+    let labelled = |i: usize, m: &MaskedRect| {
+        !masked[..i].iter().any(|o| o.selector == m.selector && (o.x, o.y) == (m.x, m.y))
+    };
+    html! {
+        svg class="masks" viewBox={ "0 0 " (w) " " (h) } preserveAspectRatio="none" role="img" aria-label="masked areas" {
+            @for (i, m) in masked.iter().enumerate() {
+                g class="mask" data-selector=(m.selector) {
+                    title { "masked: " (m.selector) " (measured on the " (m.image) ")" }
+                    rect x=(m.x) y=(m.y) width=(m.width) height=(m.height) {}
+                    @if labelled(i, m) {
+                        // Above the rectangle, or below it at the top of the page.
+                        @let y = if m.y >= font { m.y - 3 } else { m.y.saturating_add(m.height).saturating_add(font) };
+                        text x=(m.x) y=(y) font-size=(font) { (m.selector) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Each masked selector once, in order, with its number of rectangles on the capture and on the
+/// baseline.
+fn masked_selectors(masked: &[MaskedRect]) -> Vec<(&str, usize, usize)> {
+    let mut out: Vec<(&str, usize, usize)> = Vec::new();
+    for m in masked {
+        let i = match out.iter().position(|(s, ..)| *s == m.selector) {
+            Some(i) => i,
+            None => {
+                out.push((&m.selector, 0, 0));
+                out.len() - 1
+            }
+        };
+        if m.image == "capture" {
+            out[i].1 += 1;
+        } else {
+            out[i].2 += 1;
+        }
+    }
+    out
 }
 
 pub fn page_view(ctx: &Ctx, d: &PageDetail, filter: PageFilter) -> String {
@@ -481,9 +531,9 @@ pub fn page_view(ctx: &Ctx, d: &PageDetail, filter: PageFilter) -> String {
         (login_note(ctx))
         div id="shots" class="shots side-by-side" {
             @let (base_label, new_label) = if c.kind == CrawlKind::Pair { ("Base", "Head") } else { ("Baseline", "New capture") };
-            (image_figure(base_label, p.baseline_png, "shot-baseline", None))
-            (image_figure(new_label, p.png, "shot-new", Some(p)))
-            (image_figure("Diff", p.diff, "shot-diff", None))
+            (image_figure(base_label, p.baseline_png, "shot-baseline", None, mask_boxes(&d.masked, d.baseline_size)))
+            (image_figure(new_label, p.png, "shot-new", Some(p), mask_boxes(&d.masked, Some((p.width, p.height)))))
+            (image_figure("Diff", p.diff, "shot-diff", None, html! {}))
         }
         @if let (Some(b), Some(n)) = (p.baseline_png, p.png) {
             div id="compare" class="compare" hidden {
@@ -495,6 +545,7 @@ pub fn page_view(ctx: &Ctx, d: &PageDetail, filter: PageFilter) -> String {
                     img src=(artifact(&b)) alt="baseline" class="compare-base";
                     img src=(artifact(&n)) alt="new capture" class="compare-top" id="compare-top";
                     (region_boxes(p))
+                    (mask_boxes(&d.masked, Some((p.width, p.height))))
                 }
             }
         }
@@ -517,6 +568,15 @@ pub fn page_view(ctx: &Ctx, d: &PageDetail, filter: PageFilter) -> String {
                     } }
                 }
                 @if p.truncated { tr { th { "Truncated" } td { "cut at max_height" } } }
+                @if !d.masked.is_empty() {
+                    tr { th { "Masked" } td id="masked" {
+                        @for (i, (sel, on_capture, on_baseline)) in masked_selectors(&d.masked).into_iter().enumerate() {
+                            @if i > 0 { "; " }
+                            code { (sel) } " (" (on_capture) " on the capture, " (on_baseline) " on the baseline)"
+                        }
+                        " — ignored on both images (dashed outlines)"
+                    } }
+                }
                 @if let Some(area) = p.unstable_area { tr { th { "Unstable" } td { (area) " px kept changing between shots" } } }
                 @for nav in &p.blocked_navigations { tr { th { "Blocked navigation" } td { code { (nav) } } } }
             }

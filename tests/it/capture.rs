@@ -585,9 +585,12 @@ async fn remote_w3c_only_endpoint_uses_window_resize_fallbacks() {
     let c = pool.capture(req).await.unwrap();
     assert_eq!(c.blocked_navigations.len(), 1, "{:?}", c.blocked_navigations);
     assert!(!srv.hits().iter().any(|h| h == "/x/late.html"));
+    let opts = CaptureOptions { block_urls: vec!["*/ads/*".into()], ..options() };
+    let err = pool.capture(request(&srv.url("/tall"), 800, 600, opts)).await.unwrap_err();
+    assert!(matches!(err, CaptureError::Unsupported { option: "block_urls", .. }), "{err:?}");
     let opts = CaptureOptions { headers: vec![("X-A".into(), "b".into())], ..options() };
     let err = pool.capture(request(&srv.url("/tall"), 800, 600, opts)).await.unwrap_err();
-    assert!(matches!(err, CaptureError::Unsupported { option: "headers", .. }), "{err:?}");
+    assert!(matches!(err, CaptureError::SiteOnly { option: "headers", .. }), "{err:?}");
     pool.shutdown().await;
     driver.kill();
 }
@@ -821,11 +824,13 @@ async fn redirect_outside_the_prefix_is_a_capture_error_naming_it() {
 /// Site options reach the browser both ways DevTools commands travel: over the session's own
 /// DevTools connection (a chromedriver we spawn) and through a WebDriver endpoint's DevTools
 /// passthrough (`browser.webdriver` pointing at a chromedriver, as at a Grid of Chrome nodes).
+/// Extra headers and basic auth need the session's own connection (they are kept to the site's
+/// origin by intercepting each request): over the passthrough they are refused, naming the option.
 #[tokio::test]
 async fn site_options_reach_the_browser() {
     let _g = serial().await;
     let pool = pool(1).await;
-    site_options_reach(&pool).await;
+    site_options_reach(&pool, true).await;
     assert_eq!(pool.stats().devtools_sessions, 1, "{:?}", pool.stats());
     pool.shutdown().await;
 
@@ -833,13 +838,15 @@ async fn site_options_reach_the_browser() {
     let driver = own_chromedriver(&cancel).await;
     let cfg = remote_cfg(driver.url());
     let pool = BrowserPool::start(&cfg, cancel.clone()).await.unwrap();
-    site_options_reach(&pool).await;
+    site_options_reach(&pool, false).await;
     assert_eq!(pool.stats().devtools_sessions, 0, "{:?}", pool.stats());
     pool.shutdown().await;
     driver.kill();
 }
 
-async fn site_options_reach(pool: &BrowserPool) {
+/// `own_devtools`: the pool's sessions have their own DevTools connection (headers and basic auth
+/// are sent), else they go through a WebDriver endpoint (headers and basic auth are refused).
+async fn site_options_reach(pool: &BrowserPool, own_devtools: bool) {
     use sitediff::config::{BasicAuth, Cookie};
     let html = "<!doctype html><html><head><title>t</title><style>html,body{margin:0;background:#fff}</style></head><body>\
         <div class=banner style='height:100px;background:#f00'></div>\
@@ -849,9 +856,8 @@ async fn site_options_reach(pool: &BrowserPool) {
     let srv = FixtureServer::start().await;
     srv.set("/p/opts", Response::html(html));
     srv.set("/p/ads/pixel.png", Response::with_type(200, "image/png", solid_png(10, 10, RED)));
-    srv.require_authorization("Basic bWU6cHc=");
     let base = srv.url("");
-    let opts = CaptureOptions {
+    let mut opts = CaptureOptions {
         headers: vec![("X-Env".into(), "staging".into())],
         cookies: vec![Cookie { name: "consent".into(), value: "yes".into() }],
         basic_auth: Some(BasicAuth { user: "me".into(), password: "pw".into() }),
@@ -862,16 +868,28 @@ async fn site_options_reach(pool: &BrowserPool) {
         ..options()
     };
     let url = Url::parse(&format!("{base}/p/opts")).unwrap();
-    let req = CaptureRequest {
+    let request_with = |opts: &CaptureOptions| CaptureRequest {
         site: "test".into(),
         url: url.clone(),
         scope: Scope::new(&Url::parse(&format!("{base}/p/")).unwrap()),
         viewport: Viewport { width: 640, height: 480 },
-        options: Arc::new(opts),
+        options: Arc::new(opts.clone()),
         expected_png: None,
         sweep_started: Instant::now(),
     };
-    let c = pool.capture(req).await.unwrap();
+    if own_devtools {
+        srv.require_authorization("Basic bWU6cHc=");
+    } else {
+        let err = pool.capture(request_with(&opts)).await.unwrap_err();
+        assert!(matches!(err, CaptureError::SiteOnly { option: "headers", .. }), "{err:?}");
+        assert!(err.to_string().contains("sent only to the site's own origin"), "{err}");
+        opts.headers.clear();
+        let err = pool.capture(request_with(&opts)).await.unwrap_err();
+        assert!(matches!(err, CaptureError::SiteOnly { option: "basic_auth", .. }), "{err:?}");
+        opts.basic_auth = None;
+        assert!(srv.requests().is_empty(), "a refused page was loaded: {:?}", srv.requests());
+    }
+    let c = pool.capture(request_with(&opts)).await.unwrap();
     assert_eq!(c.title.as_deref(), Some("sitediff-test-agent|consent=yes"));
     assert_eq!(c.final_url, url, "no credentials in the recorded URL");
     let img = pixels(&c);
@@ -881,10 +899,11 @@ async fn site_options_reach(pool: &BrowserPool) {
     let page_req = log
         .iter()
         .rev()
-        .find(|(t, h)| t == "/p/opts" && h.iter().any(|(k, _)| k == "authorization"))
+        .find(|(t, h)| t == "/p/opts" && (!own_devtools || h.iter().any(|(k, _)| k == "authorization")))
         .unwrap_or_else(|| panic!("no authorised page request: {log:?}"));
     let header = |name: &str| page_req.1.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-    assert_eq!(header("x-env"), Some("staging"));
+    assert_eq!(header("x-env"), own_devtools.then_some("staging"));
+    assert_eq!(header("authorization"), own_devtools.then_some("Basic bWU6cHc="));
     assert_eq!(header("cookie"), Some("consent=yes"));
     assert_eq!(header("user-agent"), Some("sitediff-test-agent"));
     // A site without options on the same session gets none of them.

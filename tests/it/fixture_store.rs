@@ -1,12 +1,38 @@
-//! The schema-1 store written by an earlier binary (tests/fixtures/store-v1) opens and keeps
-//! every crawl, approval and baseline with its artifacts.
+//! The schema-1 store written by an earlier binary (tests/fixtures/store-v1) is upgraded to the
+//! current schema on open and keeps every crawl, approval and baseline with its artifacts.
 
 use std::path::Path;
 
+use redb::ReadableDatabase;
+use sitediff::store::schema::{META, META_SCHEMA_VERSION, SCHEMA_VERSION};
 use sitediff::store::*;
 
+fn schema_version(path: &Path) -> u64 {
+    let db = redb::ReadOnlyDatabase::open(path).unwrap();
+    let rtx = db.begin_read().unwrap();
+    let meta = rtx.open_table(META).unwrap();
+    let version = meta.get(META_SCHEMA_VERSION).unwrap().unwrap().value();
+    version
+}
+
+fn fixture_path() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-v1/sitediff.redb")
+}
+
+#[test]
+fn schema_one_fixture_is_upgraded_once_and_in_place() {
+    assert_eq!(schema_version(&fixture_path()), 1, "the committed fixture stays at schema 1");
+    let (dir, store) = fixture_copy();
+    drop(store);
+    let path = dir.path().join("sitediff.redb");
+    assert_eq!(schema_version(&path), SCHEMA_VERSION);
+    // Opening again is a no-op that keeps the data.
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.crawl_ids("docs").unwrap(), [1, 3, 4, 6]);
+}
+
 fn fixture_copy() -> (tempfile::TempDir, Store) {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-v1/sitediff.redb");
+    let src = fixture_path();
     let dir = tempfile::tempdir().unwrap();
     let dst = dir.path().join("sitediff.redb");
     std::fs::copy(&src, &dst).unwrap_or_else(|e| panic!("cannot copy {}: {e}", src.display()));

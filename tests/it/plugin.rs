@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use sitediff::capture::SelectorRects;
-use sitediff::config::{PluginConfig, PluginLimits};
+use sitediff::config::{PluginConfig, PluginLimits, PluginSource};
 use sitediff::diff::{self, DiffOptions, Rect, RgbaImage};
 use sitediff::plugin::abi::{MAX_LOG_LINES, MAX_LOG_LINE_BYTES};
 use sitediff::plugin::{PageContext, PluginError, PluginHost, PluginKind, Size};
@@ -51,7 +51,7 @@ fn c_example(name: &str) -> PathBuf {
 }
 
 fn config(name: &str, path: PathBuf) -> PluginConfig {
-    PluginConfig { name: name.into(), path, limits: PluginLimits::default() }
+    PluginConfig { name: name.into(), source: PluginSource::File(path), limits: PluginLimits::default() }
 }
 
 fn load(configs: &[PluginConfig]) -> PluginHost {
@@ -342,7 +342,7 @@ fn call_hostile(text: &str, limits: PluginLimits) -> PluginError {
     let dir = tempfile::tempdir().unwrap();
     let path = write_module(dir.path(), "hostile", text);
     let host = load(&[
-        PluginConfig { name: "hostile".into(), path, limits },
+        PluginConfig { name: "hostile".into(), source: PluginSource::File(path), limits },
         config("sel", examples().join("mask_selectors.wat")),
     ]);
     let img = solid(64, 48, WHITE);

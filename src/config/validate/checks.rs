@@ -91,6 +91,9 @@ pub(in crate::config) fn is_css_selector(sel: &str) -> bool {
 /// The directory relative config paths are resolved against: the directory *above* `config/` when
 /// the file lives in a `config` directory (the repo layout), else the file's directory.
 pub(in crate::config) fn project_root(config_file: &Path) -> PathBuf {
+    // Absolute, so that resolved paths (and the messages naming them) do not depend on where the
+    // command runs from.
+    let config_file = std::path::absolute(config_file).unwrap_or_else(|_| config_file.to_path_buf());
     let config_dir = config_file.parent().map(Path::to_path_buf).unwrap_or_default();
     if config_dir.file_name().is_some_and(|n| n == "config") {
         config_dir.parent().map(Path::to_path_buf).unwrap_or_default()

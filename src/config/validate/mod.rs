@@ -14,13 +14,13 @@ use std::time::Duration;
 use url::Url;
 
 use crate::config::defaults::{
-    DEFAULT_KEEP_CRAWLS, DEFAULT_LISTEN, DEFAULT_MAX_CONCURRENT_SITES, DEFAULT_RECYCLE_AFTER,
-    DEFAULT_SESSIONS, DEFAULT_STORE_PATH, MAX_PLUGIN_MEMORY_MB, MAX_SESSIONS,
+    BUILTIN_PLUGIN_PREFIX, DEFAULT_KEEP_CRAWLS, DEFAULT_LISTEN, DEFAULT_MAX_CONCURRENT_SITES,
+    DEFAULT_RECYCLE_AFTER, DEFAULT_SESSIONS, DEFAULT_STORE_PATH, MAX_PLUGIN_MEMORY_MB, MAX_SESSIONS,
 };
 use crate::config::error::ConfigIssue;
 use crate::config::model::{
-    BrowserConfig, Config, PluginConfig, PluginLimits, SchedulerConfig, ServerConfig, StoreConfig,
-    WebDriverEndpoint,
+    BrowserConfig, Config, PluginConfig, PluginLimits, PluginSource, SchedulerConfig, ServerConfig,
+    StoreConfig, WebDriverEndpoint,
 };
 use crate::config::raw::{RawBrowser, RawConfig, RawPlugin, RawScheduler, RawServer, RawStore};
 use checks::{project_root, resolve, Validator};
@@ -146,11 +146,35 @@ fn plugins(v: &mut Validator, raw: &[RawPlugin], root: &Path) -> (Vec<PluginConf
             v.issue(key("path"), format!("plugin {name:?} has no path"));
             continue;
         };
-        let path = resolve(root, rel);
-        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-        if ext != "wat" && ext != "wasm" {
-            v.issue(key("path"), format!("plugin {name:?}: {} must end in .wat or .wasm", path.display()));
-        }
+        let source = match rel.to_str().and_then(|s| s.strip_prefix(BUILTIN_PLUGIN_PREFIX)) {
+            Some(builtin) => match PluginSource::builtin(builtin) {
+                Some(source) => source,
+                None => {
+                    let known: Vec<String> = PluginSource::builtin_names()
+                        .map(|n| format!("{BUILTIN_PLUGIN_PREFIX}{n}"))
+                        .collect();
+                    v.issue(
+                        key("path"),
+                        format!(
+                            "plugin {name:?}: no built-in plugin {builtin:?} (built in: {})",
+                            known.join(", ")
+                        ),
+                    );
+                    continue;
+                }
+            },
+            None => {
+                let path = resolve(root, rel);
+                let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+                if ext != "wat" && ext != "wasm" {
+                    v.issue(
+                        key("path"),
+                        format!("plugin {name:?}: {} must end in .wat or .wasm", path.display()),
+                    );
+                }
+                PluginSource::File(path)
+            }
+        };
         let mut limits = PluginLimits::default();
         if let Some(f) = p.fuel {
             if f == 0 {
@@ -170,7 +194,7 @@ fn plugins(v: &mut Validator, raw: &[RawPlugin], root: &Path) -> (Vec<PluginConf
             }
             limits.timeout = Duration::from_millis(t);
         }
-        plugins.push(PluginConfig { name, path, limits });
+        plugins.push(PluginConfig { name, source, limits });
     }
     (plugins, names)
 }
