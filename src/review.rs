@@ -1,14 +1,16 @@
 //! Review actions, shared by the JSON API, the review UI and the CLI: start a crawl now, record a
-//! verdict on a crawl, approve one page (approving the last pending page approves the crawl), and
-//! keep the review-pending gauge right. They talk to the store, the scheduler and the metrics and
-//! know nothing of HTTP; store work here is blocking.
+//! verdict on a crawl, approve one page (approving the last pending page approves the crawl, in the
+//! store's transaction), restore an older crawl or page on purpose (logged, with the baselines it
+//! moves), and keep the review-pending gauge right. They talk to the store, the scheduler and the
+//! metrics and know nothing of HTTP; store work here is blocking.
 
 use std::fmt;
 use std::sync::Arc;
 
 use crate::metrics::Metrics;
 use crate::scheduler::{SchedulerError, SchedulerHandle, TriggerOutcome};
-use crate::store::{CrawlRecord, CrawlStatus, PageChange, PageRecord, Store, StoreError};
+pub use crate::store::{all_pages_settled, BaselineMove, CrawlApproval, PageApproval};
+use crate::store::{CrawlRecord, Store, StoreError};
 
 /// A crawl-level review decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,8 +57,14 @@ pub enum ReviewError {
         #[source]
         source: StoreError,
     },
-    #[error("page {key:?} of crawl {crawl} is approved, but the crawl's state cannot be settled")]
-    Settle {
+    #[error("cannot restore crawl {crawl}")]
+    Restore {
+        crawl: u64,
+        #[source]
+        source: StoreError,
+    },
+    #[error("cannot restore page {key:?} of crawl {crawl}")]
+    RestorePage {
         crawl: u64,
         key: String,
         #[source]
@@ -91,12 +99,15 @@ impl ReviewError {
             ReviewError::ShuttingDown { .. } | ReviewError::Scheduler { .. } => ReviewErrorKind::Unavailable,
             ReviewError::Verdict { source, .. }
             | ReviewError::ApprovePage { source, .. }
-            | ReviewError::Settle { source, .. }
+            | ReviewError::Restore { source, .. }
+            | ReviewError::RestorePage { source, .. }
             | ReviewError::Pending { source, .. } => match source {
                 StoreError::NoSuchCrawl { .. }
                 | StoreError::NoSuchPage { .. }
                 | StoreError::NoCrawls { .. } => ReviewErrorKind::NotFound,
-                StoreError::BadTransition { .. } => ReviewErrorKind::Conflict,
+                StoreError::BadTransition { .. }
+                | StoreError::OlderThanApproved { .. }
+                | StoreError::OlderThanBaseline { .. } => ReviewErrorKind::Conflict,
                 _ => ReviewErrorKind::Internal,
             },
         }
@@ -126,23 +137,23 @@ pub fn needs_review(c: &CrawlRecord) -> bool {
     crate::settle::needs_review(c)
 }
 
-/// The last-pending-page rule: a crawl under review is settled once every changed, new, added and
-/// removed page is approved and no page failed.
-pub fn all_pages_settled(pages: &[PageRecord]) -> bool {
-    pages.iter().all(|p| match p.change {
-        PageChange::Changed | PageChange::New | PageChange::Added | PageChange::Removed => p.approved,
-        PageChange::Failed => false,
-        PageChange::Unchanged | PageChange::StillFailing => true,
-    })
-}
+/// How many moved keys a restore names in its log line.
+const LOGGED_MOVES: usize = 20;
 
-/// A page approval: the page, and its crawl as it is afterwards.
-#[derive(Debug, Clone)]
-pub struct PageApproval {
-    pub page: PageRecord,
-    pub crawl: CrawlRecord,
-    /// The page was the last pending one: the crawl was approved with it.
-    pub crawl_approved: bool,
+/// `key: crawl 3 -> 2` for the first [`LOGGED_MOVES`] moves (`none` for a key without baseline).
+fn moves_summary(moved: &[BaselineMove]) -> String {
+    let mut parts: Vec<String> = moved
+        .iter()
+        .take(LOGGED_MOVES)
+        .map(|m| match m.from {
+            Some(from) => format!("{}: crawl {from} -> {}", m.key, m.to),
+            None => format!("{}: none -> {}", m.key, m.to),
+        })
+        .collect();
+    if moved.len() > LOGGED_MOVES {
+        parts.push(format!("and {} more", moved.len() - LOGGED_MOVES));
+    }
+    parts.join(", ")
 }
 
 /// The review actions on one store.
@@ -189,31 +200,57 @@ impl Review {
         Ok(rec)
     }
 
+    /// Restore an older crawl as the site's baseline, on purpose (blocking): a logged action whose
+    /// result lists the baselines it moved.
+    pub fn restore(&self, crawl: u64) -> Result<CrawlApproval, ReviewError> {
+        let done =
+            self.store.restore_crawl(crawl).map_err(|source| ReviewError::Restore { crawl, source })?;
+        let back = done.moved.iter().filter(|m| m.is_back()).count();
+        tracing::warn!(
+            crawl, site = %done.crawl.site, moved = done.moved.len(), moved_back = back,
+            baselines = %moves_summary(&done.moved), "crawl restored as the baseline"
+        );
+        self.refresh_pending()?;
+        Ok(done)
+    }
+
     /// Approve one page (blocking); when it was the last pending page of a crawl under review (see
-    /// [`all_pages_settled`]), the crawl itself is approved.
+    /// [`all_pages_settled`]), the crawl itself is approved in the same store transaction.
     pub fn approve_page(&self, crawl: u64, key: &str) -> Result<PageApproval, ReviewError> {
-        let page = self.store.approve_page(crawl, key).map_err(|source| ReviewError::ApprovePage {
+        let done = self.store.approve_page(crawl, key).map_err(|source| ReviewError::ApprovePage {
             crawl,
             key: key.to_string(),
             source,
         })?;
-        let settle = |source| ReviewError::Settle { crawl, key: key.to_string(), source };
-        let mut rec = self
-            .store
-            .crawl(crawl)
-            .map_err(settle)?
-            .ok_or_else(|| settle(StoreError::NoSuchCrawl { id: crawl }))?;
-        let mut crawl_approved = false;
-        if rec.status == CrawlStatus::Reviewing
-            && all_pages_settled(&self.store.pages(crawl).map_err(settle)?)
-        {
-            rec = self.store.approve_crawl(crawl).map_err(settle)?;
-            crawl_approved = true;
-            self.count_verdict(&rec);
-            tracing::info!(crawl, site = %rec.site, "last pending page approved: crawl approved");
+        if done.crawl_approved {
+            self.count_verdict(&done.crawl);
+            tracing::info!(crawl, site = %done.crawl.site, "last pending page approved: crawl approved");
         }
         self.refresh_pending()?;
-        Ok(PageApproval { page, crawl: rec, crawl_approved })
+        Ok(done)
+    }
+
+    /// Restore one page of an older crawl as its key's baseline, on purpose (blocking, logged).
+    pub fn restore_page(&self, crawl: u64, key: &str) -> Result<PageApproval, ReviewError> {
+        let done = self.store.restore_page(crawl, key).map_err(|source| ReviewError::RestorePage {
+            crawl,
+            key: key.to_string(),
+            source,
+        })?;
+        tracing::warn!(
+            crawl, site = %done.crawl.site, key, baselines = %moves_summary(&done.moved),
+            "page restored as the baseline"
+        );
+        self.refresh_pending()?;
+        Ok(done)
+    }
+
+    /// What restoring a crawl (or one of its pages) would move, without moving it (blocking).
+    pub fn restore_preview(&self, crawl: u64, key: Option<&str>) -> Result<Vec<BaselineMove>, ReviewError> {
+        self.store.restore_preview(crawl, key).map_err(|source| match key {
+            Some(key) => ReviewError::RestorePage { crawl, key: key.to_string(), source },
+            None => ReviewError::Restore { crawl, source },
+        })
     }
 
     /// Count a crawl's new review status in `sitediff_crawls_total` (a no-op without metrics).
@@ -242,7 +279,7 @@ impl Review {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Blob, CrawlKind, Hash, PageOutcome};
+    use crate::store::{Blob, CrawlKind, CrawlStatus, Hash, PageChange, PageOutcome, PageRecord};
 
     fn page(key: &str, change: PageChange, png: Option<&[u8]>) -> PageRecord {
         let mut p = PageRecord::failed(key.into(), format!("http://h{key}"), PageOutcome::Ok, String::new());
@@ -266,6 +303,17 @@ mod tests {
             assert!(!all_pages_settled(&[changed.clone(), page("/x", c, None)]), "{c:?}");
         }
         assert!(all_pages_settled(&[]));
+    }
+
+    #[test]
+    fn restore_logs_name_a_bounded_number_of_moves() {
+        let mv = |i: u64, from: Option<u64>| BaselineMove { key: format!("/p{i}"), from, to: 2 };
+        assert_eq!(moves_summary(&[mv(1, Some(3)), mv(2, None)]), "/p1: crawl 3 -> 2, /p2: none -> 2");
+        assert!(mv(1, Some(3)).is_back() && !mv(1, Some(1)).is_back() && !mv(1, None).is_back());
+        let many: Vec<BaselineMove> = (0..25).map(|i| mv(i, Some(3))).collect();
+        let line = moves_summary(&many);
+        assert_eq!(line.matches(" -> ").count(), LOGGED_MOVES);
+        assert!(line.ends_with(", and 5 more"), "{line}");
     }
 
     /// A reviewing crawl with one changed and one new page: approving both one by one approves it.

@@ -47,12 +47,15 @@ impl KnownFailures {
     }
 }
 
-/// The crawl a finished crawl's failures are compared with: the site's newest approved crawl
-/// before it (the one its structural diff is against); for a pair crawl, the newest approved pair
-/// crawl of the site.
+/// The crawl a finished crawl's failures are compared with: the approved crawl its structural diff
+/// is against (read with its baselines when it started); for a pair crawl, the newest approved
+/// pair crawl of the site.
 pub fn reference_crawl(store: &Store, crawl: &CrawlRecord) -> Result<Option<CrawlRecord>, StoreError> {
     if crawl.kind != CrawlKind::Pair {
-        return store.last_approved_crawl(&crawl.site, crawl.id);
+        return match crawl.structure.as_ref().and_then(|s| s.against) {
+            Some(id) => store.crawl(id),
+            None => Ok(None),
+        };
     }
     for id in store.crawl_ids(&crawl.site)?.into_iter().rev().filter(|id| *id < crawl.id) {
         if let Some(c) = store.crawl(id)? {

@@ -80,19 +80,22 @@ pub fn pair_diff(pages: &[PageRecord]) -> StructuralDiff {
 }
 
 /// The structural diff of a finished crawl with `pages`: pair crawls against their base side,
-/// others against the site's newest approved crawl before it (blocking: reads the store).
+/// others against `against`, the approved crawl read with the crawl's baselines when it started
+/// ([`Store::comparison_basis`]), so the structure and the pages' `baseline_crawl` come from one
+/// snapshot (blocking: reads the store).
 pub fn of_crawl(
     store: &Store,
     crawl: &CrawlRecord,
+    against: Option<u64>,
     pages: &[PageRecord],
 ) -> Result<StructuralDiff, StoreError> {
     if crawl.kind == CrawlKind::Pair {
         return Ok(pair_diff(pages));
     }
-    match store.last_approved_crawl(&crawl.site, crawl.id)? {
-        Some(approved) => {
-            let before = store.pages(approved.id)?;
-            Ok(diff(Some((approved.id, &before)), pages))
+    match against {
+        Some(id) => {
+            let before = store.pages(id)?;
+            Ok(diff(Some((id, &before)), pages))
         }
         None => Ok(diff(None, pages)),
     }

@@ -18,8 +18,8 @@ use crate::metrics::Metrics;
 use crate::plugin::PluginHost;
 use crate::settle;
 use crate::store::{
-    now_ms, BaselineRecord, Blob, CrawlKind, CrawlRecord, CrawlStatus, PageOutcome, PageRecord,
-    RetentionReport, Store, StoreError,
+    now_ms, BaselineRecord, Blob, ComparisonBasis, CrawlKind, CrawlRecord, CrawlStatus, PageOutcome,
+    PageRecord, RetentionReport, Store, StoreError,
 };
 
 mod pair;
@@ -121,12 +121,12 @@ impl<C: Capturer + 'static> Sweeper<C> {
         let store = self.store.clone();
         let (name, prefix) = (site.name.clone(), site.scope.prefix().to_string());
         let compare_to = site.compare_to.as_ref().map(|u| u.to_string());
-        let (crawl, baselines) = blocking(&site.name, move || {
+        let (crawl, basis) = blocking(&site.name, move || {
             let kind = if compare_to.is_some() { CrawlKind::Pair } else { CrawlKind::Site };
             let c = store.begin_crawl(&name, kind, &prefix, compare_to.as_deref())?;
-            let b: HashMap<String, BaselineRecord> = match kind {
-                CrawlKind::Pair => HashMap::new(),
-                _ => store.baselines(&name)?.into_iter().collect(),
+            let b = match kind {
+                CrawlKind::Pair => ComparisonBasis::default(),
+                _ => store.comparison_basis(&name)?,
             };
             Ok::<_, StoreError>((c, b))
         })
@@ -141,7 +141,7 @@ impl<C: Capturer + 'static> Sweeper<C> {
         let run = SweepRun { crawl_id: crawl.id, started };
         let result = match &site.compare_to {
             Some(base) => self.pair_pipeline(site, base, run, cancel.clone(), observer).await,
-            None => self.pipeline(site, run, Arc::new(baselines), cancel.clone(), observer).await,
+            None => self.pipeline(site, run, Arc::new(basis.baselines), cancel.clone(), observer).await,
         };
         let (records, stats) = match result {
             Ok(v) => v,
@@ -160,8 +160,9 @@ impl<C: Capturer + 'static> Sweeper<C> {
         let keep = self.keep_crawls;
         let name = site.name.clone();
         let mut pages = records;
+        let against = basis.against;
         let (rec, pages, retention) = blocking(&site.name, move || {
-            let r = store_finished_crawl(&store, &mut to_store, &mut pages, &name, keep)?;
+            let r = store_finished_crawl(&store, &mut to_store, against, &mut pages, &name, keep)?;
             Ok::<_, StoreError>((to_store, pages, r))
         })
         .await?
@@ -392,17 +393,19 @@ async fn record_failure(store: &Store, rec: CrawlRecord) {
     }
 }
 
-/// Store a finished crawl: its structural diff against the approved crawl, its settling (pages
-/// failing as in the approved crawl are still failing, in `pages` too; nothing to review: passed),
-/// the record with the restated pages, then retention of the site's old crawls. Blocking.
+/// Store a finished crawl: its structural diff against the approved crawl `against` (read with
+/// its baselines when it started), its settling (pages failing as in the approved crawl are still
+/// failing, in `pages` too; nothing to review: passed), the record with the restated pages, then
+/// retention of the site's old crawls. Blocking.
 pub(crate) fn store_finished_crawl(
     store: &Store,
     rec: &mut CrawlRecord,
+    against: Option<u64>,
     pages: &mut [PageRecord],
     site: &str,
     keep_crawls: usize,
 ) -> Result<RetentionReport, StoreError> {
-    rec.structure = Some(crate::structure::of_crawl(store, rec, pages)?);
+    rec.structure = Some(crate::structure::of_crawl(store, rec, against, pages)?);
     let restated = settle::settle_finished(store, rec, pages)?;
     store.finish_crawl(rec, &restated)?;
     store.apply_retention(site, keep_crawls)

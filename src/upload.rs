@@ -16,9 +16,7 @@ use rayon::prelude::*;
 
 use crate::compare::Comparer;
 use crate::config::SiteConfig;
-use crate::store::{
-    now_ms, BaselineRecord, Blob, CrawlKind, CrawlRecord, CrawlStatus, Hash, PageRecord, StoreError,
-};
+use crate::store::{now_ms, Blob, CrawlKind, CrawlRecord, CrawlStatus, Hash, PageRecord, StoreError};
 
 /// Images accepted in one upload.
 pub const MAX_UPLOAD_IMAGES: usize = 5_000;
@@ -223,8 +221,8 @@ pub fn ingest(
     let store_err = |source| UploadError::Store { site: name.to_string(), source };
     let sizes = check_images(name, &images)?;
     let store = &comparer.store;
-    let baselines: HashMap<String, BaselineRecord> =
-        store.baselines(name).map_err(store_err)?.into_iter().collect();
+    let basis = store.comparison_basis(name).map_err(store_err)?;
+    let baselines = &basis.baselines;
     let crawl =
         store.begin_crawl(name, CrawlKind::Upload, site.scope.prefix().as_str(), None).map_err(store_err)?;
     let results: Result<Vec<PageRecord>, StoreError> = images
@@ -262,7 +260,8 @@ pub fn ingest(
     };
     rec.tally(&pages);
     rec.status = CrawlStatus::Reviewing;
-    crate::sweep::store_finished_crawl(store, &mut rec, &mut pages, name, keep_crawls).map_err(store_err)?;
+    crate::sweep::store_finished_crawl(store, &mut rec, basis.against, &mut pages, name, keep_crawls)
+        .map_err(store_err)?;
     if let Some(m) = &comparer.metrics {
         m.register_site(name);
         for p in &pages {

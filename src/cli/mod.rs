@@ -47,8 +47,8 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Crawl a site now, compare every page with its baseline, and report.
     Crawl(crawl::CrawlArgs),
-    /// Make a crawl (default: the site's latest) the baseline.
-    Approve(review::ReviewArgs),
+    /// Make a crawl (default: the site's latest) the baseline; --restore to go back to an older one.
+    Approve(review::ApproveArgs),
     /// Mark a crawl (default: the site's latest) bad.
     Reject(review::ReviewArgs),
     /// Show sites, crawls and changed pages.
@@ -145,7 +145,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Crawl(args) => crawl::run(&args),
         Command::Serve(args) => serve::run(&args),
-        Command::Approve(args) => review::run(&args, review::Verdict::Approve),
+        Command::Approve(args) => review::approve(&args),
         Command::Reject(args) => review::run(&args, review::Verdict::Reject),
         Command::Status(args) => status::run(&args),
         Command::Diff(args) => diff::run(&args),

@@ -50,6 +50,7 @@ fn stored_crawl(
     pages: &mut [PageRecord],
     status: Option<CrawlStatus>,
 ) -> CrawlRecord {
+    let against = store.comparison_basis(site).unwrap().against;
     let mut rec = store.begin_crawl(site, kind, "http://h/", None).unwrap();
     for p in pages.iter() {
         store.put_page(rec.id, p, &[]).unwrap();
@@ -57,7 +58,7 @@ fn stored_crawl(
     rec.tally(pages);
     rec.status = CrawlStatus::Reviewing;
     rec.finished_at = Some(crate::store::now_ms());
-    rec.structure = Some(crate::structure::of_crawl(store, &rec, pages).unwrap());
+    rec.structure = Some(crate::structure::of_crawl(store, &rec, against, pages).unwrap());
     let restated = settle_finished(store, &mut rec, pages).unwrap();
     store.finish_crawl(&rec, &restated).unwrap();
     if let Some(s) = status {

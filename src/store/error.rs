@@ -61,6 +61,30 @@ pub enum StoreError {
     NoSuchPage { crawl: u64, key: String },
     #[error("crawl {id} is {status} and cannot be {action}")]
     BadTransition { id: u64, status: CrawlStatus, action: &'static str },
+    #[error(
+        "crawl {id} is older than the newest approval of site {site:?} (crawl {newer}): approving it \
+         would move {back} baseline(s) back to older captures; restore it to do that on purpose"
+    )]
+    OlderThanApproved {
+        id: u64,
+        site: String,
+        /// The newest approved crawl (or page approval) of the site.
+        newer: u64,
+        /// How many baselines would move back.
+        back: usize,
+    },
+    #[error(
+        "page {key:?} of crawl {crawl} is older than its baseline (from crawl {baseline}): approving \
+         it would move the baseline back to an older capture; restore the page to do that on purpose"
+    )]
+    OlderThanBaseline { crawl: u64, key: String, baseline: u64 },
+}
+
+impl StoreError {
+    /// An approval refused because it would move baselines back (a restore would do it).
+    pub fn is_rollback(&self) -> bool {
+        matches!(self, StoreError::OlderThanApproved { .. } | StoreError::OlderThanBaseline { .. })
+    }
 }
 
 /// Maps a redb failure during `op` to [`StoreError::Db`].

@@ -1,26 +1,31 @@
 //! The store: one redb file holding crawls, page results, baselines and content-addressed artifacts.
 //!
 //! Every method is blocking (redb transactions); async callers use `spawn_blocking`. State changes
-//! commit with immediate durability, so an approval that returned is on disk. This file opens the
-//! database and holds the plain reads and writes; `transitions.rs` the review state changes
-//! (approve, reject, interrupt), `retention.rs` the removal of old crawls and unreferenced artifacts.
+//! commit with immediate durability, so an approval that returned is on disk. A state change that
+//! depends on what is stored reads it in the write transaction that makes the change. This file
+//! opens the database and holds the plain reads and writes; `transitions.rs` the review state
+//! changes (approve, restore, reject, interrupt), `retention.rs` the removal of old crawls and
+//! unreferenced artifacts, `read.rs` the typed reads both kinds of transaction share.
 
 mod error;
 mod migrate;
 pub mod model;
+mod read;
 mod retention;
 pub mod schema;
 mod transitions;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable};
 
 pub use error::StoreError;
-use error::{baseline_key, crawl_key, db_err, decode, encode, page_key};
+use error::{crawl_key, db_err, encode, page_key};
 pub use model::*;
 use schema::*;
+pub use transitions::{all_pages_settled, ApprovalMode, BaselineMove, CrawlApproval, PageApproval};
 
 /// redb's page cache. Artifacts are large and read once per comparison (decoded baselines are
 /// cached by the comparer), so a small cache bounds the daemon's memory without slowing crawls.
@@ -51,6 +56,15 @@ fn check_newer_schema(db: &impl ReadableDatabase, path: &Path) -> Result<(), Sto
 pub struct RetentionReport {
     pub crawls_removed: u32,
     pub blobs_removed: u32,
+}
+
+/// What a crawl is compared with, read in one transaction when it starts: the baselines of its
+/// pages and the approved crawl its structural diff is taken against.
+#[derive(Debug, Clone, Default)]
+pub struct ComparisonBasis {
+    /// The site's approved crawl approved last (see [`Store::last_approved_crawl`]).
+    pub against: Option<u64>,
+    pub baselines: HashMap<String, BaselineRecord>,
 }
 
 /// Handle to the database; cheap to clone and shareable across threads.
@@ -267,9 +281,7 @@ impl Store {
     pub fn crawl(&self, id: u64) -> Result<Option<CrawlRecord>, StoreError> {
         const OP: &str = "reading a crawl";
         let rtx = self.read_txn(OP)?;
-        let t = rtx.open_table(CRAWLS).map_err(db_err(OP))?;
-        let rec = t.get(id).map_err(db_err(OP))?;
-        rec.map(|v| decode("crawl", || crawl_key(id), v.value())).transpose()
+        read::crawl(&rtx.open_table(CRAWLS).map_err(db_err(OP))?, id, OP)
     }
 
     fn crawl_required(&self, id: u64) -> Result<CrawlRecord, StoreError> {
@@ -280,13 +292,7 @@ impl Store {
     pub fn crawl_ids(&self, site: &str) -> Result<Vec<u64>, StoreError> {
         const OP: &str = "listing crawls";
         let rtx = self.read_txn(OP)?;
-        let idx = rtx.open_table(SITE_CRAWLS).map_err(db_err(OP))?;
-        let mut ids = Vec::new();
-        for entry in idx.range((site, 0)..=(site, u64::MAX)).map_err(db_err(OP))? {
-            let (k, _) = entry.map_err(db_err(OP))?;
-            ids.push(k.value().1);
-        }
-        Ok(ids)
+        read::crawl_ids(&rtx.open_table(SITE_CRAWLS).map_err(db_err(OP))?, site, OP)
     }
 
     /// A site's crawls, newest first.
@@ -309,17 +315,45 @@ impl Store {
         }
     }
 
-    /// The newest approved crawl of a site older than `before` that is not a pair crawl (the
-    /// reference of the structural diff).
+    /// Among the approved crawls of a site older than `before` that are not pair crawls, the one
+    /// approved last (by approval time, then id): the reference of the structural diff. Approvals
+    /// only move forward, so this is the newest approved crawl unless an older one was restored.
     pub fn last_approved_crawl(&self, site: &str, before: u64) -> Result<Option<CrawlRecord>, StoreError> {
-        for id in self.crawl_ids(site)?.into_iter().rev().filter(|id| *id < before) {
-            if let Some(c) = self.crawl(id)? {
-                if c.status == CrawlStatus::Approved && c.kind != CrawlKind::Pair {
-                    return Ok(Some(c));
-                }
-            }
-        }
-        Ok(None)
+        const OP: &str = "finding the approved crawl";
+        let rtx = self.read_txn(OP)?;
+        let crawls = rtx.open_table(CRAWLS).map_err(db_err(OP))?;
+        let idx = rtx.open_table(SITE_CRAWLS).map_err(db_err(OP))?;
+        let approved = read::approved_crawls(&crawls, &idx, site, before, OP)?;
+        Ok(read::last_approved(&approved).cloned())
+    }
+
+    /// What a new crawl of `site` is compared with, read in one transaction: its baselines and
+    /// the approved crawl of its structural diff, so the pages and the structure agree on what
+    /// they were compared against even when an approval lands while the crawl runs.
+    pub fn comparison_basis(&self, site: &str) -> Result<ComparisonBasis, StoreError> {
+        const OP: &str = "reading what a crawl is compared with";
+        let rtx = self.read_txn(OP)?;
+        let crawls = rtx.open_table(CRAWLS).map_err(db_err(OP))?;
+        let idx = rtx.open_table(SITE_CRAWLS).map_err(db_err(OP))?;
+        let bt = rtx.open_table(BASELINES).map_err(db_err(OP))?;
+        let baselines: HashMap<String, BaselineRecord> =
+            read::baselines(&bt, site, OP)?.into_iter().collect();
+        let approved = read::approved_crawls(&crawls, &idx, site, u64::MAX, OP)?;
+        Ok(ComparisonBasis { against: read::last_approved(&approved).map(|c| c.id), baselines })
+    }
+
+    /// The newest approval of a site: the largest id among its approved crawls and the crawls its
+    /// baselines come from. Approving an older crawl (or a page older than its baseline) is
+    /// refused; restoring it is the explicit way back.
+    pub fn newest_approval(&self, site: &str) -> Result<Option<u64>, StoreError> {
+        const OP: &str = "finding the newest approval";
+        let rtx = self.read_txn(OP)?;
+        let crawls = rtx.open_table(CRAWLS).map_err(db_err(OP))?;
+        let idx = rtx.open_table(SITE_CRAWLS).map_err(db_err(OP))?;
+        let bt = rtx.open_table(BASELINES).map_err(db_err(OP))?;
+        let baselines: HashMap<String, BaselineRecord> =
+            read::baselines(&bt, site, OP)?.into_iter().collect();
+        read::newest_approval(&crawls, &idx, &baselines, site, OP)
     }
 
     /// Every site name that has at least one crawl.
@@ -342,46 +376,26 @@ impl Store {
     pub fn pages(&self, crawl: u64) -> Result<Vec<PageRecord>, StoreError> {
         const OP: &str = "listing pages";
         let rtx = self.read_txn(OP)?;
-        let t = rtx.open_table(PAGES).map_err(db_err(OP))?;
-        let mut out = Vec::new();
-        for entry in t.range((crawl, "")..(crawl + 1, "")).map_err(db_err(OP))? {
-            let (k, v) = entry.map_err(db_err(OP))?;
-            out.push(decode("page", || page_key(crawl, k.value().1), v.value())?);
-        }
-        Ok(out)
+        read::pages(&rtx.open_table(PAGES).map_err(db_err(OP))?, crawl, OP)
     }
 
     pub fn page(&self, crawl: u64, key: &str) -> Result<Option<PageRecord>, StoreError> {
         const OP: &str = "reading a page";
         let rtx = self.read_txn(OP)?;
-        let t = rtx.open_table(PAGES).map_err(db_err(OP))?;
-        let rec = t.get((crawl, key)).map_err(db_err(OP))?;
-        rec.map(|v| decode("page", || page_key(crawl, key), v.value())).transpose()
+        read::page(&rtx.open_table(PAGES).map_err(db_err(OP))?, crawl, key, OP)
     }
 
     pub fn baseline(&self, site: &str, key: &str) -> Result<Option<BaselineRecord>, StoreError> {
         const OP: &str = "reading a baseline";
         let rtx = self.read_txn(OP)?;
-        let t = rtx.open_table(BASELINES).map_err(db_err(OP))?;
-        let rec = t.get((site, key)).map_err(db_err(OP))?;
-        rec.map(|v| decode("baseline", || baseline_key(site, key), v.value())).transpose()
+        read::baseline(&rtx.open_table(BASELINES).map_err(db_err(OP))?, site, key, OP)
     }
 
     /// All baselines of a site, in page-key order.
     pub fn baselines(&self, site: &str) -> Result<Vec<(String, BaselineRecord)>, StoreError> {
         const OP: &str = "listing baselines";
         let rtx = self.read_txn(OP)?;
-        let t = rtx.open_table(BASELINES).map_err(db_err(OP))?;
-        let mut out = Vec::new();
-        for entry in t.range((site, "")..).map_err(db_err(OP))? {
-            let (k, v) = entry.map_err(db_err(OP))?;
-            let (s, key) = k.value();
-            if s != site {
-                break;
-            }
-            out.push((key.to_string(), decode("baseline", || baseline_key(site, key), v.value())?));
-        }
-        Ok(out)
+        read::baselines(&rtx.open_table(BASELINES).map_err(db_err(OP))?, site, OP)
     }
 
     /// An artifact's bytes.

@@ -1,5 +1,7 @@
-//! Retention: a site keeps its baselines and its newest crawls; older crawls, their page records
-//! and the artifacts nothing references any more are removed in one transaction.
+//! Retention: a site keeps its baselines, its last approved crawl and its newest crawls; older
+//! crawls, their page records and the artifacts nothing references any more are removed in one
+//! write transaction that also reads what it decides on (so an approval committed meanwhile is
+//! either seen or serialised after it).
 
 use std::collections::HashSet;
 
@@ -7,33 +9,39 @@ use redb::ReadableTable;
 
 use super::error::{baseline_key, db_err, decode, page_key};
 use super::model::{BaselineRecord, CrawlStatus, PageRecord};
+use super::read;
 use super::schema::{BASELINES, BLOBS, CRAWLS, PAGES, SITE_CRAWLS};
 use super::{RetentionReport, Store, StoreError};
 
 impl Store {
     /// Keep a site's baselines plus its newest `keep` crawls; remove older crawls and their page
     /// records, then garbage-collect artifacts nothing references any more. One transaction: a crash
-    /// leaves either the old or the new state. Running crawls and crawls holding baselines are kept.
+    /// leaves either the old or the new state. Running crawls, crawls holding baselines and the
+    /// site's last approved crawl (the reference of the structural diff) are kept.
     pub fn apply_retention(&self, site: &str, keep: usize) -> Result<RetentionReport, StoreError> {
         const OP: &str = "applying retention";
-        let ids = self.crawl_ids(site)?;
-        let baseline_crawls: HashSet<u64> = self.baselines(site)?.into_iter().map(|(_, b)| b.crawl).collect();
         let mut report = RetentionReport::default();
-        let mut doomed = Vec::new();
-        for (n, id) in ids.iter().rev().enumerate() {
-            if n < keep || baseline_crawls.contains(id) {
-                continue;
-            }
-            match self.crawl(*id)? {
-                Some(c) if c.status == CrawlStatus::Running => {}
-                _ => doomed.push(*id),
-            }
-        }
         let wtx = self.write_txn(OP)?;
         {
             let mut crawls = wtx.open_table(CRAWLS).map_err(db_err(OP))?;
             let mut idx = wtx.open_table(SITE_CRAWLS).map_err(db_err(OP))?;
             let mut pages = wtx.open_table(PAGES).map_err(db_err(OP))?;
+            let baselines = wtx.open_table(BASELINES).map_err(db_err(OP))?;
+            let ids = read::crawl_ids(&idx, site, OP)?;
+            let mut kept: HashSet<u64> =
+                read::baselines(&baselines, site, OP)?.into_iter().map(|(_, b)| b.crawl).collect();
+            let approved = read::approved_crawls(&crawls, &idx, site, u64::MAX, OP)?;
+            kept.extend(read::last_approved(&approved).map(|c| c.id));
+            let mut doomed = Vec::new();
+            for (n, id) in ids.iter().rev().enumerate() {
+                if n < keep || kept.contains(id) {
+                    continue;
+                }
+                match read::crawl(&crawls, *id, OP)? {
+                    Some(c) if c.status == CrawlStatus::Running => {}
+                    _ => doomed.push(*id),
+                }
+            }
             for id in &doomed {
                 crawls.remove(*id).map_err(db_err(OP))?;
                 idx.remove((site, *id)).map_err(db_err(OP))?;
@@ -62,7 +70,6 @@ impl Store {
                             .map(|h| h.0),
                     );
                 }
-                let baselines = wtx.open_table(BASELINES).map_err(db_err(OP))?;
                 for entry in baselines.iter().map_err(db_err(OP))? {
                     let (k, v) = entry.map_err(db_err(OP))?;
                     let (site, key) = k.value();

@@ -136,7 +136,7 @@ fn approving_a_pair_crawl_touches_no_baseline() {
     s.approve_crawl(c.id).unwrap();
     assert!(s.baselines("docs").unwrap().is_empty());
     // A page only on the base side (no capture of its own) can be accepted in a pair crawl.
-    assert!(s.approve_page(c.id, "/gone").unwrap().approved);
+    assert!(s.approve_page(c.id, "/gone").unwrap().page.approved);
     assert!(s.page(c.id, "/gone").unwrap().unwrap().approved);
     assert!(s.baselines("docs").unwrap().is_empty());
 }
@@ -153,7 +153,7 @@ fn approving_one_page_moves_only_its_baseline() {
     .unwrap();
     finish(&s, c.id);
     let p = s.approve_page(c.id, "/a").unwrap();
-    assert!(p.approved);
+    assert!(p.page.approved);
     assert_eq!(baseline_crawl(&s, "docs", "/a"), Some(c.id));
     assert_eq!(baseline_crawl(&s, "docs", "/b"), None);
     assert_eq!(status(&s, c.id), CrawlStatus::Reviewing, "the crawl itself stays in review");

@@ -167,7 +167,7 @@ fn storing_a_finished_crawl_adds_its_structure_and_applies_retention() {
     let (_d, store) = temp_store();
     let old = store.begin_crawl("docs", CrawlKind::Site, "http://h/", None).unwrap();
     let mut old_rec = finished_record(old, &DiscoveryStats::default(), &[], false);
-    store_finished_crawl(&store, &mut old_rec, &mut [], "docs", 1).unwrap();
+    store_finished_crawl(&store, &mut old_rec, None, &mut [], "docs", 1).unwrap();
 
     let crawl = store.begin_crawl("docs", CrawlKind::Site, "http://h/", None).unwrap();
     let mut pages = [page_with("/a", PageChange::New, None)];
@@ -175,7 +175,7 @@ fn storing_a_finished_crawl_adds_its_structure_and_applies_retention() {
         store.put_page(crawl.id, p, &[]).unwrap();
     }
     let mut rec = finished_record(crawl, &DiscoveryStats::default(), &pages, false);
-    let report = store_finished_crawl(&store, &mut rec, &mut pages, "docs", 1).unwrap();
+    let report = store_finished_crawl(&store, &mut rec, None, &mut pages, "docs", 1).unwrap();
     let structure = rec.structure.clone().expect("the structural diff is set");
     assert_eq!((structure.against, structure.added_keys.as_slice()), (None, ["/a".to_string()].as_slice()));
     assert_eq!(store.crawl(rec.id).unwrap().unwrap(), rec, "the record is stored as returned");

@@ -1,6 +1,6 @@
 //! The JSON API's handlers (design contract): sites, crawls with their pages, and the writes (start
-//! a crawl, approve/reject a crawl, approve a page). Routing, methods and the write checks (bearer
-//! token, same origin, body size) are `routes`' job.
+//! a crawl, approve/reject a crawl, approve a page, restore an older crawl or page). Routing, methods
+//! and the write checks (bearer token, same origin, body size) are `routes`' job.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -93,5 +93,23 @@ pub async fn approve_page(app: &Arc<App>, id: u64, key: String) -> Result<Respon
     let done = app.approve_page(id, key).await?;
     let body =
         serde_json::json!({ "crawl": ApiCrawl::from(done.crawl), "page": PageSummary::from(&done.page) });
+    Ok(json(StatusCode::OK, &body))
+}
+
+/// `POST /api/crawls/{id}/restore`: the crawl afterwards and the baselines that moved.
+pub async fn restore(app: &Arc<App>, id: u64) -> Result<Response, RequestError> {
+    let done = app.restore(id).await?;
+    let body = serde_json::json!({ "crawl": ApiCrawl::from(done.crawl), "moved": done.moved });
+    Ok(json(StatusCode::OK, &body))
+}
+
+/// `POST /api/crawls/{id}/pages/{key}/restore`: the page, its crawl and the baselines that moved.
+pub async fn restore_page(app: &Arc<App>, id: u64, key: String) -> Result<Response, RequestError> {
+    let done = app.restore_page(id, key).await?;
+    let body = serde_json::json!({
+        "crawl": ApiCrawl::from(done.crawl),
+        "page": PageSummary::from(&done.page),
+        "moved": done.moved,
+    });
     Ok(json(StatusCode::OK, &body))
 }

@@ -1,6 +1,6 @@
 //! The server state every handler gets: the daemon's [`WebState`], the auth keys, the listing
 //! cache and the review actions, plus the review actions as the web runs them (off the async
-//! threads, with the listing cache kept fresh).
+//! threads, with the listing cache kept fresh): verdicts, page approvals and restores.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use super::data::{blocking, Catalog};
 use super::error::RequestError;
 use super::hosts::HostPolicy;
 use super::state::WebState;
-use crate::review::{self, PageApproval, Review, Verdict};
+use crate::review::{self, BaselineMove, CrawlApproval, PageApproval, Review, Verdict};
 use crate::store::CrawlRecord;
 
 /// Shared server state.
@@ -54,6 +54,43 @@ impl App {
             let result = app.review.approve_page(id, &key);
             app.catalog.invalidate(id);
             Ok(result?)
+        })
+        .await
+    }
+
+    /// Restore an older crawl as the site's baseline, on purpose (see [`Review::restore`]).
+    pub async fn restore(self: &Arc<Self>, id: u64) -> Result<CrawlApproval, RequestError> {
+        let app = self.clone();
+        blocking("restoring a crawl", move || {
+            let result = app.review.restore(id);
+            app.catalog.invalidate(id);
+            Ok(result?)
+        })
+        .await
+    }
+
+    /// Restore one page of an older crawl as its key's baseline, on purpose.
+    pub async fn restore_page(self: &Arc<Self>, id: u64, key: String) -> Result<PageApproval, RequestError> {
+        let app = self.clone();
+        blocking("restoring a page", move || {
+            let result = app.review.restore_page(id, &key);
+            app.catalog.invalidate(id);
+            Ok(result?)
+        })
+        .await
+    }
+
+    /// The crawl, and the baselines restoring it (or only its page `key`) would move.
+    pub async fn restore_preview(
+        self: &Arc<Self>,
+        id: u64,
+        key: Option<String>,
+    ) -> Result<(CrawlRecord, Vec<BaselineMove>), RequestError> {
+        let app = self.clone();
+        blocking("previewing a restore", move || {
+            let crawl = app.catalog.crawl(id)?;
+            let moved = app.review.restore_preview(id, key.as_deref())?;
+            Ok((crawl, moved))
         })
         .await
     }

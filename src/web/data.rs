@@ -116,6 +116,8 @@ pub struct PageSummary {
     pub height: u32,
     /// Artifact hashes (`/artifacts/{hash}`).
     pub png: Option<Hash>,
+    /// The crawl whose capture this page was compared with, and that capture.
+    pub baseline_crawl: Option<u64>,
     pub baseline_png: Option<Hash>,
     pub diff: Option<Hash>,
     pub error: Option<String>,
@@ -175,6 +177,7 @@ impl From<&PageRecord> for PageSummary {
             width: p.width,
             height: p.height,
             png: p.png,
+            baseline_crawl: p.baseline_crawl,
             baseline_png: p.baseline_png,
             diff: p.diff,
             error: p.error.clone(),
@@ -257,6 +260,8 @@ pub struct Listing {
     pub pages: Vec<PageSummary>,
     /// Page counts per filter, for the filter tabs.
     pub counts: [usize; FILTER_COUNT],
+    /// The site's newest approval ([`Store::newest_approval`]): an older crawl can only be restored.
+    pub newest_approval: Option<u64>,
 }
 
 /// Everything the page view shows.
@@ -270,6 +275,10 @@ pub struct PageDetail {
     pub position: usize,
     pub total: usize,
     pub text: Result<TextChange, String>,
+    /// The site's newest approval ([`Store::newest_approval`]).
+    pub newest_approval: Option<u64>,
+    /// The crawl the page key's baseline comes from now (a page older than it can only be restored).
+    pub current_baseline: Option<u64>,
     /// What the comparison ignored, and the size of the image compared with (for outlining it).
     pub masked: Vec<MaskedRect>,
     pub baseline_size: Option<(u32, u32)>,
@@ -341,7 +350,8 @@ impl Catalog {
         let matching = all.iter().filter(|p| filter.matches(p.change_kind));
         let total = counts[PageFilter::ALL.iter().position(|f| *f == filter).unwrap_or(0)];
         let pages = matching.skip(offset).take(limit).cloned().collect();
-        Ok(Listing { crawl, filter, total, offset, pages, counts })
+        let newest_approval = self.store.newest_approval(&crawl.site)?;
+        Ok(Listing { crawl, filter, total, offset, pages, counts, newest_approval })
     }
 
     /// Overviews of every configured site and every site with crawls (blocking).
@@ -399,9 +409,13 @@ impl Catalog {
         let prev = idx.and_then(|i| i.checked_sub(1)).and_then(|i| list.get(i)).map(|p| p.key.clone());
         let next = idx.and_then(|i| list.get(i + 1)).map(|p| p.key.clone());
         let text = self.text_change(&crawl, &page);
+        let newest_approval = self.store.newest_approval(&crawl.site)?;
+        let current_baseline = self.store.baseline(&crawl.site, key)?.map(|b| b.crawl);
         let masked = masked_rects(&page);
         let baseline_size = if masked.is_empty() { None } else { self.baseline_size(&page)? };
         Ok(PageDetail {
+            newest_approval,
+            current_baseline,
             position: idx.map_or(0, |i| i + 1),
             total: list.len(),
             crawl,

@@ -112,7 +112,9 @@ impl RequestError {
                 StoreError::NoSuchCrawl { .. }
                 | StoreError::NoSuchPage { .. }
                 | StoreError::NoCrawls { .. } => StatusCode::NOT_FOUND,
-                StoreError::BadTransition { .. } => StatusCode::CONFLICT,
+                StoreError::BadTransition { .. }
+                | StoreError::OlderThanApproved { .. }
+                | StoreError::OlderThanBaseline { .. } => StatusCode::CONFLICT,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             },
             RequestError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,

@@ -59,6 +59,8 @@ enum UiRoute {
     Verdict(u64, Verdict),
     Page(u64),
     ApprovePage(u64),
+    /// GET: what restoring the crawl (or `?key=` one page) would move; POST: restore it.
+    Restore(u64),
 }
 
 /// The JSON API's routes.
@@ -71,6 +73,8 @@ enum ApiRoute {
     Crawl(u64),
     Verdict(u64, Verdict),
     ApprovePage(u64, String),
+    Restore(u64),
+    RestorePage(u64, String),
 }
 
 /// Every route of the app, its path parameters decoded.
@@ -112,6 +116,7 @@ fn table(segs: &[&str]) -> Result<(Route, Methods), RequestError> {
         ["crawls", id, "reject"] => (Ui(U::Verdict(parse_id(id)?, reject)), Write),
         ["crawls", id, "page"] => (Ui(U::Page(parse_id(id)?)), Read),
         ["crawls", id, "page", "approve"] => (Ui(U::ApprovePage(parse_id(id)?)), Write),
+        ["crawls", id, "restore"] => (Ui(U::Restore(parse_id(id)?)), ReadWrite),
         // The JSON API.
         ["api", "sites"] => (Api(A::Sites), Read),
         ["api", "sites", site, "crawls"] => (Api(A::SiteCrawls(decode_segment(site)?)), Read),
@@ -120,8 +125,12 @@ fn table(segs: &[&str]) -> Result<(Route, Methods), RequestError> {
         ["api", "crawls", id] => (Api(A::Crawl(parse_id(id)?)), Read),
         ["api", "crawls", id, "approve"] => (Api(A::Verdict(parse_id(id)?, approve)), Write),
         ["api", "crawls", id, "reject"] => (Api(A::Verdict(parse_id(id)?, reject)), Write),
+        ["api", "crawls", id, "restore"] => (Api(A::Restore(parse_id(id)?)), Write),
         ["api", "crawls", id, "pages", key, "approve"] => {
             (Api(A::ApprovePage(parse_id(id)?, decode_segment(key)?)), Write)
+        }
+        ["api", "crawls", id, "pages", key, "restore"] => {
+            (Api(A::RestorePage(parse_id(id)?, decode_segment(key)?)), Write)
         }
         ["api", ..] => return Err(RequestError::not_found("API route")),
         // Stored artifacts by hash (the handler checks the hash, after the method) and UI assets.
@@ -191,6 +200,8 @@ async fn ui_route(app: &Arc<App>, req: &Request, visit: &Visit, route: UiRoute) 
         UiRoute::Verdict(id, v) => ui::verdict(app, req, visit, id, v).await,
         UiRoute::Page(id) => ui::page_view(app, req, visit, id, filter).await,
         UiRoute::ApprovePage(id) => ui::approve_page(app, req, visit, id).await,
+        UiRoute::Restore(id) if req.method == Method::POST => ui::restore(app, req, visit, id).await,
+        UiRoute::Restore(id) => ui::restore_confirm(app, req, visit, id).await,
     }
 }
 
@@ -221,6 +232,8 @@ async fn api_route(
         }
         ApiRoute::Verdict(id, v) => api::verdict(app, id, v).await,
         ApiRoute::ApprovePage(id, key) => api::approve_page(app, id, key).await,
+        ApiRoute::Restore(id) => api::restore(app, id).await,
+        ApiRoute::RestorePage(id, key) => api::restore_page(app, id, key).await,
     }
 }
 
@@ -374,6 +387,9 @@ mod tests {
         assert_eq!(resolved("/crawls/x"), (Family::Ui, Err(404)));
         assert_eq!(resolved("/sites/%ff"), (Family::Ui, Err(400)));
         assert_eq!(resolved("/api/crawls/2/pages/%2Fa/approve"), (Family::Api, Ok(Methods::Write)));
+        assert_eq!(resolved("/api/crawls/2/restore"), (Family::Api, Ok(Methods::Write)));
+        assert_eq!(resolved("/api/crawls/2/pages/%2Fa/restore"), (Family::Api, Ok(Methods::Write)));
+        assert_eq!(resolved("/crawls/2/restore"), (Family::Ui, Ok(Methods::ReadWrite)));
         assert_eq!(resolved("/api/sites/docs/uploads"), (Family::Api, Ok(Methods::Write)));
         assert_eq!(resolved("/api"), (Family::Api, Err(404)));
         assert_eq!(resolved("/api/sites/docs"), (Family::Api, Err(404)));

@@ -8,7 +8,7 @@ use super::assets;
 use super::data::{Listing, MaskedRect, PageDetail, PageFilter, SiteOverview};
 use super::http::encode;
 use super::textdiff::LineTag;
-use crate::store::{CrawlKind, CrawlRecord, CrawlStatus, PageChange, PageRecord};
+use crate::store::{BaselineMove, CrawlKind, CrawlRecord, CrawlStatus, PageChange, PageRecord};
 use crate::structure::{StructuralChange, StructuralDiff};
 
 /// What every page needs to know about the viewer.
@@ -251,16 +251,38 @@ fn still_failing(c: &CrawlRecord) -> Markup {
     }
 }
 
-fn crawl_actions(ctx: &Ctx, c: &CrawlRecord) -> Markup {
-    let can_approve =
-        matches!(c.status, CrawlStatus::Reviewing | CrawlStatus::Passed | CrawlStatus::Rejected);
+/// The newer approval that makes crawl `c` old: approving it is refused, restoring it is offered.
+fn newer_approval(c: &CrawlRecord, newest_approval: Option<u64>) -> Option<u64> {
+    newest_approval.filter(|n| *n > c.id && c.kind != CrawlKind::Pair)
+}
+
+/// The URL of the restore confirmation of a crawl, or of one of its pages.
+pub fn restore_url(id: u64, key: Option<&str>) -> String {
+    match key {
+        Some(k) => format!("/crawls/{id}/restore?key={}", encode(k)),
+        None => format!("/crawls/{id}/restore"),
+    }
+}
+
+fn crawl_actions(ctx: &Ctx, c: &CrawlRecord, newest_approval: Option<u64>) -> Markup {
+    let newer = newer_approval(c, newest_approval);
+    let reviewable = matches!(c.status, CrawlStatus::Reviewing | CrawlStatus::Passed | CrawlStatus::Rejected);
+    let can_approve = reviewable && newer.is_none();
+    let can_restore = newer.is_some() && (reviewable || c.status == CrawlStatus::Approved);
     let can_reject =
         matches!(c.status, CrawlStatus::Reviewing | CrawlStatus::Passed | CrawlStatus::Interrupted);
     html! {
         @if ctx.can_write {
             div class="actions" {
                 @if can_approve { (post_form(ctx, &format!("/crawls/{}/approve", c.id), "Approve crawl", "button approve", Some("approve-crawl"), &[])) }
+                @if can_restore { a href=(restore_url(c.id, None)) class="button secondary" id="restore-crawl" { "Restore as baseline…" } }
                 @if can_reject { (post_form(ctx, &format!("/crawls/{}/reject", c.id), "Reject crawl", "button reject", Some("reject-crawl"), &[])) }
+            }
+        }
+        @if let (Some(n), true) = (newer, reviewable) {
+            p class="note" id="older-than-approval" {
+                "Crawl #" (n) " holds a newer approval: approving this older crawl would move baselines back. "
+                "Restore it to do that on purpose."
             }
         }
     }
@@ -341,7 +363,7 @@ pub fn crawl_view(ctx: &Ctx, l: &Listing) -> String {
     let shown_to = l.offset + l.pages.len();
     let content = html! {
         (crawl_header(c))
-        (crawl_actions(ctx, c))
+        (crawl_actions(ctx, c, l.newest_approval))
         (login_note(ctx))
         nav class="filters" {
             @for (i, f) in PageFilter::ALL.iter().enumerate().filter(|(i, f)| !f.pair_only() || l.counts[*i] > 0 || **f == l.filter) {
@@ -526,10 +548,14 @@ pub fn page_view(ctx: &Ctx, d: &PageDetail, filter: PageFilter) -> String {
             }
         }
         div class="actions" {
-            @if ctx.can_write && (p.png.is_some() || c.kind == CrawlKind::Pair) && c.status != CrawlStatus::Running && !p.approved {
+            @let page_is_old = c.kind != CrawlKind::Pair && d.current_baseline.is_some_and(|b| b > c.id);
+            @if ctx.can_write && (p.png.is_some() || c.kind == CrawlKind::Pair) && c.status != CrawlStatus::Running && !p.approved && !page_is_old {
                 (post_form(ctx, &format!("/crawls/{}/page/approve", c.id), "Approve page (a)", "button approve", Some("approve-page"), &[("key", &p.key), ("filter", filter.as_str())]))
             }
-            (crawl_actions(ctx, c))
+            @if ctx.can_write && p.png.is_some() && c.status != CrawlStatus::Running && page_is_old {
+                a href=(restore_url(c.id, Some(&p.key))) class="button secondary" id="restore-page" { "Restore page as baseline…" }
+            }
+            (crawl_actions(ctx, c, d.newest_approval))
             button type="button" class="button secondary" id="mode-toggle" hidden { "Overlay (o)" }
         }
         (login_note(ctx))
@@ -563,7 +589,14 @@ pub fn page_view(ctx: &Ctx, d: &PageDetail, filter: PageFilter) -> String {
                 tr { th { "Settle" } td { (t.settle_ms) " ms" } }
                 tr { th { "Screenshot" } td { (t.screenshot_ms) " ms" } }
                 tr { th { "Diff" } td { (t.diff_ms) " ms" } }
-                @if let Some(b) = p.baseline_crawl { tr { th { "Baseline from" } td { a href=(crawl_url(b, PageFilter::All, 0)) { "crawl #" (b) } } } }
+                @if let Some(b) = p.baseline_crawl {
+                    tr { th { "Baseline from" } td id="baseline-from" {
+                        a href=(crawl_url(b, PageFilter::All, 0)) { "crawl #" (b) }
+                        @if let Some(a) = c.structure.as_ref().and_then(|st| st.against).filter(|a| *a != b) {
+                            span class="muted" { " (a page approval or an older capture: the crawl's structure is against approved crawl #" (a) ")" }
+                        }
+                    } }
+                }
                 @if p.truncated { tr { th { "Truncated" } td { "cut at max_height" } } }
                 @if !d.masked.is_empty() {
                     tr { th { "Masked" } td id="masked" {
@@ -628,4 +661,73 @@ pub fn error_page(ctx: &Ctx, status: u16, message: &str) -> String {
         p { a href="/" { "Back to the dashboard" } }
     };
     layout(ctx, "Error", Some("/"), content)
+}
+
+fn restore_title(c: &CrawlRecord, key: Option<&str>) -> String {
+    match key {
+        Some(k) => format!("Restore page {k} of crawl #{}", c.id),
+        None => format!("Restore crawl #{} of {}", c.id, c.site),
+    }
+}
+
+/// The baselines a restore moves: key, from which crawl, to which.
+fn moves_table(moved: &[BaselineMove]) -> Markup {
+    html! {
+        table class="moves" id="moves" {
+            thead { tr { th { "Page" } th { "Baseline from" } th { "Becomes" } } }
+            tbody {
+                @for m in moved {
+                    tr data-key=(m.key) {
+                        td { (m.key) }
+                        td { @match m.from { Some(f) => { "crawl #" (f) } None => { span class="muted" { "none" } } } }
+                        td { "crawl #" (m.to) @if m.is_back() { " " span class="badge warn" { "back" } } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `GET /crawls/{id}/restore`: what restoring would move, and the button that does it.
+pub fn restore_confirm(ctx: &Ctx, c: &CrawlRecord, key: Option<&str>, moved: &[BaselineMove]) -> String {
+    let title = restore_title(c, key);
+    let back = moved.iter().filter(|m| m.is_back()).count();
+    let back_to = match key {
+        Some(k) => page_url(c.id, k, PageFilter::All),
+        None => crawl_url(c.id, PageFilter::All, 0),
+    };
+    let content = html! {
+        p class="crumbs" { a href="/" { "Dashboard" } " › " a href={ "/sites/" (encode(&c.site)) } { (c.site) } " › " a href=(back_to) { "crawl #" (c.id) } " › restore" }
+        h1 { (title) }
+        p {
+            "Restoring makes this crawl's captures the baselines again, replacing newer approvals. "
+            @if moved.is_empty() { "No baseline would change." }
+            @else { (moved.len()) " baseline(s) would change, " strong { (back) " back to an older capture" } ":" }
+        }
+        @if !moved.is_empty() { (moves_table(moved)) }
+        @if ctx.can_write {
+            div class="actions" {
+                @let fields: Vec<(&str, &str)> = key.map(|k| vec![("key", k)]).unwrap_or_default();
+                (post_form(ctx, &format!("/crawls/{}/restore", c.id), &format!("Restore {} baseline(s)", moved.len()), "button reject", Some("confirm-restore"), &fields))
+                " " a href=(back_to) class="button secondary" { "Cancel" }
+            }
+        }
+        (login_note(ctx))
+    };
+    layout(ctx, &title, Some(&crawl_url(c.id, PageFilter::All, 0)), content)
+}
+
+/// After a restore: what moved.
+pub fn restore_done(ctx: &Ctx, c: &CrawlRecord, key: Option<&str>, moved: &[BaselineMove]) -> String {
+    let content = html! {
+        p class="crumbs" { a href="/" { "Dashboard" } " › " a href={ "/sites/" (encode(&c.site)) } { (c.site) } " › " a href=(crawl_url(c.id, PageFilter::All, 0)) { "crawl #" (c.id) } }
+        h1 { "Restored" }
+        p id="restore-result" {
+            @match key { Some(k) => { "Page " code { (k) } " of crawl #" (c.id) } None => { "Crawl #" (c.id) } }
+            " is the baseline again: " (moved.len()) " baseline(s) moved."
+        }
+        @if !moved.is_empty() { (moves_table(moved)) }
+        p { a href=(crawl_url(c.id, PageFilter::All, 0)) { "Back to crawl #" (c.id) } }
+    };
+    layout(ctx, "Restored", Some(&crawl_url(c.id, PageFilter::All, 0)), content)
 }

@@ -1,6 +1,7 @@
 //! The review UI's handlers: dashboard, site history, crawl view, page view, login/logout, and the
-//! form POSTs (crawl now, approve/reject crawl, approve page), each checked for same origin, CSRF
-//! token and, when a token is configured, a logged-in session. A [`Visit`] wraps every UI request:
+//! form POSTs (crawl now, approve/reject crawl, approve page, restore an older crawl or page after a
+//! confirmation page), each checked for same origin, CSRF token and, when a token is configured, a
+//! logged-in session. A [`Visit`] wraps every UI request:
 //! the browser's session (a new one when it brought none) and errors rendered as pages.
 
 use std::collections::HashMap;
@@ -203,4 +204,32 @@ pub async fn approve_page(app: &Arc<App>, req: &Request, visit: &Visit, id: u64)
     let filter = PageFilter::parse(form.get("filter").map(String::as_str).unwrap_or(""))?;
     app.approve_page(id, key.clone()).await?;
     Ok(Outcome::Done(http::redirect(&templates::page_url(id, &key, filter))))
+}
+
+/// The page key a restore is about (`key`, from the query or the form), if any.
+fn restore_key(fields: &HashMap<String, String>) -> Option<String> {
+    fields.get("key").filter(|k| !k.is_empty()).cloned()
+}
+
+/// `GET /crawls/{id}/restore[?key=]`: what restoring would move, and the button that does it.
+pub async fn restore_confirm(app: &Arc<App>, req: &Request, visit: &Visit, id: u64) -> UiResult {
+    let key = restore_key(&req.query_params());
+    let (crawl, moved) = app.restore_preview(id, key.clone()).await?;
+    page(templates::restore_confirm(&visit.ctx, &crawl, key.as_deref(), &moved))
+}
+
+/// `POST /crawls/{id}/restore` (form: `key` for one page): restore, and show what moved.
+pub async fn restore(app: &Arc<App>, req: &Request, visit: &Visit, id: u64) -> UiResult {
+    let form = visit.check_post(app, req, true)?;
+    let (crawl, key, moved) = match restore_key(&form) {
+        Some(key) => {
+            let done = app.restore_page(id, key.clone()).await?;
+            (done.crawl, Some(key), done.moved)
+        }
+        None => {
+            let done = app.restore(id).await?;
+            (done.crawl, None, done.moved)
+        }
+    };
+    page(templates::restore_done(&visit.ctx, &crawl, key.as_deref(), &moved))
 }

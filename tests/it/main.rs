@@ -1,6 +1,7 @@
 //! sitediff integration tests: one binary, real parts (Chromium via chromedriver, redb files, HTTP
 //! servers on 127.0.0.1:0, wasm modules). Shared fixtures live in `helpers`.
 
+mod approval;
 mod capture;
 mod crash;
 mod crawl;
