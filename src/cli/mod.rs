@@ -73,10 +73,10 @@ pub struct ConfigArg {
 }
 
 impl ConfigArg {
-    /// Load and validate the config file this argument names.
+    /// Load and validate the config file this argument names (or `SITEDIFF_CONFIG`, or the
+    /// default); a missing file says where it was looked for and how to name another.
     pub fn load(&self) -> anyhow::Result<Config> {
-        let path = Config::resolve_path(self.config.as_deref());
-        Ok(Config::load(&path)?)
+        Ok(Config::load_located(&Config::locate(self.config.as_deref()))?)
     }
 }
 
