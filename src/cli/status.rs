@@ -1,10 +1,11 @@
-//! `sitediff status [SITE] [--json]`: sites, their crawls and changed pages.
+//! `sitediff status [SITE] [--json]`: sites, their crawls and changed pages, on stdout. It reads
+//! the store beside a running daemon (a read-only handle) rather than being refused.
 
 use std::process::ExitCode;
 
 use serde::Serialize;
 
-use super::{find_site, open_store, ConfigArg, EXIT_OK};
+use super::{find_site, open_store_for_reading, ConfigArg, EXIT_OK};
 use sitediff::report::CrawlReport;
 use sitediff::store::CrawlRecord;
 
@@ -69,7 +70,7 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
         Some(name) => vec![find_site(&cfg, name)?],
         None => cfg.sites.iter().collect(),
     };
-    let store = open_store(&cfg)?;
+    let store = open_store_for_reading(&cfg)?;
     let mut out = Vec::new();
     for site in sites {
         let crawls = store.crawls(&site.name)?;
@@ -94,17 +95,17 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     }
     for s in &out {
         match &s.latest {
-            None => eprintln!("{}: no crawls yet ({} baselines) start {}", s.site, s.baselines, s.start),
-            Some(c) => eprintln!(
+            None => println!("{}: no crawls yet ({} baselines) start {}", s.site, s.baselines, s.start),
+            Some(c) => println!(
                 "{}: crawl {} {} — {} pages, {} changed, {} new, {} failed, max distortion {:.6} ({} baselines)",
                 s.site, c.id, c.status, c.pages, c.changed, c.new, c.failed, c.max_distortion, s.baselines
             ),
         }
         for c in s.crawls.iter().skip(1) {
-            eprintln!("  crawl {} {} — {} pages, {} changed", c.id, c.status, c.pages, c.changed);
+            println!("  crawl {} {} — {} pages, {} changed", c.id, c.status, c.pages, c.changed);
         }
         if let Some(r) = &s.latest_pages {
-            eprint!("{}", r.human());
+            print!("{}", r.human());
         }
     }
     Ok(ExitCode::from(EXIT_OK))
