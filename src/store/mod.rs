@@ -265,6 +265,7 @@ impl Store {
                 max_distortion: 0.0,
                 error: None,
                 structure: None,
+                warnings: Vec::new(),
             };
             let mut crawls = wtx.open_table(CRAWLS).map_err(db_err(OP))?;
             crawls.insert(id, encode("crawl", || crawl_key(id), &rec)?.as_slice()).map_err(db_err(OP))?;

@@ -295,7 +295,7 @@ fn a_read_only_handle_reads_beside_the_writer_and_follows_its_commits() {
     let first = finish(&s, running_crawl(&s, "docs", &[("/a", b"A")]).id);
     let r = Store::open_read_only(&path).expect("a reader beside the open writer");
     assert!(r.is_read_only() && !s.is_read_only());
-    assert_eq!(r.crawls("docs").unwrap(), [first.clone()]);
+    assert_eq!(r.crawls("docs").unwrap(), std::slice::from_ref(&first));
     assert_eq!(r.pages(first.id).unwrap().len(), 1);
     // The writer goes on; the reader sees each commit.
     let second = s.begin_crawl("docs", CrawlKind::Site, "http://h/", None).unwrap();

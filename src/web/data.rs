@@ -118,6 +118,8 @@ pub struct PageSummary {
     pub baseline_png: Option<Hash>,
     pub diff: Option<Hash>,
     pub error: Option<String>,
+    /// The page whose links led discovery here first.
+    pub referrer: Option<String>,
 }
 
 impl From<&PageRecord> for PageSummary {
@@ -139,6 +141,7 @@ impl From<&PageRecord> for PageSummary {
             baseline_png: p.baseline_png,
             diff: p.diff,
             error: p.error.clone(),
+            referrer: p.referrer.clone(),
         }
     }
 }
