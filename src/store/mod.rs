@@ -116,7 +116,7 @@ impl Store {
         let db = if path.exists() {
             // Check the schema through a read-only handle first, so that a file written by a newer
             // sitediff is refused without a single byte written to it.
-            match Database::builder().set_concurrency_mode(CONCURRENCY).open_read_only(path) {
+            match redb::ReadOnlyDatabase::open(path) {
                 Ok(ro) => {
                     check_newer_schema(&ro, path)?;
                     drop(ro);

@@ -10,6 +10,7 @@ mod fixture_store;
 mod flake;
 mod helpers;
 mod hostile;
+mod mistakes;
 mod pair;
 mod pipeline;
 mod plugin;
