@@ -46,6 +46,10 @@ struct CrawlSummary {
     new: u32,
     failed: u32,
     max_distortion: f64,
+    /// Why it failed or was interrupted.
+    error: Option<String>,
+    /// What it noticed about the site's setup.
+    warnings: Vec<String>,
 }
 
 impl From<&CrawlRecord> for CrawlSummary {
@@ -60,6 +64,8 @@ impl From<&CrawlRecord> for CrawlSummary {
             new: c.counts.new,
             failed: c.counts.failed,
             max_distortion: c.max_distortion,
+            error: c.error.clone(),
+            warnings: c.warnings.clone(),
         }
     }
 }
@@ -100,6 +106,17 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
                 "{}: crawl {} {} — {} pages, {} changed, {} new, {} failed, max distortion {:.6} ({} baselines)",
                 s.site, c.id, c.status, c.pages, c.changed, c.new, c.failed, c.max_distortion, s.baselines
             ),
+        }
+        if let Some(c) = &s.latest {
+            if let Some(e) = &c.error {
+                println!("  error: {e}");
+            }
+            // `status SITE` prints them with the latest crawl's report below.
+            if s.latest_pages.is_none() {
+                for w in &c.warnings {
+                    println!("  warning: {w}");
+                }
+            }
         }
         for c in s.crawls.iter().skip(1) {
             println!("  crawl {} {} — {} pages, {} changed", c.id, c.status, c.pages, c.changed);

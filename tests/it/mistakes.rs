@@ -128,6 +128,12 @@ async fn a_crawl_whose_start_page_fails_exits_2_naming_the_url_and_the_answer() 
     let crawls = out.json()["sites"][0]["crawls"].as_array().unwrap().clone();
     let statuses: Vec<&str> = crawls.iter().map(|c| c["status"].as_str().unwrap()).collect();
     assert_eq!(statuses, ["failed", "failed"], "{crawls:?}");
+    let out = run(&project, &["status", "--config", &cfg]).await;
+    assert!(
+        out.stdout.contains(&format!("\n  error: {}", want.trim_start_matches("sitediff: error: "))),
+        "{}",
+        out.stdout
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,6 +167,8 @@ async fn a_prefix_naming_a_file_crawls_one_page_and_says_which_prefix_was_meant(
     assert!(out.stderr.contains(&format!("warning: {want}")), "{}", out.stderr);
     let out = run(&project, &["status", "docs", "--config", &cfg, "--json"]).await;
     assert_eq!(out.json()["sites"][0]["latest_pages"]["warnings"], serde_json::json!([want]));
+    let out = run(&project, &["status", "--config", &cfg]).await;
+    assert!(out.stdout.contains(&format!("\n  warning: {want}\n")), "{}", out.stdout);
 
     // With the directory as the prefix the same site crawls whole, without a warning.
     let cfg = project.write_config(&site_config(&start, &format!("prefix = \"{dir}\"\n")));
