@@ -350,6 +350,7 @@ pub fn capture_record(
         unstable_rect: capture.unstable_rect,
         blocked_navigations: capture.blocked_navigations,
         redirected_from: page.redirected_from.clone(),
+        referrer: page.referrer.clone(),
         ..PageRecord::new(page.key.clone(), page.url.to_string())
     };
     (rec, vec![capture.png, html_bytes])

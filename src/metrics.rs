@@ -315,6 +315,7 @@ mod tests {
             max_distortion: 0.25,
             error: None,
             structure: Some(StructuralDiff { error: 4, unchanged: 7, ..Default::default() }),
+            warnings: Vec::new(),
         };
         m.set_last_crawl(&rec);
         m.crawl_reviewed("docs", CrawlStatus::Approved);

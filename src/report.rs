@@ -1,5 +1,5 @@
 //! Summaries of crawls for people and programs: the `crawl --json` / `status --json` shapes and
-//! the human lines on stderr. Shared by the CLI and the JSON API.
+//! the human lines. Shared by the CLI and the JSON API.
 
 use serde::Serialize;
 
@@ -17,6 +17,8 @@ pub struct PageResult {
     pub distortion: Option<f64>,
     pub changed: bool,
     pub error: Option<String>,
+    /// The page whose links led discovery here first.
+    pub referrer: Option<String>,
 }
 
 impl From<&PageRecord> for PageResult {
@@ -30,6 +32,7 @@ impl From<&PageRecord> for PageResult {
             distortion: p.distortion,
             changed: p.change == PageChange::Changed,
             error: p.error.clone(),
+            referrer: p.referrer.clone(),
         }
     }
 }
@@ -63,6 +66,9 @@ pub struct CrawlReport {
     pub compare_to: Option<String>,
     /// Pages added, removed, redirected or failing compared with the approved crawl.
     pub structure: Option<StructuralDiff>,
+    /// What the crawl noticed about its own setup (e.g. only the start page crawled while it
+    /// links outside the prefix), for people.
+    pub warnings: Vec<String>,
     pub page_results: Vec<PageResult>,
 }
 
@@ -101,11 +107,12 @@ impl CrawlReport {
             finished_at: crawl.finished_at,
             compare_to: crawl.compare_to.clone(),
             structure: crawl.structure.clone(),
+            warnings: crawl.warnings.clone(),
             page_results: results,
         }
     }
 
-    /// Human summary for stderr.
+    /// Human summary.
     pub fn human(&self) -> String {
         let mut s = format!(
             "crawl {} of {}: {} ({} pages: {} changed, {} new, {} unchanged, {} failed; max distortion {:.6})\n",
@@ -143,9 +150,10 @@ impl CrawlReport {
                     s.push_str(&format!("  changed  {:.6}  {}\n", p.distortion.unwrap_or(0.0), p.key))
                 }
                 "failed" => s.push_str(&format!(
-                    "  failed   {}  {}\n",
+                    "  failed   {}  {}{}\n",
                     p.key,
-                    p.error.as_deref().unwrap_or("unknown error")
+                    p.error.as_deref().unwrap_or("unknown error"),
+                    p.referrer.as_deref().map(|r| format!(" (linked from {r})")).unwrap_or_default()
                 )),
                 "still_failing" => s.push_str(&format!(
                     "  still failing  {}  {}\n",
@@ -165,6 +173,9 @@ impl CrawlReport {
             skipped.iter().filter(|(n, _)| *n > 0).map(|(n, what)| format!("{n} {what}")).collect();
         if !parts.is_empty() {
             s.push_str(&format!("  skipped: {}\n", parts.join(", ")));
+        }
+        for w in &self.warnings {
+            s.push_str(&format!("warning: {w}\n"));
         }
         s
     }

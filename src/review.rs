@@ -37,6 +37,8 @@ pub enum ReviewError {
     AlreadyRunning { site: String },
     #[error("cannot start a crawl of {site:?}: the daemon is shutting down")]
     ShuttingDown { site: String },
+    #[error("cannot start a crawl of {site:?}: {error}")]
+    NotStarted { site: String, error: String },
     #[error("cannot start a crawl of {site:?}")]
     Scheduler {
         site: String,
@@ -97,6 +99,7 @@ impl ReviewError {
             ReviewError::UnknownSite { .. } => ReviewErrorKind::NotFound,
             ReviewError::AlreadyRunning { .. } => ReviewErrorKind::Conflict,
             ReviewError::ShuttingDown { .. } | ReviewError::Scheduler { .. } => ReviewErrorKind::Unavailable,
+            ReviewError::NotStarted { .. } => ReviewErrorKind::Internal,
             ReviewError::Verdict { source, .. }
             | ReviewError::ApprovePage { source, .. }
             | ReviewError::Restore { source, .. }
@@ -114,16 +117,19 @@ impl ReviewError {
     }
 }
 
-/// Start a crawl of `site` now (through the daemon's scheduler).
-pub async fn trigger(scheduler: &SchedulerHandle, site: &str) -> Result<(), ReviewError> {
+/// Start a crawl of `site` now (through the daemon's scheduler); the new crawl's id.
+pub async fn trigger(scheduler: &SchedulerHandle, site: &str) -> Result<u64, ReviewError> {
     let outcome = scheduler
         .trigger(site)
         .await
         .map_err(|source| ReviewError::Scheduler { site: site.to_string(), source })?;
     match outcome {
-        TriggerOutcome::Started => {
-            tracing::info!(site, "crawl started by a review action");
-            Ok(())
+        TriggerOutcome::Started { crawl } => {
+            tracing::info!(site, crawl, "crawl started by a review action");
+            Ok(crawl)
+        }
+        TriggerOutcome::NotStarted { error } => {
+            Err(ReviewError::NotStarted { site: site.to_string(), error })
         }
         TriggerOutcome::AlreadyRunning => Err(ReviewError::AlreadyRunning { site: site.to_string() }),
         TriggerOutcome::UnknownSite => Err(ReviewError::UnknownSite { site: site.to_string() }),

@@ -1,5 +1,6 @@
 //! Scheduler: runs each site's crawls on its cron schedule and on demand, never two crawls of one
-//! site at once, at most `scheduler.max_concurrent_sites` sites at once.
+//! site at once, at most `scheduler.max_concurrent_sites` sites at once. A started crawl is
+//! recorded (its id allocated) before it waits for a slot, so a trigger is answered with the id.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -28,8 +29,10 @@ pub enum SchedulerError {
 /// What a trigger did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TriggerOutcome {
-    /// A crawl of the site was started (or queued for a free slot).
-    Started,
+    /// A crawl of the site was started (or queued for a free slot); its record exists.
+    Started { crawl: u64 },
+    /// The crawl could not be recorded (the store failed); nothing runs.
+    NotStarted { error: String },
     /// The site already has a crawl running or queued.
     AlreadyRunning,
     /// No such site in the config.
@@ -149,13 +152,15 @@ impl<C: Capturer + 'static> Scheduler<C> {
         }
     }
 
-    /// Start a crawl a trigger asks for and answer it.
+    /// Start a crawl a trigger asks for; it is answered with the crawl's id once the crawl is
+    /// recorded, or at once with the reason nothing starts.
     fn handle_trigger(&self, t: Trigger) {
-        let outcome = match self.config.site(&t.site) {
-            None => TriggerOutcome::UnknownSite,
-            Some(site) => self.start(site.clone(), Reason::Manual),
+        let Some(site) = self.config.site(&t.site) else {
+            return answer(t, TriggerOutcome::UnknownSite);
         };
-        answer(t, outcome);
+        if let Err(refused) = self.start(site.clone(), Reason::Manual, Some(t.reply)) {
+            tracing::debug!(site = %t.site, outcome = ?refused, "crawl trigger refused");
+        }
     }
 
     /// Start every site whose scheduled time has come (a site whose previous crawl still runs is
@@ -163,7 +168,7 @@ impl<C: Capturer + 'static> Scheduler<C> {
     fn fire_due(&self, now: DateTime<Utc>) {
         let due = due_sites(&self.config.sites, &lock(&self.shared).next_run, now);
         for site in due {
-            if self.start(site.clone(), Reason::Schedule) == TriggerOutcome::AlreadyRunning {
+            if self.start(site.clone(), Reason::Schedule, None) == Err(TriggerOutcome::AlreadyRunning) {
                 tracing::warn!(site = %site.name, "scheduled crawl skipped: the previous one is still running");
                 self.metrics.schedule_skipped(&site.name);
             }
@@ -179,18 +184,49 @@ impl<C: Capturer + 'static> Scheduler<C> {
         };
     }
 
-    fn start(&self, site: SiteConfig, reason: Reason) -> TriggerOutcome {
-        if self.cancel.is_cancelled() {
-            return TriggerOutcome::ShuttingDown;
-        }
-        if !lock(&self.shared).busy.insert(site.name.clone()) {
-            return TriggerOutcome::AlreadyRunning;
+    /// Claim the site and start its crawl on the tracker: the crawl is recorded first (its id goes
+    /// to `reply`), then waits for a slot and runs. A refusal (shutting down, already running) is
+    /// returned, and sent to `reply`, at once. The claim is taken here, on the scheduler's own
+    /// task, so two triggers can never both start a crawl of one site.
+    fn start(
+        &self,
+        site: SiteConfig,
+        reason: Reason,
+        reply: Option<oneshot::Sender<TriggerOutcome>>,
+    ) -> Result<(), TriggerOutcome> {
+        let refused = if self.cancel.is_cancelled() {
+            Some(TriggerOutcome::ShuttingDown)
+        } else if !lock(&self.shared).busy.insert(site.name.clone()) {
+            Some(TriggerOutcome::AlreadyRunning)
+        } else {
+            None
+        };
+        if let Some(outcome) = refused {
+            if let Some(reply) = reply {
+                send_answer(&site.name, reply, outcome.clone());
+            }
+            return Err(outcome);
         }
         let slots = self.slots.clone();
         let sweeper = self.sweeper.clone();
         let shared = self.shared.clone();
         let cancel = self.cancel.clone();
         self.tracker.spawn(async move {
+            let crawl = match sweeper.begin(&site).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(site = %site.name, error = %e, "crawl not started: it cannot be recorded");
+                    if let Some(reply) = reply {
+                        send_answer(&site.name, reply, TriggerOutcome::NotStarted { error: crate::errors::chain(&e) });
+                    }
+                    release(&shared, &site.name);
+                    return;
+                }
+            };
+            lock(&shared).running_crawl.insert(site.name.clone(), crawl.id);
+            if let Some(reply) = reply {
+                send_answer(&site.name, reply, TriggerOutcome::Started { crawl: crawl.id });
+            }
             let permit = tokio::select! {
                 p = slots.acquire_owned() => match p {
                     Ok(p) => Some(p),
@@ -202,18 +238,25 @@ impl<C: Capturer + 'static> Scheduler<C> {
                 _ = cancel.cancelled() => None,
             };
             if permit.is_some() {
-                tracing::info!(site = %site.name, ?reason, "starting crawl");
+                tracing::info!(site = %site.name, crawl = crawl.id, ?reason, "starting crawl");
                 let observer = Arc::new(RunningCrawl { shared: shared.clone(), site: site.name.clone() });
-                if let Err(e) = sweeper.run(&site, cancel, observer).await {
+                if let Err(e) = sweeper.run_begun(&site, crawl, cancel, observer).await {
                     tracing::error!(site = %site.name, error = %e, "crawl failed");
                 }
+            } else {
+                sweeper.abandon(crawl).await;
             }
-            let mut s = lock(&shared);
-            s.busy.remove(&site.name);
-            s.running_crawl.remove(&site.name);
+            release(&shared, &site.name);
         });
-        TriggerOutcome::Started
+        Ok(())
     }
+}
+
+/// The site's crawl is over: it may be started again.
+fn release(shared: &Mutex<Shared>, site: &str) {
+    let mut s = lock(shared);
+    s.busy.remove(site);
+    s.running_crawl.remove(site);
 }
 
 /// How long the scheduler sleeps when no site has a schedule (triggers still wake it).
@@ -243,8 +286,12 @@ fn due_sites(
 
 /// Send a trigger's outcome back; the requester may have stopped waiting.
 fn answer(t: Trigger, outcome: TriggerOutcome) {
-    if let Err(outcome) = t.reply.send(outcome) {
-        tracing::warn!(site = %t.site, ?outcome, "crawl trigger answered after its requester stopped waiting");
+    send_answer(&t.site, t.reply, outcome);
+}
+
+fn send_answer(site: &str, reply: oneshot::Sender<TriggerOutcome>, outcome: TriggerOutcome) {
+    if let Err(outcome) = reply.send(outcome) {
+        tracing::warn!(site, ?outcome, "crawl trigger answered after its requester stopped waiting");
     }
 }
 
@@ -344,16 +391,35 @@ mod tests {
         assert_eq!(due, ["a"], "b is not due yet and c has no planned run");
     }
 
+    /// Start a manual crawl as a trigger does and return its answer.
+    async fn trigger(r: &Rig, site: &SiteConfig) -> TriggerOutcome {
+        let (reply, rx) = oneshot::channel();
+        let started = r.scheduler.start(site.clone(), Reason::Manual, Some(reply));
+        let outcome = rx.await.unwrap();
+        match started {
+            Ok(()) => assert!(matches!(outcome, TriggerOutcome::Started { .. }), "{outcome:?}"),
+            Err(refused) => assert_eq!(refused, outcome, "a refusal is returned and sent alike"),
+        }
+        outcome
+    }
+
     #[tokio::test]
     async fn a_second_start_while_one_waits_or_runs_is_refused_then_allowed_again() {
         let r = rig(config("[scheduler]\nmax_concurrent_sites = 1", &dead_site("docs", "")));
         let site = r.scheduler.config.sites[0].clone();
         // Hold the only slot: the first crawl is started but waits, so the site stays busy.
         let slot = r.scheduler.slots.clone().acquire_owned().await.unwrap();
-        assert_eq!(r.scheduler.start(site.clone(), Reason::Manual), TriggerOutcome::Started);
+        let TriggerOutcome::Started { crawl } = trigger(&r, &site).await else { panic!("not started") };
+        // The answer comes once the crawl is recorded, before it runs: its id is real.
+        let waiting = r.store.crawl(crawl).unwrap().expect("the crawl is recorded before the answer");
+        assert_eq!((waiting.site.as_str(), waiting.status), ("docs", CrawlStatus::Running));
+        assert_eq!(r.handle.running_crawl("docs"), Some(crawl));
         assert!(r.handle.is_busy("docs"));
-        assert_eq!(r.scheduler.start(site.clone(), Reason::Manual), TriggerOutcome::AlreadyRunning);
-        assert_eq!(r.scheduler.start(site.clone(), Reason::Schedule), TriggerOutcome::AlreadyRunning);
+        assert_eq!(trigger(&r, &site).await, TriggerOutcome::AlreadyRunning);
+        assert_eq!(
+            r.scheduler.start(site.clone(), Reason::Schedule, None),
+            Err(TriggerOutcome::AlreadyRunning)
+        );
         drop(slot);
         r.tracker.close();
         r.tracker.wait().await;
@@ -361,13 +427,40 @@ mod tests {
         assert_eq!(r.handle.running_crawl("docs"), None);
         let crawls = r.store.crawls("docs").unwrap();
         assert_eq!(crawls.len(), 1, "one crawl ran: {crawls:?}");
-        assert_eq!(crawls[0].status, CrawlStatus::Reviewing);
+        assert_eq!(crawls[0].id, crawl, "the crawl that ran is the one the trigger named");
+        assert_eq!(crawls[0].status, CrawlStatus::Failed, "its start page does not answer");
         assert_eq!(crawls[0].counts.failed, 1, "the dead start page is recorded as failed");
         r.tracker.reopen();
-        assert_eq!(r.scheduler.start(site, Reason::Manual), TriggerOutcome::Started);
+        let TriggerOutcome::Started { crawl: next } = trigger(&r, &site).await else { panic!("not started") };
+        assert!(next > crawl);
         r.tracker.close();
         r.tracker.wait().await;
         assert_eq!(r.store.crawls("docs").unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn concurrent_triggers_start_one_crawl_and_answer_with_its_id() {
+        let r = rig(config("[scheduler]\nmax_concurrent_sites = 1", &dead_site("docs", "")));
+        let slot = r.scheduler.slots.clone().acquire_owned().await.unwrap();
+        let handle = r.handle.clone();
+        let Rig { scheduler, store, tracker, cancel, .. } = r;
+        let loop_task = tokio::spawn(scheduler.run());
+        let answers = futures::future::join_all((0..8).map(|_| handle.trigger("docs"))).await;
+        let started: Vec<u64> = answers
+            .iter()
+            .filter_map(|a| match a {
+                Ok(TriggerOutcome::Started { crawl }) => Some(*crawl),
+                Ok(TriggerOutcome::AlreadyRunning) => None,
+                other => panic!("unexpected answer {other:?}"),
+            })
+            .collect();
+        assert_eq!(started.len(), 1, "{answers:?}");
+        assert_eq!(store.crawl_ids("docs").unwrap(), started, "exactly the crawl the answer named exists");
+        drop(slot);
+        cancel.cancel();
+        loop_task.await.unwrap();
+        tracker.close();
+        tracker.wait().await;
     }
 
     #[tokio::test]
@@ -416,15 +509,18 @@ mod tests {
         let r = rig(config("[scheduler]\nmax_concurrent_sites = 1", &dead_site("docs", "")));
         let site = r.scheduler.config.sites[0].clone();
         let slot = r.scheduler.slots.clone().acquire_owned().await.unwrap();
-        assert_eq!(r.scheduler.start(site.clone(), Reason::Manual), TriggerOutcome::Started);
+        let TriggerOutcome::Started { crawl } = trigger(&r, &site).await else { panic!("not started") };
         r.cancel.cancel();
         // The crawl waiting for a slot gives up without running.
         r.tracker.close();
         r.tracker.wait().await;
         drop(slot);
-        assert!(r.store.crawls("docs").unwrap().is_empty(), "a waiting crawl never starts after a stop");
+        let rec = r.store.crawl(crawl).unwrap().unwrap();
+        assert_eq!(rec.status, CrawlStatus::Interrupted, "a waiting crawl never starts after a stop");
+        assert_eq!(rec.error.as_deref(), Some(crate::sweep::NOT_STARTED_REASON));
+        assert!(r.store.pages(crawl).unwrap().is_empty());
         assert!(!r.handle.is_busy("docs"));
-        assert_eq!(r.scheduler.start(site, Reason::Manual), TriggerOutcome::ShuttingDown);
+        assert_eq!(trigger(&r, &site).await, TriggerOutcome::ShuttingDown);
     }
 
     #[tokio::test]

@@ -22,6 +22,7 @@ use crate::store::{
     PageRecord, RetentionReport, Store, StoreError,
 };
 
+mod advice;
 mod pair;
 
 /// One running crawl: its id and when it started (the browser cache holds nothing older).
@@ -45,6 +46,10 @@ pub enum SweepError {
     },
     #[error(transparent)]
     Crawl(#[from] crawl::CrawlError),
+    /// The start page gave nothing to crawl (an HTTP error, no answer, not HTML, a redirect out of
+    /// the prefix): the crawl is recorded as failed with this message.
+    #[error("site {site}: {message}")]
+    StartPage { site: String, message: String },
     #[error("site {site}: a worker task failed: {source}")]
     Task {
         site: String,
@@ -116,22 +121,62 @@ impl<C: Capturer + 'static> Sweeper<C> {
         cancel: CancellationToken,
         observer: Arc<dyn SweepObserver>,
     ) -> Result<CrawlRecord, SweepError> {
-        let started = Instant::now();
-        let store_err = |source| SweepError::Store { site: site.name.clone(), source };
+        let crawl = self.begin(site).await?;
+        self.run_begun(site, crawl, cancel, observer).await
+    }
+
+    /// Record the start of a crawl of `site` (status `running`, its id allocated) without running
+    /// it yet: [`Sweeper::run_begun`] runs it, [`Sweeper::abandon`] gives it up.
+    pub async fn begin(&self, site: &SiteConfig) -> Result<CrawlRecord, SweepError> {
         let store = self.store.clone();
         let (name, prefix) = (site.name.clone(), site.scope.prefix().to_string());
         let compare_to = site.compare_to.as_ref().map(|u| u.to_string());
-        let (crawl, basis) = blocking(&site.name, move || {
+        blocking(&site.name, move || {
             let kind = if compare_to.is_some() { CrawlKind::Pair } else { CrawlKind::Site };
-            let c = store.begin_crawl(&name, kind, &prefix, compare_to.as_deref())?;
-            let b = match kind {
-                CrawlKind::Pair => ComparisonBasis::default(),
-                _ => store.comparison_basis(&name)?,
-            };
-            Ok::<_, StoreError>((c, b))
+            store.begin_crawl(&name, kind, &prefix, compare_to.as_deref())
         })
         .await?
-        .map_err(store_err)?;
+        .map_err(|source| SweepError::Store { site: site.name.clone(), source })
+    }
+
+    /// Give up a begun crawl that never ran (the daemon stopped first): `interrupted`, no pages.
+    pub async fn abandon(&self, crawl: CrawlRecord) {
+        let rec = CrawlRecord {
+            status: CrawlStatus::Interrupted,
+            finished_at: Some(now_ms()),
+            error: Some(NOT_STARTED_REASON.into()),
+            ..crawl
+        };
+        record_failure(&self.store, rec).await;
+    }
+
+    /// Run a crawl recorded by [`Sweeper::begin`] and return its finished record.
+    pub async fn run_begun(
+        &self,
+        site: &SiteConfig,
+        crawl: CrawlRecord,
+        cancel: CancellationToken,
+        observer: Arc<dyn SweepObserver>,
+    ) -> Result<CrawlRecord, SweepError> {
+        let started = Instant::now();
+        let store_err = |source| SweepError::Store { site: site.name.clone(), source };
+        let store = self.store.clone();
+        let name = site.name.clone();
+        let kind = crawl.kind;
+        // The baselines and the approved crawl the structure is taken against, in one snapshot.
+        let basis = blocking(&site.name, move || match kind {
+            CrawlKind::Pair => Ok(ComparisonBasis::default()),
+            _ => store.comparison_basis(&name),
+        })
+        .await
+        .and_then(|r| r.map_err(store_err));
+        let basis = match basis {
+            Ok(b) => b,
+            Err(e) => {
+                record_failure(&self.store, failed_record(&crawl, &e)).await;
+                return Err(e);
+            }
+        };
         observer.started(&crawl);
         if let Some(m) = &self.metrics {
             m.register_site(&site.name);
@@ -153,8 +198,19 @@ impl<C: Capturer + 'static> Sweeper<C> {
                 return Err(e);
             }
         };
+        if let Some(message) = advice::start_failure(site, &stats).filter(|_| !cancel.is_cancelled()) {
+            let e = SweepError::StartPage { site: site.name.clone(), message };
+            // The pages it has (e.g. from `urls`) are kept with the failed crawl.
+            let rec = finished_record(crawl, &stats, &records, false);
+            record_failure(&self.store, failed_record(&rec, &e)).await;
+            return Err(e);
+        }
 
-        let rec = finished_record(crawl, &stats, &records, cancel.is_cancelled());
+        let mut rec = finished_record(crawl, &stats, &records, cancel.is_cancelled());
+        rec.warnings = advice::warnings(site, &stats);
+        for w in &rec.warnings {
+            tracing::warn!(site = %site.name, crawl = rec.id, "{w}");
+        }
         let store = self.store.clone();
         let mut to_store = rec.clone();
         let keep = self.keep_crawls;
@@ -202,13 +258,13 @@ impl<C: Capturer + 'static> Sweeper<C> {
             &request_options(&site.capture),
         )?;
         let mut seeds = Vec::new();
-        if site.crawl || site.urls.is_empty() {
-            seeds.push(site.start.clone());
-        }
+        let start = (site.crawl || site.urls.is_empty()).then(|| site.start.clone());
+        seeds.extend(start.clone());
         seeds.extend(site.urls.iter().cloned());
         let plan = DiscoveryPlan {
             site: site.name.clone(),
             scope: site.scope.clone(),
+            start,
             seeds,
             follow_links: site.crawl,
             max_pages: site.max_pages,
@@ -344,6 +400,8 @@ fn viewport_pages(
 
 /// Why a crawl stopped when the sweep was cancelled.
 pub const INTERRUPTED_REASON: &str = "sitediff was stopped during the crawl";
+/// Why a begun crawl never ran.
+pub const NOT_STARTED_REASON: &str = "sitediff was stopped before the crawl started";
 
 /// The record of a crawl whose pages are all processed: finished now, discovery's skip counts,
 /// page tallies, and `reviewing` (or `interrupted` when the sweep was cancelled).
@@ -417,6 +475,7 @@ fn http_error_record(page: &DiscoveredPage, status: Option<u16>, reason: String)
     r.http_status = status;
     r.timing.fetch_ms = page.fetch_ms;
     r.redirected_from = page.redirected_from.clone();
+    r.referrer = page.referrer.clone();
     r
 }
 
@@ -434,6 +493,7 @@ fn capture_error_record(
     r.http_status = Some(status);
     r.title = title;
     r.timing.fetch_ms = page.fetch_ms;
+    r.referrer = page.referrer.clone();
     r
 }
 

@@ -118,7 +118,7 @@ fn report(o: &DiffOutcome, args: &DiffArgs) -> anyhow::Result<()> {
         println!("{v}");
     }
     let verdict = if o.diff_pixels == 0 { "identical (within threshold)" } else { "different" };
-    eprintln!(
+    let line = format!(
         "{verdict}: {} of {} pixels differ ({:.4}%), {} anti-aliased, {} region(s){}",
         o.diff_pixels,
         o.total_pixels,
@@ -127,5 +127,11 @@ fn report(o: &DiffOutcome, args: &DiffArgs) -> anyhow::Result<()> {
         o.regions.len(),
         if o.size_changed { ", size changed" } else { "" }
     );
+    // The human summary is the output (stdout), unless stdout carries the JSON.
+    if args.json {
+        eprintln!("{line}");
+    } else {
+        println!("{line}");
+    }
     Ok(())
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use sitediff::config::{Config, PluginConfig, SiteConfig};
 use sitediff::plugin::PluginHost;
-use sitediff::store::Store;
+use sitediff::store::{Store, StoreError};
 
 pub mod crawl;
 pub mod diff;
@@ -73,10 +73,10 @@ pub struct ConfigArg {
 }
 
 impl ConfigArg {
-    /// Load and validate the config file this argument names.
+    /// Load and validate the config file this argument names (or `SITEDIFF_CONFIG`, or the
+    /// default); a missing file says where it was looked for and how to name another.
     pub fn load(&self) -> anyhow::Result<Config> {
-        let path = Config::resolve_path(self.config.as_deref());
-        Ok(Config::load(&path)?)
+        Ok(Config::load_located(&Config::locate(self.config.as_deref()))?)
     }
 }
 
@@ -84,11 +84,33 @@ impl ConfigArg {
 /// crawls still marked `running` were left by a process that died: mark them `interrupted`.
 pub fn open_store(cfg: &Config) -> anyhow::Result<Store> {
     let store = Store::open(&cfg.store.path)?;
+    interrupt_stale(&store)?;
+    Ok(store)
+}
+
+/// Open the configured store for a read-only command: as [`open_store`] when no other process has
+/// it, else read-only beside that process (the daemon), seeing what it has committed. Never
+/// refused because the daemon runs.
+pub fn open_store_for_reading(cfg: &Config) -> anyhow::Result<Store> {
+    match Store::open(&cfg.store.path) {
+        Ok(store) => {
+            interrupt_stale(&store)?;
+            Ok(store)
+        }
+        Err(StoreError::InUse { path }) => {
+            tracing::info!(path = %path.display(), "the database is open in another process (the daemon): reading beside it");
+            Ok(Store::open_read_only(&path)?)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn interrupt_stale(store: &Store) -> anyhow::Result<()> {
     let stale = store.interrupt_running("sitediff stopped before the crawl finished")?;
     if !stale.is_empty() {
         tracing::warn!(crawls = ?stale, "crawls left running by a stopped process are now interrupted");
     }
-    Ok(store)
+    Ok(())
 }
 
 /// Compile and check the plugins named in `wanted` (None when there are none). Every broken

@@ -53,12 +53,12 @@ pub fn pair_site_name(head: &Url) -> String {
 }
 
 fn load_config(arg: &ConfigArg) -> anyhow::Result<Config> {
-    let path = Config::resolve_path(arg.config.as_deref());
-    if arg.config.is_none() && !path.exists() {
-        eprintln!("sitediff: no config at {}: using defaults", path.display());
-        return Ok(Config::parse("", &path)?);
+    let location = Config::locate(arg.config.as_deref());
+    if arg.config.is_none() && !location.path.exists() {
+        eprintln!("sitediff: no config at {}: using defaults", location.path.display());
+        return Ok(Config::parse("", &location.path)?);
     }
-    Ok(Config::load(&path)?)
+    Ok(Config::load_located(&location)?)
 }
 
 /// The site the pair crawl runs as: a configured site moved onto `head`, or defaults.

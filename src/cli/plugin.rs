@@ -155,16 +155,16 @@ fn check(file: &Path, limits: &LimitArgs, json: bool) -> anyhow::Result<ExitCode
 }
 
 fn print_info(info: &PluginInfo) {
-    eprintln!("{}: ok, a {} plugin, ABI version {}", info.path.display(), info.kind, info.abi_version);
-    eprintln!(
+    println!("{}: ok, a {} plugin, ABI version {}", info.path.display(), info.kind, info.abi_version);
+    println!(
         "  module: {} bytes, initial memory {} KiB",
         info.module_bytes,
         info.initial_memory_bytes / 1024
     );
-    eprintln!("  exports: {}", info.exports.join(", "));
+    println!("  exports: {}", info.exports.join(", "));
     let imports = if info.imports.is_empty() { "none".to_string() } else { info.imports.join(", ") };
-    eprintln!("  imports: {imports}");
-    eprintln!(
+    println!("  imports: {imports}");
+    println!(
         "  limits per call: fuel {}, memory {} MiB + inputs, timeout {} ms (load probe used {} fuel)",
         info.fuel,
         info.memory_limit_bytes / (1024 * 1024),
@@ -304,7 +304,7 @@ fn run_plugin(args: &RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Print one plugin run: `report` as JSON on stdout with `--json`; otherwise the plugin's log
-/// lines and `summary` on stderr.
+/// lines on stderr and `summary` on stdout.
 fn print_run(
     json: bool,
     name: &str,
@@ -318,7 +318,7 @@ fn print_run(
         for line in logs {
             eprintln!("[{name}] {line}");
         }
-        eprintln!("{summary}");
+        println!("{summary}");
     }
     Ok(())
 }

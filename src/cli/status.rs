@@ -1,10 +1,11 @@
-//! `sitediff status [SITE] [--json]`: sites, their crawls and changed pages.
+//! `sitediff status [SITE] [--json]`: sites, their crawls and changed pages, on stdout. It reads
+//! the store beside a running daemon (a read-only handle) rather than being refused.
 
 use std::process::ExitCode;
 
 use serde::Serialize;
 
-use super::{find_site, open_store, ConfigArg, EXIT_OK};
+use super::{find_site, open_store_for_reading, ConfigArg, EXIT_OK};
 use sitediff::report::CrawlReport;
 use sitediff::store::CrawlRecord;
 
@@ -45,6 +46,10 @@ struct CrawlSummary {
     new: u32,
     failed: u32,
     max_distortion: f64,
+    /// Why it failed or was interrupted.
+    error: Option<String>,
+    /// What it noticed about the site's setup.
+    warnings: Vec<String>,
 }
 
 impl From<&CrawlRecord> for CrawlSummary {
@@ -59,6 +64,8 @@ impl From<&CrawlRecord> for CrawlSummary {
             new: c.counts.new,
             failed: c.counts.failed,
             max_distortion: c.max_distortion,
+            error: c.error.clone(),
+            warnings: c.warnings.clone(),
         }
     }
 }
@@ -69,7 +76,7 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
         Some(name) => vec![find_site(&cfg, name)?],
         None => cfg.sites.iter().collect(),
     };
-    let store = open_store(&cfg)?;
+    let store = open_store_for_reading(&cfg)?;
     let mut out = Vec::new();
     for site in sites {
         let crawls = store.crawls(&site.name)?;
@@ -94,17 +101,28 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     }
     for s in &out {
         match &s.latest {
-            None => eprintln!("{}: no crawls yet ({} baselines) start {}", s.site, s.baselines, s.start),
-            Some(c) => eprintln!(
+            None => println!("{}: no crawls yet ({} baselines) start {}", s.site, s.baselines, s.start),
+            Some(c) => println!(
                 "{}: crawl {} {} — {} pages, {} changed, {} new, {} failed, max distortion {:.6} ({} baselines)",
                 s.site, c.id, c.status, c.pages, c.changed, c.new, c.failed, c.max_distortion, s.baselines
             ),
         }
+        if let Some(c) = &s.latest {
+            if let Some(e) = &c.error {
+                println!("  error: {e}");
+            }
+            // `status SITE` prints them with the latest crawl's report below.
+            if s.latest_pages.is_none() {
+                for w in &c.warnings {
+                    println!("  warning: {w}");
+                }
+            }
+        }
         for c in s.crawls.iter().skip(1) {
-            eprintln!("  crawl {} {} — {} pages, {} changed", c.id, c.status, c.pages, c.changed);
+            println!("  crawl {} {} — {} pages, {} changed", c.id, c.status, c.pages, c.changed);
         }
         if let Some(r) = &s.latest_pages {
-            eprint!("{}", r.human());
+            print!("{}", r.human());
         }
     }
     Ok(ExitCode::from(EXIT_OK))

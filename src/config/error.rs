@@ -1,5 +1,5 @@
-//! What can go wrong loading a config: the file unreadable, not TOML (or an unknown key), or values
-//! that fail validation (every problem at once, each with its key path and line).
+//! What can go wrong loading a config: the file missing or unreadable, not TOML, or keys and
+//! values that fail (every problem at once, each with its key path and line).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -10,13 +10,19 @@ use std::path::PathBuf;
 /// message: print the chain (`{:#}` with anyhow) to see it.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// No file where the config was looked for: where, why there, and how to name another.
+    #[error(
+        "config file {path} not found ({origin}; looked for {tried}): name the config file with \
+         --config PATH or the SITEDIFF_CONFIG variable"
+    )]
+    NotFound { path: PathBuf, tried: PathBuf, origin: ConfigOrigin },
     #[error("cannot read config file {path}")]
     Read {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    /// Not TOML, or a key the schema does not know (the source names it with its line).
+    /// Not TOML, or a value of the wrong type (the source says where).
     #[error("config file {path}")]
     Parse {
         path: PathBuf,
@@ -27,7 +33,28 @@ pub enum ConfigError {
     Invalid { path: PathBuf, issues: Vec<ConfigIssue> },
 }
 
-/// One validation problem: the key path it concerns and what is wrong.
+/// Why the config file was looked for where it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigOrigin {
+    /// `--config PATH`.
+    Flag,
+    /// The `SITEDIFF_CONFIG` variable.
+    Env,
+    /// Neither: the default path.
+    Default,
+}
+
+impl fmt::Display for ConfigOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ConfigOrigin::Flag => "given with --config",
+            ConfigOrigin::Env => "named by SITEDIFF_CONFIG",
+            ConfigOrigin::Default => "the default path: neither --config nor SITEDIFF_CONFIG is set",
+        })
+    }
+}
+
+/// One problem: the key path it concerns and what is wrong.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConfigIssue {
     pub key: String,

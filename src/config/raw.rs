@@ -1,5 +1,5 @@
 //! The config file as written: strict serde structs (`deny_unknown_fields`, so a misspelt key is
-//! rejected with its name and line by the TOML parser). Every key is optional here; defaults and
+//! refused by the parser; `unknown` collects every such key with its line). Every key is optional here; defaults and
 //! checks are applied by validation.
 
 use std::collections::BTreeMap;
@@ -127,11 +127,32 @@ pub struct RawSite {
 }
 
 /// One entry of a site's `urls`: a URL, or a table with the URL and its own capture options.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum RawUrl {
     Plain(String),
     WithOptions(RawUrlOptions),
+}
+
+/// A string or a table, told apart by the value's type (not `untagged`, which would hide the
+/// table's own errors, such as an unknown key, behind "did not match any variant").
+impl<'de> Deserialize<'de> for RawUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<RawUrl, D::Error> {
+        struct UrlVisitor;
+        impl<'de> serde::de::Visitor<'de> for UrlVisitor {
+            type Value = RawUrl;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a URL, or a table with `url` and its capture options")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<RawUrl, E> {
+                Ok(RawUrl::Plain(s.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawUrl, A::Error> {
+                RawUrlOptions::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(RawUrl::WithOptions)
+            }
+        }
+        d.deserialize_any(UrlVisitor)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

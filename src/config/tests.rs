@@ -60,16 +60,81 @@ fn minimal_config_gets_defaults() {
 }
 
 #[test]
-fn unknown_key_is_named_with_its_line() {
+fn unknown_key_is_named_with_its_line_and_the_closest_key() {
     let text = "[[sites]]\nname = \"a\"\nstart = \"http://127.0.0.1/\"\nthreshhold = 0.2\n";
     let err = parse(text).unwrap_err();
     let msg = report(&err);
-    assert!(msg.contains("threshhold"), "{msg}");
-    assert!(msg.contains("line 4"), "{msg}");
     assert!(msg.contains("sitediff.toml"), "{msg}");
-    let ConfigError::Parse { path, source } = &err else { panic!("{err:?}") };
+    assert!(msg.contains("line 4: sites[0].threshhold: unknown key, did you mean \"threshold\"?"), "{msg}");
+    let ConfigError::Invalid { path, issues } = &err else { panic!("{err:?}") };
     assert_eq!(path, Path::new("/tmp/x/sitediff.toml"));
-    assert_eq!(source.span().map(|s| s.start), text.find("threshhold"), "the parser's own error is kept");
+    assert_eq!(issues.len(), 1, "{issues:?}");
+}
+
+#[test]
+fn every_unknown_key_is_reported_at_once_in_file_order() {
+    let text = r#"[server]
+listn = "127.0.0.1:1"
+
+[[sites]]
+name = "a"
+strat = "http://127.0.0.1/"
+viewport = { width = 800, hieght = 600 }
+urls = ["a.html", { url = "b.html", viewprt = { width = 1, height = 1 } }]
+
+[[sites]]
+name = "b"
+start = "http://127.0.0.1/b/"
+colour = "red"
+
+[serverr]
+x = 1
+"#;
+    let err = parse(text).unwrap_err();
+    let ConfigError::Invalid { issues, .. } = &err else { panic!("{err:?}") };
+    let got: Vec<(Option<usize>, &str, &str)> =
+        issues.iter().map(|i| (i.line, i.key.as_str(), i.message.as_str())).collect();
+    assert_eq!(
+        got[..6],
+        [
+            (Some(2), "server.listn", "unknown key, did you mean \"listen\"?"),
+            (Some(6), "sites[0].strat", "unknown key, did you mean \"start\"?"),
+            (Some(7), "sites[0].viewport.hieght", "unknown key, did you mean \"height\"?"),
+            (Some(8), "sites[0].urls[1].viewprt", "unknown key, did you mean \"viewport\"?"),
+            (Some(13), "sites[1].colour", got[4].2),
+            (Some(15), "serverr", "unknown key, did you mean \"server\"?"),
+        ]
+    );
+    assert!(got[4].2.starts_with("unknown key (known here: name, start, prefix,"), "{}", got[4].2);
+    // The rest is validated too, but a key absent because it was misspelt is said once: no
+    // "missing start URL" for site a, and no "missing height" for its viewport.
+    assert_eq!(issues.len(), 6, "{issues:?}");
+    let err = parse("[[sites]]\nname = \"a\"\nstrat = \"http://127.0.0.1/\"\nthreshold = 9\n").unwrap_err();
+    let ConfigError::Invalid { issues, .. } = &err else { panic!("{err:?}") };
+    let keys: Vec<&str> = issues.iter().map(|i| i.key.as_str()).collect();
+    assert_eq!(keys, ["sites[0].strat", "sites[0].threshold"], "{issues:?}");
+}
+
+#[test]
+fn an_unknown_key_and_a_wrong_type_are_reported_together() {
+    let text =
+        "[store]\nkeep = 3\n[[sites]]\nname = \"a\"\nstart = \"http://127.0.0.1/\"\nmax_pages = \"ten\"\n";
+    let err = parse(text).unwrap_err();
+    let ConfigError::Invalid { issues, .. } = &err else { panic!("{err:?}") };
+    assert_eq!(issues.len(), 2, "{issues:?}");
+    assert_eq!((issues[0].key.as_str(), issues[0].line), ("store.keep", Some(2)));
+    assert_eq!(issues[0].message, "unknown key, did you mean \"keep_crawls\"?");
+    assert_eq!((issues[1].key.as_str(), issues[1].line), ("sites[0].max_pages", Some(6)));
+    assert!(issues[1].message.contains("invalid type"), "{}", issues[1].message);
+    // Wrong types are all reported too, and a value taken out for its type is not also "missing".
+    let err = parse("[[sites]]\nname = 5\nstart = \"http://127.0.0.1/\"\nmax_pages = \"ten\"\n").unwrap_err();
+    let ConfigError::Invalid { issues, .. } = &err else { panic!("{err:?}") };
+    let keys: Vec<(&str, Option<usize>)> = issues.iter().map(|i| (i.key.as_str(), i.line)).collect();
+    assert_eq!(keys, [("sites[0].name", Some(2)), ("sites[0].max_pages", Some(4))], "{issues:?}");
+    // Text that is not TOML stops at the parser, with its own message.
+    let err = parse("[[sites]\nname = \"a\"\n").unwrap_err();
+    let ConfigError::Parse { source, .. } = &err else { panic!("{err:?}") };
+    assert!(source.to_string().contains("line 1"), "{source}");
 }
 
 #[test]
@@ -84,9 +149,44 @@ fn unreadable_file_keeps_the_io_error() {
 }
 
 #[test]
+fn a_missing_file_says_where_it_was_looked_for_and_how_to_name_one() {
+    let location = |path: &str, origin| ConfigLocation { path: PathBuf::from(path), origin };
+    let err = Config::load_located(&location("/nonexistent/s.toml", ConfigOrigin::Flag)).unwrap_err();
+    let msg = crate::errors::chain(&err);
+    assert_eq!(
+        msg,
+        "config file /nonexistent/s.toml not found (given with --config; looked for /nonexistent/s.toml): \
+         name the config file with --config PATH or the SITEDIFF_CONFIG variable"
+    );
+    assert!(!msg.contains("os error"), "{msg}");
+    let err = Config::load_located(&location("nope/s.toml", ConfigOrigin::Default)).unwrap_err();
+    let msg = err.to_string();
+    let absolute = std::env::current_dir().unwrap().join("nope/s.toml");
+    assert!(msg.contains(&format!("looked for {}", absolute.display())), "the absolute path tried: {msg}");
+    assert!(msg.contains("neither --config nor SITEDIFF_CONFIG is set"), "{msg}");
+    let err = Config::load_located(&location("/x/s.toml", ConfigOrigin::Env)).unwrap_err();
+    assert!(err.to_string().contains("(named by SITEDIFF_CONFIG;"), "{err}");
+    // Other read errors stay what they were.
+    let dir = Config::load_located(&location("/", ConfigOrigin::Flag)).unwrap_err();
+    assert!(matches!(dir, ConfigError::Read { .. }), "{dir:?}");
+}
+
+#[test]
+fn config_is_located_by_flag_then_variable_then_default() {
+    let flag = Config::locate(Some(Path::new("a.toml")));
+    assert_eq!((flag.path.as_path(), flag.origin), (Path::new("a.toml"), ConfigOrigin::Flag));
+    // The variable is read from the environment: only the cases that do not depend on it here.
+    let found = Config::locate(None);
+    assert!(matches!(found.origin, ConfigOrigin::Env | ConfigOrigin::Default), "{found:?}");
+    if found.origin == ConfigOrigin::Default {
+        assert_eq!(found.path, Path::new(DEFAULT_CONFIG_PATH));
+    }
+}
+
+#[test]
 fn unknown_section_is_named() {
     let msg = report(&parse("[serverr]\nlisten = \"127.0.0.1:1\"\n").unwrap_err());
-    assert!(msg.contains("serverr"), "{msg}");
+    assert!(msg.contains("line 1: serverr: unknown key, did you mean \"server\"?"), "{msg}");
 }
 
 #[test]

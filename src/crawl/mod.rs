@@ -4,6 +4,9 @@
 //! followed only while they stay inside the prefix. HTTP errors are page outcomes, not crawl failures.
 //! A site's extra headers, cookies and basic auth go only to its own origin (the prefix's scheme,
 //! host and port): attached per request, never to a request for another origin.
+//! Each page remembers the page whose links led to it first (its referrer); what became of the
+//! start URL, and the start page's links that leave the prefix, are reported for the sweep to
+//! explain a crawl that found (next to) nothing.
 
 pub mod links;
 
@@ -71,10 +74,12 @@ pub struct DiscoveredPage {
     pub fetch_ms: u64,
     /// The page key of the requested URL when an in-prefix redirect led here.
     pub redirected_from: Option<String>,
+    /// The page key of the page whose links led discovery here first (None for seeds).
+    pub referrer: Option<String>,
 }
 
-/// Tallies of what discovery skipped.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Tallies of what discovery skipped, and what became of the start URL.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DiscoveryStats {
     pub pages: u32,
     pub skipped_non_html: u32,
@@ -82,6 +87,25 @@ pub struct DiscoveryStats {
     pub skipped_max_pages: u32,
     pub skipped_query_variants: u32,
     pub ignored_links: u32,
+    /// The start URL's answer (None: not crawled, or cancelled before it answered).
+    pub start: Option<StartOutcome>,
+}
+
+/// Links of the start page examples are kept of.
+pub const OFF_PREFIX_EXAMPLES: usize = 3;
+
+/// What the start URL gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartOutcome {
+    /// An HTML page. `off_prefix`: its distinct links to the same origin outside the prefix
+    /// (some of them in `examples`).
+    Page { off_prefix: u32, examples: Vec<Url> },
+    /// An HTTP error status, or no answer at all (`status` None).
+    Failed { status: Option<u16>, reason: String },
+    /// Not an HTML page.
+    NotHtml { content_type: String },
+    /// A redirect out of the prefix (not followed).
+    LeftPrefix { to: Option<Url> },
 }
 
 /// Per-crawl settings of discovery.
@@ -89,6 +113,8 @@ pub struct DiscoveryStats {
 pub struct DiscoveryPlan {
     pub site: String,
     pub scope: Scope,
+    /// The start URL when it is crawled (its outcome is reported in [`DiscoveryStats::start`]).
+    pub start: Option<Url>,
     /// Where to start: the start URL and/or explicit URLs.
     pub seeds: Vec<Url>,
     /// Follow links found in pages.
@@ -100,8 +126,8 @@ pub struct DiscoveryPlan {
 
 enum Fetched {
     Page { url: Url, status: u16, body: String },
-    NotHtml,
-    OffPrefixRedirect,
+    NotHtml { content_type: String },
+    OffPrefixRedirect { to: Option<Url> },
     Error { url: Url, status: Option<u16>, reason: String },
 }
 
@@ -237,7 +263,12 @@ async fn fetch(client: &SiteClient, url: &Url) -> Fetched {
     let status = resp.status();
     if status.is_redirection() {
         // The policy stopped: the redirect leaves the prefix.
-        return Fetched::OffPrefixRedirect;
+        let to = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|l| resp.url().join(l).ok());
+        return Fetched::OffPrefixRedirect { to };
     }
     if !status.is_success() {
         return Fetched::Error {
@@ -246,17 +277,11 @@ async fn fetch(client: &SiteClient, url: &Url) -> Fetched {
             reason: format!("HTTP {}", status.as_u16()),
         };
     }
-    let is_html = resp
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|ct| {
-            let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-            mime == "text/html" || mime == "application/xhtml+xml"
-        })
-        .unwrap_or(false);
-    if !is_html {
-        return Fetched::NotHtml;
+    let content_type =
+        resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if mime != "text/html" && mime != "application/xhtml+xml" {
+        return Fetched::NotHtml { content_type: content_type.to_string() };
     }
     let mut resp = resp;
     let mut body = Vec::new();
@@ -302,7 +327,7 @@ pub async fn probe(client: &SiteClient, scope: &Scope, url: &Url) -> Option<Disc
     let fetched = fetch(client, &requested).await;
     let fetch_ms = started.elapsed().as_millis() as u64;
     match fetched {
-        Fetched::NotHtml | Fetched::OffPrefixRedirect => None,
+        Fetched::NotHtml { .. } | Fetched::OffPrefixRedirect { .. } => None,
         Fetched::Error { url, status, reason } => {
             let url = if scope.contains(&url) { url } else { requested.clone() };
             Some(DiscoveredPage {
@@ -311,6 +336,7 @@ pub async fn probe(client: &SiteClient, scope: &Scope, url: &Url) -> Option<Disc
                 url,
                 result: FetchResult::HttpError { status, reason },
                 fetch_ms,
+                referrer: None,
             })
         }
         Fetched::Page { url, status, body } => Some(DiscoveredPage {
@@ -319,13 +345,14 @@ pub async fn probe(client: &SiteClient, scope: &Scope, url: &Url) -> Option<Disc
             result: FetchResult::Page { status, title: extract_links(&body, &url).title },
             url,
             fetch_ms,
+            referrer: None,
         }),
     }
 }
 
 /// Breadth-first discovery. Sends every page (HTML or HTTP error) inside the prefix exactly once,
-/// up to `max_pages`, and returns what it skipped. Stops early when `cancel` fires or the receiver
-/// is gone.
+/// up to `max_pages`, each with the page whose links led to it first, and returns what it skipped
+/// and what the start URL gave. Stops early when `cancel` fires or the receiver is gone.
 pub async fn discover(
     plan: DiscoveryPlan,
     client: SiteClient,
@@ -335,24 +362,26 @@ pub async fn discover(
     let mut stats = DiscoveryStats::default();
     let mut seen: HashSet<Url> = HashSet::new();
     let mut emitted_keys: HashSet<String> = HashSet::new();
-    let mut queue: VecDeque<Url> = VecDeque::new();
+    // URLs to fetch, each with the page key of the page that linked to it (None for seeds).
+    let mut queue: VecDeque<(Url, Option<String>)> = VecDeque::new();
     // Distinct query strings enqueued per path.
     let mut variants: HashMap<String, usize> = HashMap::new();
+    let start = plan.start.as_ref().map(normalize_url);
     for s in &plan.seeds {
         let s = normalize_url(s);
         if plan.scope.contains(&s) && seen.insert(s.clone()) {
-            queue.push_back(s);
+            queue.push_back((s, None));
         }
     }
     let mut in_flight = FuturesUnordered::new();
     loop {
         while in_flight.len() < FETCH_CONCURRENCY && (emitted_keys.len() + in_flight.len()) < plan.max_pages {
-            let Some(url) = queue.pop_front() else { break };
+            let Some((url, referrer)) = queue.pop_front() else { break };
             let client = client.clone();
             in_flight.push(async move {
                 let started = Instant::now();
                 let r = fetch(&client, &url).await;
-                (url, r, started.elapsed())
+                (url, referrer, r, started.elapsed())
             });
         }
         if in_flight.is_empty() {
@@ -362,18 +391,28 @@ pub async fn discover(
             _ = cancel.cancelled() => break,
             n = in_flight.next() => n,
         };
-        let Some((requested, fetched, elapsed)) = next else { break };
+        let Some((requested, referrer, fetched, elapsed)) = next else { break };
         let fetch_ms = elapsed.as_millis() as u64;
+        let is_start = start.as_ref() == Some(&requested);
         let page = match fetched {
-            Fetched::NotHtml => {
+            Fetched::NotHtml { content_type } => {
                 stats.skipped_non_html += 1;
+                if is_start {
+                    stats.start = Some(StartOutcome::NotHtml { content_type });
+                }
                 continue;
             }
-            Fetched::OffPrefixRedirect => {
+            Fetched::OffPrefixRedirect { to } => {
                 stats.skipped_off_prefix_redirect += 1;
+                if is_start {
+                    stats.start = Some(StartOutcome::LeftPrefix { to });
+                }
                 continue;
             }
             Fetched::Error { url, status, reason } => {
+                if is_start {
+                    stats.start = Some(StartOutcome::Failed { status, reason: reason.clone() });
+                }
                 let url = if plan.scope.contains(&url) { url } else { requested.clone() };
                 let Some(key) = plan.scope.page_key(&url) else { continue };
                 let redirected_from = redirect_key(&plan.scope, &requested, &url);
@@ -383,6 +422,7 @@ pub async fn discover(
                     result: FetchResult::HttpError { status, reason },
                     fetch_ms,
                     redirected_from,
+                    referrer,
                 }
             }
             Fetched::Page { url, status, body } => {
@@ -390,6 +430,9 @@ pub async fn discover(
                 let Some(key) = plan.scope.page_key(&url) else { continue };
                 let extracted = extract_links(&body, &url);
                 stats.ignored_links += extracted.ignored_schemes as u32;
+                if is_start {
+                    stats.start = Some(off_prefix_links(&plan.scope, &extracted.links));
+                }
                 if plan.follow_links {
                     for link in extracted.links {
                         if plan.scope.contains(&link) && !seen.contains(&link) {
@@ -402,7 +445,7 @@ pub async fn discover(
                                 }
                                 *n += 1;
                             }
-                            queue.push_back(link);
+                            queue.push_back((link, Some(key.clone())));
                         }
                     }
                 }
@@ -413,6 +456,7 @@ pub async fn discover(
                     result: FetchResult::Page { status, title: extracted.title },
                     fetch_ms,
                     redirected_from,
+                    referrer,
                 }
             }
         };
@@ -429,9 +473,49 @@ pub async fn discover(
     stats
 }
 
+/// The start page's links to its own origin that lie outside the prefix: how many (distinct) and
+/// the first few.
+fn off_prefix_links(scope: &Scope, links: &[Url]) -> StartOutcome {
+    let prefix = scope.prefix();
+    let same_origin = |u: &Url| {
+        u.scheme() == prefix.scheme()
+            && u.host_str() == prefix.host_str()
+            && u.port_or_known_default() == prefix.port_or_known_default()
+    };
+    // Links are distinct already (extract_links drops duplicates).
+    let outside: Vec<&Url> = links.iter().filter(|u| same_origin(u) && !scope.contains(u)).collect();
+    StartOutcome::Page {
+        off_prefix: outside.len() as u32,
+        examples: outside.into_iter().take(OFF_PREFIX_EXAMPLES).cloned().collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_start_page_s_links_outside_the_prefix_are_counted_on_its_origin_only() {
+        let scope = links::Scope::new(&Url::parse("http://h:1/docs/index.html").unwrap());
+        let links: Vec<Url> = [
+            "http://h:1/docs/index.html?x=1",
+            "http://h:1/docs/a.html",
+            "http://h:1/docs/b.html",
+            "http://h:1/",
+            "http://h:1/docs/c.html",
+            "http://other:1/docs/a.html",
+            "https://h:1/docs/a.html",
+        ]
+        .iter()
+        .map(|u| Url::parse(u).unwrap())
+        .collect();
+        let StartOutcome::Page { off_prefix, examples } = off_prefix_links(&scope, &links) else {
+            panic!("a page")
+        };
+        assert_eq!(off_prefix, 4, "a.html, b.html, / and c.html; other hosts and schemes do not count");
+        let examples: Vec<&str> = examples.iter().map(Url::as_str).collect();
+        assert_eq!(examples, ["http://h:1/docs/a.html", "http://h:1/docs/b.html", "http://h:1/"]);
+    }
 
     #[test]
     fn request_headers_carry_headers_cookies_and_basic_auth() {

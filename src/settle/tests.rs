@@ -38,6 +38,7 @@ fn crawl(id: u64, kind: CrawlKind, status: CrawlStatus, counts: CrawlCounts) -> 
         max_distortion: 0.0,
         error: None,
         structure: None,
+        warnings: Vec::new(),
     }
 }
 

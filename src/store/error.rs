@@ -30,6 +30,13 @@ pub enum StoreError {
          up to {supported}); it was left untouched: upgrade sitediff"
     )]
     NewerSchema { path: PathBuf, found: u64, supported: u64 },
+    #[error(
+        "database {path} has schema version {found}; opening it to write (sitediff serve, crawl, \
+         approve) upgrades it to {supported}"
+    )]
+    NeedsUpgrade { path: PathBuf, found: u64, supported: u64 },
+    #[error("database {path} is open read-only: cannot write while {op}")]
+    ReadOnly { path: PathBuf, op: &'static str },
     #[error("no upgrade step from schema version {found} (this build writes {supported})")]
     NoUpgrade { found: u64, supported: u64 },
     #[error("database error while {op}: {source}")]

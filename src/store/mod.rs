@@ -2,9 +2,11 @@
 //!
 //! Every method is blocking (redb transactions); async callers use `spawn_blocking`. State changes
 //! commit with immediate durability, so an approval that returned is on disk. A state change that
-//! depends on what is stored reads it in the write transaction that makes the change. This file
-//! opens the database and holds the plain reads and writes; `transitions.rs` the review state
-//! changes (approve, restore, reject, interrupt), `retention.rs` the removal of old crawls and
+//! depends on what is stored reads it in the write transaction that makes the change. One process
+//! writes (the file lock refuses a second writer); any number may read alongside it through
+//! [`Store::open_read_only`] and see its commits (redb's single-writer mode). This file opens the
+//! database and holds the plain reads and writes; `transitions.rs` the review state changes
+//! (approve, restore, reject, interrupt), `retention.rs` the removal of old crawls and
 //! unreferenced artifacts, `read.rs` the typed reads both kinds of transaction share.
 
 mod error;
@@ -19,7 +21,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use redb::{Database, Durability, ReadableDatabase, ReadableTable};
+use redb::{ConcurrencyMode, Database, Durability, ReadOnlyDatabase, ReadableDatabase, ReadableTable};
 
 pub use error::StoreError;
 use error::{crawl_key, db_err, encode, page_key};
@@ -67,10 +69,39 @@ pub struct ComparisonBasis {
     pub baselines: HashMap<String, BaselineRecord>,
 }
 
+/// How every handle shares the file: one writer, any number of readers beside it.
+const CONCURRENCY: ConcurrencyMode = ConcurrencyMode::SingleWriter;
+
+/// The open database: read-write, or read-only beside another process that writes.
+enum Handle {
+    Write(Database),
+    Read(ReadOnlyDatabase),
+}
+
+impl Handle {
+    fn begin_read(&self) -> Result<redb::ReadTransaction, redb::TransactionError> {
+        match self {
+            Handle::Write(db) => db.begin_read(),
+            Handle::Read(db) => db.begin_read(),
+        }
+    }
+}
+
+#[cfg(test)]
+impl Handle {
+    /// A raw write transaction, for tests that plant records the API would never write.
+    fn begin_write(&self) -> Result<redb::WriteTransaction, redb::TransactionError> {
+        match self {
+            Handle::Write(db) => db.begin_write(),
+            Handle::Read(_) => panic!("a read-only handle has no write transaction"),
+        }
+    }
+}
+
 /// Handle to the database; cheap to clone and shareable across threads.
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    db: Arc<Handle>,
     path: PathBuf,
 }
 
@@ -114,7 +145,7 @@ impl Store {
                     "cannot open the database read-only to check its schema; opening it read-write"
                 ),
             }
-            Database::builder().set_cache_size(STORE_CACHE_BYTES).open(path)
+            Database::builder().set_cache_size(STORE_CACHE_BYTES).set_concurrency_mode(CONCURRENCY).open(path)
         } else {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
@@ -123,15 +154,49 @@ impl Store {
                     source,
                 })?;
             }
-            Database::builder().set_cache_size(STORE_CACHE_BYTES).create(path)
+            Database::builder()
+                .set_cache_size(STORE_CACHE_BYTES)
+                .set_concurrency_mode(CONCURRENCY)
+                .create(path)
         };
         let db = db.map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse { path: path.to_path_buf() },
             source => StoreError::Open { path: path.to_path_buf(), source },
         })?;
-        let store = Store { db: Arc::new(db), path: path.to_path_buf() };
+        let store = Store { db: Arc::new(Handle::Write(db)), path: path.to_path_buf() };
         store.check_schema()?;
         Ok(store)
+    }
+
+    /// Open an existing database for reading only, also while another process (the daemon) has it
+    /// open for writing: reads see that process's commits. Writes fail with
+    /// [`StoreError::ReadOnly`]. A file of an older schema is refused (the writer upgrades it).
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        let db = Database::builder()
+            .set_cache_size(STORE_CACHE_BYTES)
+            .set_concurrency_mode(CONCURRENCY)
+            .open_read_only(path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse { path: path.to_path_buf() },
+                source => StoreError::Open { path: path.to_path_buf(), source },
+            })?;
+        check_newer_schema(&db, path)?;
+        match schema_version(&db)? {
+            Some(SCHEMA_VERSION) => {}
+            found => {
+                return Err(StoreError::NeedsUpgrade {
+                    path: path.to_path_buf(),
+                    found: found.unwrap_or(0),
+                    supported: SCHEMA_VERSION,
+                })
+            }
+        }
+        Ok(Store { db: Arc::new(Handle::Read(db)), path: path.to_path_buf() })
+    }
+
+    /// Whether this handle only reads (see [`Store::open_read_only`]).
+    pub fn is_read_only(&self) -> bool {
+        matches!(*self.db, Handle::Read(_))
     }
 
     pub fn path(&self) -> &Path {
@@ -140,8 +205,9 @@ impl Store {
 
     fn check_schema(&self) -> Result<(), StoreError> {
         const OP: &str = "initialising the schema";
-        check_newer_schema(self.db.as_ref(), &self.path)?;
-        match schema_version(self.db.as_ref())? {
+        let Handle::Write(db) = self.db.as_ref() else { return Ok(()) };
+        check_newer_schema(db, &self.path)?;
+        match schema_version(db)? {
             Some(SCHEMA_VERSION) => return Ok(()),
             Some(found) => {
                 const UP: &str = "upgrading the schema";
@@ -173,7 +239,10 @@ impl Store {
     }
 
     fn write_txn(&self, op: &'static str) -> Result<redb::WriteTransaction, StoreError> {
-        let mut wtx = self.db.begin_write().map_err(db_err(op))?;
+        let Handle::Write(db) = self.db.as_ref() else {
+            return Err(StoreError::ReadOnly { path: self.path.clone(), op });
+        };
+        let mut wtx = db.begin_write().map_err(db_err(op))?;
         wtx.set_durability(Durability::Immediate).map_err(db_err(op))?;
         Ok(wtx)
     }
@@ -210,6 +279,7 @@ impl Store {
                 max_distortion: 0.0,
                 error: None,
                 structure: None,
+                warnings: Vec::new(),
             };
             let mut crawls = wtx.open_table(CRAWLS).map_err(db_err(OP))?;
             crawls.insert(id, encode("crawl", || crawl_key(id), &rec)?.as_slice()).map_err(db_err(OP))?;

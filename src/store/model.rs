@@ -351,6 +351,10 @@ pub struct CrawlRecord {
     /// Pages added, removed, redirected or failing compared with the approved crawl.
     #[serde(default)]
     pub structure: Option<StructuralDiff>,
+    /// What the crawl noticed about its own setup, for people (e.g. "only the start page was
+    /// crawled: its links lie outside the prefix ...").
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 impl CrawlRecord {

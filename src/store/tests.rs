@@ -287,3 +287,43 @@ fn a_second_handle_on_an_open_file_is_refused() {
     let e = Store::open(&d.path().join("db.redb")).unwrap_err();
     assert!(matches!(e, StoreError::InUse { .. }), "{e:?}");
 }
+
+#[test]
+fn a_read_only_handle_reads_beside_the_writer_and_follows_its_commits() {
+    let (d, s) = temp_store();
+    let path = d.path().join("db.redb");
+    let first = finish(&s, running_crawl(&s, "docs", &[("/a", b"A")]).id);
+    let r = Store::open_read_only(&path).expect("a reader beside the open writer");
+    assert!(r.is_read_only() && !s.is_read_only());
+    assert_eq!(r.crawls("docs").unwrap(), std::slice::from_ref(&first));
+    assert_eq!(r.pages(first.id).unwrap().len(), 1);
+    // The writer goes on; the reader sees each commit.
+    let second = s.begin_crawl("docs", CrawlKind::Site, "http://h/", None).unwrap();
+    assert_eq!(r.latest_crawl("docs").unwrap().map(|c| c.id), Some(second.id));
+    // The reader cannot write, and a second writer is still refused.
+    let e = r.begin_crawl("docs", CrawlKind::Site, "http://h/", None).unwrap_err();
+    assert!(matches!(e, StoreError::ReadOnly { op: "starting a crawl", .. }), "{e:?}");
+    assert!(e.to_string().contains("is open read-only"), "{e}");
+    assert!(matches!(Store::open(&path).unwrap_err(), StoreError::InUse { .. }));
+    // A writer can open while only readers have the file.
+    drop(s);
+    let w = Store::open(&path).expect("a writer beside a reader");
+    w.begin_crawl("docs", CrawlKind::Site, "http://h/", None).unwrap();
+    assert_eq!(r.crawl_ids("docs").unwrap().len(), 3);
+}
+
+#[test]
+fn a_read_only_handle_refuses_a_file_it_cannot_read_as_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Store::open_read_only(&dir.path().join("none.redb")).unwrap_err();
+    assert!(matches!(e, StoreError::Open { .. }), "a missing file is not created: {e:?}");
+    assert!(!dir.path().join("none.redb").exists());
+    // A schema-1 file is upgraded by the writer, not read as if it were current.
+    let v1 = dir.path().join("v1.redb");
+    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-v1/sitediff.redb"), &v1)
+        .unwrap();
+    let e = Store::open_read_only(&v1).unwrap_err();
+    assert!(matches!(e, StoreError::NeedsUpgrade { found: 1, .. }), "{e:?}");
+    drop(Store::open(&v1).unwrap());
+    assert!(Store::open_read_only(&v1).is_ok());
+}

@@ -46,13 +46,13 @@ fn counterpart(found: Option<DiscoveredPage>) -> Counterpart {
 fn side_plan(site: &SiteConfig, scope: &Scope) -> DiscoveryPlan {
     let rebase = |u: &Url| site.scope.page_key(u).and_then(|k| scope.url_for_key(&k));
     let mut seeds = Vec::new();
-    if site.crawl || site.urls.is_empty() {
-        seeds.extend(rebase(&site.start));
-    }
+    let start = if site.crawl || site.urls.is_empty() { rebase(&site.start) } else { None };
+    seeds.extend(start.clone());
     seeds.extend(site.urls.iter().filter_map(rebase));
     DiscoveryPlan {
         site: site.name.clone(),
         scope: scope.clone(),
+        start,
         seeds,
         follow_links: site.crawl,
         max_pages: site.max_pages,

@@ -44,6 +44,7 @@ fn discovered(key: &str, result: FetchResult) -> DiscoveredPage {
         result,
         fetch_ms: 7,
         redirected_from: Some("/old".into()),
+        referrer: Some("/links.html".into()),
     }
 }
 
@@ -83,6 +84,7 @@ fn an_http_error_page_is_failed_with_its_status_and_timing() {
     assert_eq!((r.key.as_str(), r.url.as_str()), ("/x", "http://h/x"));
     assert_eq!(r.timing.fetch_ms, 7);
     assert_eq!(r.redirected_from.as_deref(), Some("/old"));
+    assert_eq!(r.referrer.as_deref(), Some("/links.html"), "the page that links to it");
     assert_eq!((r.png, r.distortion), (None, None));
 }
 
@@ -108,6 +110,7 @@ fn a_finished_crawl_counts_its_pages_and_goes_to_review_or_is_interrupted() {
         skipped_max_pages: 3,
         skipped_query_variants: 4,
         ignored_links: 9,
+        start: None,
     };
     let pages = [
         page_with("/a", PageChange::Changed, Some(0.25)),
@@ -184,20 +187,26 @@ fn storing_a_finished_crawl_adds_its_structure_and_applies_retention() {
 }
 
 #[tokio::test]
-async fn a_crawl_of_a_dead_site_records_its_page_as_failed_and_waits_for_review() {
+async fn a_crawl_whose_start_page_does_not_answer_fails_naming_it() {
     let (_d, store) = temp_store();
     let metrics = crate::metrics::Metrics::new().unwrap();
     let sweeper = Sweeper::new(store.clone(), Arc::new(NoBrowser), None, Some(metrics.clone()), 1, 5);
-    let rec = sweeper.run(&site(""), CancellationToken::new(), Arc::new(NoObserver)).await.unwrap();
-    assert_eq!(rec.status, CrawlStatus::Reviewing);
+    let site = site("");
+    let e = sweeper.run(&site, CancellationToken::new(), Arc::new(NoObserver)).await.unwrap_err();
+    let want = format!("site docs: the start page {} did not answer (", site.start);
+    assert!(matches!(e, SweepError::StartPage { .. }) && e.to_string().starts_with(&want), "{e}");
+    assert!(e.to_string().ends_with("): is the site up?"), "{e}");
+    // The crawl is recorded failed with that message, its failed page kept.
+    let rec = store.latest_crawl("docs").unwrap().unwrap();
+    assert_eq!(rec.status, CrawlStatus::Failed);
+    assert_eq!(rec.error.as_deref(), Some(e.to_string().as_str()));
+    assert!(rec.finished_at.is_some());
     assert_eq!((rec.counts.pages, rec.counts.failed), (1, 1));
     let pages = store.pages(rec.id).unwrap();
-    assert_eq!(pages.len(), 1);
     assert_eq!((pages[0].key.as_str(), pages[0].outcome), ("/", PageOutcome::HttpError));
-    assert_eq!(store.crawl(rec.id).unwrap().unwrap().status, CrawlStatus::Reviewing);
     let text = metrics.render().unwrap();
     assert!(text.contains("sitediff_pages_captured_total{outcome=\"http_error\",site=\"docs\"} 1"), "{text}");
-    assert!(text.contains("sitediff_crawls_total{site=\"docs\",status=\"reviewing\"} 1"), "{text}");
+    assert!(!text.contains("status=\"reviewing\"} 1"), "nothing to review: {text}");
 }
 
 #[tokio::test]

@@ -76,10 +76,17 @@ fn parse_usize(q: &HashMap<String, String>, name: &str, default: usize) -> Resul
     }
 }
 
-/// `POST /api/sites/{site}/crawl`: 202 once the crawl is started.
+/// `POST /api/sites/{site}/crawl`: 202 once the crawl is started (recorded, running or waiting
+/// for a slot), with its id.
 pub async fn trigger(app: &App, site: &str) -> Result<Response, RequestError> {
-    app.trigger(site).await?;
-    Ok(json(StatusCode::ACCEPTED, &serde_json::json!({ "site": site, "status": "started" })))
+    let crawl = app.trigger(site).await?;
+    let body = serde_json::json!({
+        "site": site,
+        "crawl": crawl,
+        "status": "started",
+        "url": format!("/api/crawls/{crawl}"),
+    });
+    Ok(json(StatusCode::ACCEPTED, &body))
 }
 
 /// `POST /api/crawls/{id}/approve` and `.../reject`: the crawl afterwards.

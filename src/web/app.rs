@@ -31,8 +31,8 @@ impl App {
         App { state, auth, catalog, review }
     }
 
-    /// Start a crawl of `site` now.
-    pub async fn trigger(&self, site: &str) -> Result<(), RequestError> {
+    /// Start a crawl of `site` now; the new crawl's id.
+    pub async fn trigger(&self, site: &str) -> Result<u64, RequestError> {
         Ok(review::trigger(&self.state.scheduler, site).await?)
     }
 

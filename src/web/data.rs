@@ -123,6 +123,8 @@ pub struct PageSummary {
     pub error: Option<String>,
     /// What the comparison ignored (built-in masking of the site's `mask_selectors`).
     pub masked: Vec<MaskedRect>,
+    /// The page whose links led discovery here first.
+    pub referrer: Option<String>,
 }
 
 /// One rectangle the comparison ignored on both images: the `mask_selectors` entry it belongs to
@@ -182,6 +184,7 @@ impl From<&PageRecord> for PageSummary {
             diff: p.diff,
             error: p.error.clone(),
             masked: masked_rects(p),
+            referrer: p.referrer.clone(),
         }
     }
 }

@@ -27,6 +27,19 @@ fn fmt_ms(ms: i64) -> String {
         .unwrap_or_else(|| "?".into())
 }
 
+/// An HTTP status with its reason phrase: `HTTP 404 Not Found`.
+fn http_status_text(status: u16) -> String {
+    match http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()) {
+        Some(reason) => format!("HTTP {status} {reason}"),
+        None => format!("HTTP {status}"),
+    }
+}
+
+/// A page's error, unless it only repeats its HTTP status (discovery's `HTTP 404` for a 404).
+fn error_beyond_status(error: Option<&str>, status: Option<u16>) -> Option<&str> {
+    error.filter(|e| status.is_none_or(|s| *e != format!("HTTP {s}") && *e != http_status_text(s)))
+}
+
 fn fmt_distortion(d: Option<f64>) -> String {
     match d {
         Some(d) => format!("{:.4}%", d * 100.0),
@@ -307,6 +320,7 @@ fn crawl_header(c: &CrawlRecord) -> Markup {
                 "The crawl passed without a reviewer; baselines are unchanged."
             }
         }
+        @for w in &c.warnings { p class="warn crawl-warning" { "Warning: " (w) } }
         @match c.kind {
             CrawlKind::Pair => {
                 p class="meta" id="crawl-kind" {
@@ -391,8 +405,11 @@ pub fn crawl_view(ctx: &Ctx, l: &Listing) -> String {
                                 (change_badge(p.change))
                                 @if p.approved { " " span class="badge approved" { "approved" } }
                                 " distortion " (fmt_distortion(p.distortion))
-                                @if let Some(s) = p.http_status { " · HTTP " (s) }
-                                @if let Some(e) = &p.error { " · " span class="error" { (e) } }
+                                @if let Some(s) = p.http_status { " · " (http_status_text(s)) }
+                                @if let Some(e) = error_beyond_status(p.error.as_deref(), p.http_status) { " · " span class="error" { (e) } }
+                                @if let Some(r) = &p.referrer {
+                                    " · " span class="referrer" { "linked from " a href=(page_url(c.id, r, PageFilter::All)) { (r) } }
+                                }
                             }
                         }
                     }
@@ -536,7 +553,11 @@ pub fn page_view(ctx: &Ctx, d: &PageDetail, filter: PageFilter) -> String {
             " · " (p.diff_pixels) " px differ"
             @if p.size_changed { " · " span class="warn" { "size changed" } }
             @if p.truncated { " · " span class="warn" { "page cut at max height" } }
-            @if let Some(e) = &p.error { div class="error" { (e) } }
+            @if let Some(s) = p.http_status.filter(|_| p.error.is_some()) { " · " (http_status_text(s)) }
+            @if let Some(r) = &p.referrer {
+                " · " span class="referrer" id="page-referrer" { "linked from " a href=(page_url(c.id, r, PageFilter::All)) { (r) } }
+            }
+            @if let Some(e) = error_beyond_status(p.error.as_deref(), p.http_status) { div class="error" { (e) } }
             @if p.change == PageChange::StillFailing {
                 div class="muted" id="still-failing-note" {
                     "Failing the same way as in the approved crawl"

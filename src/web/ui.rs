@@ -183,11 +183,11 @@ pub fn logout(app: &App, req: &Request, visit: &Visit) -> UiResult {
     Ok(Outcome::NewSession(http::redirect("/"), app.auth.new_session(false, now())))
 }
 
-/// `POST /sites/{site}/crawl`: start a crawl, back to the dashboard.
+/// `POST /sites/{site}/crawl`: start a crawl, on to its crawl view.
 pub async fn trigger(app: &Arc<App>, req: &Request, visit: &Visit, site: String) -> UiResult {
     visit.check_post(app, req, true)?;
-    app.trigger(&site).await?;
-    Ok(Outcome::Done(http::redirect("/")))
+    let crawl = app.trigger(&site).await?;
+    Ok(Outcome::Done(http::redirect(&templates::crawl_url(crawl, PageFilter::All, 0))))
 }
 
 /// `POST /crawls/{id}/approve` and `.../reject`: back to the crawl.

@@ -12,6 +12,7 @@ mod flake;
 mod helpers;
 mod hostile;
 mod mask;
+mod mistakes;
 mod pair;
 mod pipeline;
 mod plugin;
