@@ -6,6 +6,7 @@
 //! (`sites[1].start`); `locate` finds that key's line from the parser's spans; `defaults` holds
 //! every default and limit; `error` what loading reports. This file only finds and loads.
 
+mod builtin;
 mod defaults;
 mod error;
 mod locate;
@@ -16,7 +17,8 @@ mod validate;
 
 use std::path::{Path, PathBuf};
 
-pub use defaults::{BUILTIN_PLUGIN_PREFIX, CONFIG_ENV, DEFAULT_CONFIG_PATH};
+pub use builtin::BUILTIN_PLUGIN_PREFIX;
+pub use defaults::{CONFIG_ENV, DEFAULT_CONFIG_PATH};
 pub use error::{ConfigError, ConfigIssue, ConfigOrigin};
 pub use locate::{locate_key, KeyLocator};
 pub use model::{

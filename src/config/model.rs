@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::defaults::{BUILTIN_PLUGINS, BUILTIN_PLUGIN_PREFIX};
+use super::builtin::{BUILTIN_PLUGINS, BUILTIN_PLUGIN_PREFIX};
 use crate::crawl::links::Scope;
 
 /// A validated configuration.

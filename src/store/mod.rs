@@ -312,40 +312,38 @@ impl Store {
 
     /// Overwrite a crawl record (counts, status, times).
     pub fn update_crawl(&self, rec: &CrawlRecord) -> Result<(), StoreError> {
-        const OP: &str = "updating a crawl";
-        let wtx = self.write_txn(OP)?;
-        {
-            let mut crawls = wtx.open_table(CRAWLS).map_err(db_err(OP))?;
-            if crawls.get(rec.id).map_err(db_err(OP))?.is_none() {
-                return Err(StoreError::NoSuchCrawl { id: rec.id });
-            }
-            crawls
-                .insert(rec.id, encode("crawl", || crawl_key(rec.id), rec)?.as_slice())
-                .map_err(db_err(OP))?;
-        }
-        wtx.commit().map_err(db_err(OP))
+        self.write_crawl(rec, &[], "updating a crawl")
     }
 
     /// Write a finished crawl's record together with the page records restated when it finished
     /// (pages found still failing), in one transaction: its status and its pages' changes agree.
     pub fn finish_crawl(&self, rec: &CrawlRecord, restated: &[PageRecord]) -> Result<(), StoreError> {
-        const OP: &str = "finishing a crawl";
-        let wtx = self.write_txn(OP)?;
+        self.write_crawl(rec, restated, "finishing a crawl")
+    }
+
+    /// Overwrite an existing crawl record and some of its page records in one transaction.
+    fn write_crawl(
+        &self,
+        rec: &CrawlRecord,
+        pages: &[PageRecord],
+        op: &'static str,
+    ) -> Result<(), StoreError> {
+        let wtx = self.write_txn(op)?;
         {
-            let mut crawls = wtx.open_table(CRAWLS).map_err(db_err(OP))?;
-            if crawls.get(rec.id).map_err(db_err(OP))?.is_none() {
+            let mut crawls = wtx.open_table(CRAWLS).map_err(db_err(op))?;
+            if crawls.get(rec.id).map_err(db_err(op))?.is_none() {
                 return Err(StoreError::NoSuchCrawl { id: rec.id });
             }
             crawls
                 .insert(rec.id, encode("crawl", || crawl_key(rec.id), rec)?.as_slice())
-                .map_err(db_err(OP))?;
-            let mut pages = wtx.open_table(PAGES).map_err(db_err(OP))?;
-            for page in restated {
+                .map_err(db_err(op))?;
+            let mut table = wtx.open_table(PAGES).map_err(db_err(op))?;
+            for page in pages {
                 let bytes = encode("page", || page_key(rec.id, &page.key), page)?;
-                pages.insert((rec.id, page.key.as_str()), bytes.as_slice()).map_err(db_err(OP))?;
+                table.insert((rec.id, page.key.as_str()), bytes.as_slice()).map_err(db_err(op))?;
             }
         }
-        wtx.commit().map_err(db_err(OP))
+        wtx.commit().map_err(db_err(op))
     }
 
     pub fn crawl(&self, id: u64) -> Result<Option<CrawlRecord>, StoreError> {

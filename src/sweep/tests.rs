@@ -210,33 +210,6 @@ async fn a_crawl_whose_start_page_does_not_answer_fails_naming_it() {
 }
 
 #[tokio::test]
-async fn a_dead_site_crawled_again_after_approval_still_fails_and_passes() {
-    let (_d, store) = temp_store();
-    let metrics = crate::metrics::Metrics::new().unwrap();
-    let sweeper = Sweeper::new(store.clone(), Arc::new(NoBrowser), None, Some(metrics.clone()), 1, 5);
-    let site = site("");
-    let first = sweeper.run(&site, CancellationToken::new(), Arc::new(NoObserver)).await.unwrap();
-    assert_eq!(first.status, CrawlStatus::Reviewing, "the failure is new");
-    store.approve_crawl(first.id).unwrap();
-
-    let rec = sweeper.run(&site, CancellationToken::new(), Arc::new(NoObserver)).await.unwrap();
-    assert_eq!(rec.status, CrawlStatus::Passed, "{rec:?}");
-    assert_eq!((rec.counts.pages, rec.counts.failed, rec.counts.still_failing), (1, 0, 1));
-    assert_eq!(store.crawl(rec.id).unwrap().unwrap(), rec);
-    assert_eq!(store.page(rec.id, "/").unwrap().unwrap().change, PageChange::StillFailing);
-    let text = metrics.render().unwrap();
-    for line in [
-        "sitediff_crawls_total{site=\"docs\",status=\"reviewing\"} 1",
-        "sitediff_crawls_total{site=\"docs\",status=\"passed\"} 1",
-        "sitediff_site_failed_pages{site=\"docs\",state=\"new\"} 0",
-        "sitediff_site_failed_pages{site=\"docs\",state=\"still\"} 1",
-        "sitediff_pages_captured_total{outcome=\"http_error\",site=\"docs\"} 2",
-    ] {
-        assert!(text.contains(line), "missing {line} in\n{text}");
-    }
-}
-
-#[tokio::test]
 async fn a_crawl_cancelled_before_it_starts_is_interrupted() {
     let (_d, store) = temp_store();
     let sweeper = Sweeper::new(store.clone(), Arc::new(NoBrowser), None, None, 1, 5);

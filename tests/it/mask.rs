@@ -38,7 +38,8 @@ async fn mask_selectors_keep_a_live_clock_unchanged_without_a_plugin() {
     srv.set("/m/clock.html", clock_page("Steady text."));
     let project = TempProject::new();
     let cfg = project.write_config(&format!(
-        "[[sites]]\nname = \"clock\"\nstart = \"{}\"\nviewport = {{ width = 640, height = 480 }}\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\nallow_anonymous_writes = true\n\n\
+         [[sites]]\nname = \"clock\"\nstart = \"{}\"\nviewport = {{ width = 640, height = 480 }}\n\
          mask_selectors = [\"#clock\", \"[data-note='<b>&']\"]\n",
         srv.url("/m/")
     ));

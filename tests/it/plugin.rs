@@ -692,7 +692,7 @@ fn cli_run_masks_and_scores_a_screenshot() {
     assert_eq!(v["logs"][0], "mask_selectors: ignoring the selectors' rectangles");
 
     let top = c_example("score_top_weighted");
-    let (code, _, err) = sitediff(&[
+    let (code, out, err) = sitediff(&[
         "plugin",
         "run",
         top.to_str().unwrap(),
@@ -704,7 +704,7 @@ fn cli_run_masks_and_scores_a_screenshot() {
         base_png.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("score_top_weighted: score 0.") && err.contains("first at row 0"), "{err}");
+    assert!(out.contains("score_top_weighted: score 0.") && out.contains("first at row 0"), "{out}");
     let (code, _, err) =
         sitediff(&["plugin", "run", top.to_str().unwrap(), "--image", new_png.to_str().unwrap()]);
     assert_eq!(code, 2);
