@@ -9,7 +9,7 @@ use std::sync::{Arc, Barrier};
 
 use sitediff::store::*;
 
-use crate::helpers::{run_sitediff, solid_png, Daemon, TempProject};
+use crate::helpers::{csrf_of, run_sitediff, session_cookie, solid_png, Daemon, TempProject};
 
 /// A captured page: a PNG (its colour from the hash of site, crawl and key) and HTML unique to
 /// (site, crawl, key).
@@ -491,18 +491,4 @@ async fn api_refuses_older_approvals_and_restores_what_it_lists() {
             .map(|(k, c)| (k.to_string(), c))
             .collect();
     assert_eq!(from, expected);
-}
-
-fn csrf_of(body: &str) -> String {
-    let at = body.find("name=\"csrf\" value=\"").expect("a form with a CSRF token") + 19;
-    body[at..].split('"').next().unwrap().to_string()
-}
-
-fn session_cookie(r: &reqwest::Response) -> Option<String> {
-    r.headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_string())
-        .find(|c| c.starts_with("sitediff_session="))
-        .map(|c| c.split(';').next().unwrap().to_string())
 }

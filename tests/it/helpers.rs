@@ -420,3 +420,19 @@ pub fn solid_png(width: u32, height: u32, rgba: [u8; 4]) -> Vec<u8> {
     w.finish().unwrap();
     buf
 }
+
+/// The CSRF token of the first form on a UI page.
+pub fn csrf_of(body: &str) -> String {
+    let at = body.find("name=\"csrf\" value=\"").expect("a form with a CSRF token") + 19;
+    body[at..].split('"').next().unwrap().to_string()
+}
+
+/// The `sitediff_session=...` pair a response sets, if any.
+pub fn session_cookie(r: &reqwest::Response) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("sitediff_session="))
+        .map(|c| c.split(';').next().unwrap().to_string())
+}

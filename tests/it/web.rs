@@ -20,7 +20,7 @@ use sitediff::web::{self, WebState};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::helpers::{solid_png, FixtureServer, Response as FixtureResponse};
+use crate::helpers::{csrf_of, session_cookie, solid_png, FixtureServer, Response as FixtureResponse};
 
 const TOKEN: &str = "t0ken-for-tests";
 const CSP: &str =
@@ -475,20 +475,6 @@ async fn ui_escapes_crawled_content_everywhere() {
     assert_eq!((r.status().as_u16(), header(&r, "content-type").starts_with("text/javascript")), (200, true));
     assert!(r.text().await.unwrap().contains("keydown"));
     assert_eq!(f.get("/static/../Cargo.toml").await.status().as_u16(), 404);
-}
-
-fn csrf_of(body: &str) -> String {
-    let at = body.find("name=\"csrf\" value=\"").expect("a form with a CSRF token") + 19;
-    body[at..].split('"').next().unwrap().to_string()
-}
-
-fn session_cookie(r: &reqwest::Response) -> Option<String> {
-    r.headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_string())
-        .find(|c| c.starts_with("sitediff_session="))
-        .map(|c| c.split(';').next().unwrap().to_string())
 }
 
 async fn form_post(
