@@ -33,8 +33,8 @@ pub enum DaemonError {
     Web(#[from] WebError),
     #[error(transparent)]
     Metrics(#[from] MetricsError),
-    #[error("background task failed: {0}")]
-    Task(String),
+    #[error("the store could not be opened: its background task failed")]
+    Task(#[source] tokio::task::JoinError),
 }
 
 /// How long the health probe waits for the WebDriver endpoint.
@@ -90,7 +90,7 @@ pub async fn run(
         Ok::<_, StoreError>(store)
     })
     .await
-    .map_err(|e| DaemonError::Task(e.to_string()))??;
+    .map_err(DaemonError::Task)??;
     let metrics = Metrics::new()?;
     export_stored_crawls(&store, &metrics, &config).await;
 
