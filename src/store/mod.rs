@@ -400,14 +400,10 @@ impl Store {
     /// they were compared against even when an approval lands while the crawl runs.
     pub fn comparison_basis(&self, site: &str) -> Result<ComparisonBasis, StoreError> {
         const OP: &str = "reading what a crawl is compared with";
-        let rtx = self.read_txn(OP)?;
-        let crawls = rtx.open_table(CRAWLS).map_err(db_err(OP))?;
-        let idx = rtx.open_table(SITE_CRAWLS).map_err(db_err(OP))?;
-        let bt = rtx.open_table(BASELINES).map_err(db_err(OP))?;
-        let baselines: HashMap<String, BaselineRecord> =
-            read::baselines(&bt, site, OP)?.into_iter().collect();
-        let approved = read::approved_crawls(&crawls, &idx, site, u64::MAX, OP)?;
-        Ok(ComparisonBasis { against: read::last_approved(&approved).map(|c| c.id), baselines })
+        self.with_site_snapshot(site, OP, |crawls, idx, baselines| {
+            let approved = read::approved_crawls(crawls, idx, site, u64::MAX, OP)?;
+            Ok(ComparisonBasis { against: read::last_approved(&approved).map(|c| c.id), baselines })
+        })
     }
 
     /// The newest approval of a site: the largest id among its approved crawls and the crawls its
@@ -415,13 +411,28 @@ impl Store {
     /// refused; restoring it is the explicit way back.
     pub fn newest_approval(&self, site: &str) -> Result<Option<u64>, StoreError> {
         const OP: &str = "finding the newest approval";
-        let rtx = self.read_txn(OP)?;
-        let crawls = rtx.open_table(CRAWLS).map_err(db_err(OP))?;
-        let idx = rtx.open_table(SITE_CRAWLS).map_err(db_err(OP))?;
-        let bt = rtx.open_table(BASELINES).map_err(db_err(OP))?;
-        let baselines: HashMap<String, BaselineRecord> =
-            read::baselines(&bt, site, OP)?.into_iter().collect();
-        read::newest_approval(&crawls, &idx, &baselines, site, OP)
+        self.with_site_snapshot(site, OP, |crawls, idx, baselines| {
+            read::newest_approval(crawls, idx, &baselines, site, OP)
+        })
+    }
+
+    /// Read a site's crawls, its crawl index and its baselines in one read transaction.
+    fn with_site_snapshot<T>(
+        &self,
+        site: &str,
+        op: &'static str,
+        f: impl FnOnce(
+            &redb::ReadOnlyTable<u64, &'static [u8]>,
+            &redb::ReadOnlyTable<(&'static str, u64), ()>,
+            HashMap<String, BaselineRecord>,
+        ) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let rtx = self.read_txn(op)?;
+        let crawls = rtx.open_table(CRAWLS).map_err(db_err(op))?;
+        let idx = rtx.open_table(SITE_CRAWLS).map_err(db_err(op))?;
+        let bt = rtx.open_table(BASELINES).map_err(db_err(op))?;
+        let baselines = read::baselines(&bt, site, op)?.into_iter().collect();
+        f(&crawls, &idx, baselines)
     }
 
     /// Every site name that has at least one crawl.

@@ -220,13 +220,25 @@ impl RunOutput {
 
 /// Run sitediff with arguments (async-friendly: runs on the blocking pool).
 pub async fn run_sitediff(args: &[&str]) -> RunOutput {
+    run_sitediff_in(None, &[], args).await
+}
+
+/// Run the sitediff binary in `dir` (relative paths are relative to it) with extra variables.
+pub async fn run_sitediff_in(
+    dir: Option<&std::path::Path>,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> RunOutput {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let dir = dir.map(|d| d.to_path_buf());
     tokio::task::spawn_blocking(move || {
-        let out = std::process::Command::new(sitediff_bin())
-            .args(&args)
-            .env_remove("SITEDIFF_CONFIG")
-            .output()
-            .expect("run sitediff");
+        let mut cmd = std::process::Command::new(sitediff_bin());
+        cmd.args(&args).env_remove("SITEDIFF_CONFIG").envs(env);
+        if let Some(d) = dir {
+            cmd.current_dir(d);
+        }
+        let out = cmd.output().expect("run sitediff");
         RunOutput {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -435,4 +447,16 @@ pub fn session_cookie(r: &reqwest::Response) -> Option<String> {
         .map(|v| v.to_str().unwrap().to_string())
         .find(|c| c.starts_with("sitediff_session="))
         .map(|c| c.split(';').next().unwrap().to_string())
+}
+
+/// POST to the daemon, with the write token when given; (status, JSON body or null).
+pub async fn post_json(url: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+    let mut req = reqwest::Client::new().post(url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.unwrap();
+    let code = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    (code, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
 }

@@ -107,23 +107,7 @@ async fn mask_selectors_keep_a_live_clock_unchanged_without_a_plugin() {
 
 /// Run sitediff in `dir` (relative paths given are relative to it).
 async fn run_in(dir: &Path, args: &[&str]) -> RunOutput {
-    let (dir, args) = (dir.to_path_buf(), args.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-    tokio::task::spawn_blocking(move || {
-        let out = std::process::Command::new(crate::helpers::sitediff_bin())
-            .args(&args)
-            .current_dir(&dir)
-            .env_remove("SITEDIFF_CONFIG")
-            .env("SITEDIFF_TOKEN", "mask-test-token")
-            .output()
-            .expect("run sitediff");
-        RunOutput {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    })
-    .await
-    .expect("join")
+    crate::helpers::run_sitediff_in(Some(dir), &[("SITEDIFF_TOKEN", "mask-test-token")], args).await
 }
 
 fn ad_page(ad: &str) -> Response {

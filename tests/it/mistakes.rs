@@ -177,12 +177,8 @@ async fn a_prefix_naming_a_file_crawls_one_page_and_says_which_prefix_was_meant(
     assert_eq!((j["pages"].as_u64(), &j["warnings"]), (Some(4), &serde_json::json!([])), "{j}");
 }
 
-/// POST with the test token; (status, JSON body).
 async fn post(url: &str) -> (u16, serde_json::Value) {
-    let resp = reqwest::Client::new().post(url).bearer_auth(TOKEN).send().await.unwrap();
-    let code = resp.status().as_u16();
-    let text = resp.text().await.unwrap_or_default();
-    (code, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+    crate::helpers::post_json(url, Some(TOKEN)).await
 }
 
 async fn get_json(url: &str) -> serde_json::Value {

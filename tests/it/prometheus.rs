@@ -77,10 +77,7 @@ fn page(color: &str) -> Response {
 }
 
 async fn post(url: &str) -> (u16, serde_json::Value) {
-    let resp = reqwest::Client::new().post(url).send().await.unwrap();
-    let code = resp.status().as_u16();
-    let text = resp.text().await.unwrap_or_default();
-    (code, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+    crate::helpers::post_json(url, None).await
 }
 
 /// Trigger a crawl through the API and wait for it to finish; returns its id.

@@ -22,10 +22,7 @@ fn site(srv: &FixtureServer) {
 }
 
 async fn post(url: &str) -> (u16, serde_json::Value) {
-    let resp = reqwest::Client::new().post(url).bearer_auth(TOKEN).send().await.unwrap();
-    let code = resp.status().as_u16();
-    let text = resp.text().await.unwrap_or_default();
-    (code, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+    crate::helpers::post_json(url, Some(TOKEN)).await
 }
 
 async fn get_json(url: &str) -> serde_json::Value {
