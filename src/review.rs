@@ -137,12 +137,6 @@ pub async fn trigger(scheduler: &SchedulerHandle, site: &str) -> Result<u64, Rev
     }
 }
 
-/// Whether a crawl waits for someone's verdict: reviewing, with changed, new, newly failing, added
-/// or removed pages (see [`crate::settle::review_items`]).
-pub fn needs_review(c: &CrawlRecord) -> bool {
-    crate::settle::needs_review(c)
-}
-
 /// How many moved keys a restore names in its log line.
 const LOGGED_MOVES: usize = 20;
 

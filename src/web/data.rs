@@ -12,7 +12,7 @@ use super::error::RequestError;
 use super::state::WebState;
 use super::textdiff::{self, TextChange};
 use crate::capture::geometry::png_size;
-use crate::review::needs_review;
+use crate::settle::needs_review;
 use crate::store::{CrawlRecord, CrawlStatus, Hash, PageChange, PageRecord, Store};
 
 /// Finished crawls whose sorted page list is kept in memory.
