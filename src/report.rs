@@ -192,3 +192,6 @@ fn rank(change: &str) -> u8 {
         _ => 6,
     }
 }
+
+pub mod html;
+pub mod junit;

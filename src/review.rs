@@ -123,6 +123,20 @@ pub async fn trigger(scheduler: &SchedulerHandle, site: &str) -> Result<u64, Rev
         .trigger(site)
         .await
         .map_err(|source| ReviewError::Scheduler { site: site.to_string(), source })?;
+    triggered(site, outcome)
+}
+
+/// Start a crawl of a site given whole (a pair crawl through the API) now; the new crawl's id.
+pub async fn trigger_site(scheduler: &SchedulerHandle, site: crate::config::SiteConfig) -> Result<u64, ReviewError> {
+    let name = site.name.clone();
+    let outcome = scheduler
+        .trigger_site(site)
+        .await
+        .map_err(|source| ReviewError::Scheduler { site: name.clone(), source })?;
+    triggered(&name, outcome)
+}
+
+fn triggered(site: &str, outcome: TriggerOutcome) -> Result<u64, ReviewError> {
     match outcome {
         TriggerOutcome::Started { crawl } => {
             tracing::info!(site, crawl, "crawl started by a review action");

@@ -56,10 +56,23 @@ struct Shared {
     next_run: HashMap<String, DateTime<Utc>>,
     /// The crawl id currently running per site.
     running_crawl: HashMap<String, u64>,
+    /// Progress of the crawls started here and not finished yet.
+    progress: HashMap<u64, CrawlProgress>,
+}
+
+/// How far a running crawl has got (pages processed of those discovered so far).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CrawlProgress {
+    pub done: u32,
+    pub discovered: u32,
+    pub changed: u32,
+    pub failed: u32,
 }
 
 struct Trigger {
     site: String,
+    /// A site not in the config (a pair crawl through the API); `None`: look `site` up.
+    config: Option<Box<SiteConfig>>,
     reply: oneshot::Sender<TriggerOutcome>,
 }
 
@@ -68,6 +81,8 @@ struct Trigger {
 pub struct SchedulerHandle {
     tx: mpsc::Sender<Trigger>,
     shared: Arc<Mutex<Shared>>,
+    /// Bumped whenever a crawl's progress moves or a crawl ends (waiters watch it).
+    changes: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 fn lock(m: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
@@ -78,8 +93,29 @@ impl SchedulerHandle {
     /// Start a crawl of `site` now (unless one is running).
     pub async fn trigger(&self, site: &str) -> Result<TriggerOutcome, SchedulerError> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Trigger { site: site.to_string(), reply }).await.map_err(|_| SchedulerError::Stopped)?;
+        let t = Trigger { site: site.to_string(), config: None, reply };
+        self.tx.send(t).await.map_err(|_| SchedulerError::Stopped)?;
         rx.await.map_err(|_| SchedulerError::Stopped)
+    }
+
+    /// Start a crawl of a site given whole (a pair crawl that is not in the config) now, unless
+    /// one of that name is running.
+    pub async fn trigger_site(&self, site: SiteConfig) -> Result<TriggerOutcome, SchedulerError> {
+        let (reply, rx) = oneshot::channel();
+        let t = Trigger { site: site.name.clone(), config: Some(Box::new(site)), reply };
+        self.tx.send(t).await.map_err(|_| SchedulerError::Stopped)?;
+        rx.await.map_err(|_| SchedulerError::Stopped)
+    }
+
+    /// Progress of a crawl started by this scheduler and not finished (`None` otherwise, or
+    /// while it waits for a slot).
+    pub fn progress(&self, crawl: u64) -> Option<CrawlProgress> {
+        lock(&self.shared).progress.get(&crawl).copied()
+    }
+
+    /// A receiver that sees a new value whenever any crawl's progress moves or a crawl ends.
+    pub fn watch_progress(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// When the site's schedule fires next (None: no schedule).
@@ -104,6 +140,7 @@ pub struct Scheduler<C: Capturer + 'static> {
     sweeper: Arc<Sweeper<C>>,
     metrics: Metrics,
     shared: Arc<Mutex<Shared>>,
+    changes: Arc<tokio::sync::watch::Sender<u64>>,
     slots: Arc<Semaphore>,
     tracker: TaskTracker,
     cancel: CancellationToken,
@@ -122,8 +159,9 @@ impl<C: Capturer + 'static> Scheduler<C> {
         let (tx, rx) = mpsc::channel(TRIGGER_QUEUE);
         let shared = Arc::new(Mutex::new(Shared::default()));
         let slots = Arc::new(Semaphore::new(config.scheduler.max_concurrent_sites));
-        let handle = SchedulerHandle { tx, shared: shared.clone() };
-        (Scheduler { config, sweeper, metrics, shared, slots, tracker, cancel, rx }, handle)
+        let changes = Arc::new(tokio::sync::watch::Sender::new(0));
+        let handle = SchedulerHandle { tx, shared: shared.clone(), changes: changes.clone() };
+        (Scheduler { config, sweeper, metrics, shared, changes, slots, tracker, cancel, rx }, handle)
     }
 
     /// Run until cancelled: fire schedules, handle triggers. Crawls run on the tracker; they see
@@ -154,11 +192,15 @@ impl<C: Capturer + 'static> Scheduler<C> {
 
     /// Start a crawl a trigger asks for; it is answered with the crawl's id once the crawl is
     /// recorded, or at once with the reason nothing starts.
-    fn handle_trigger(&self, t: Trigger) {
-        let Some(site) = self.config.site(&t.site) else {
-            return answer(t, TriggerOutcome::UnknownSite);
+    fn handle_trigger(&self, mut t: Trigger) {
+        let site = match t.config.take() {
+            Some(site) => *site,
+            None => match self.config.site(&t.site) {
+                Some(site) => site.clone(),
+                None => return answer(t, TriggerOutcome::UnknownSite),
+            },
         };
-        if let Err(refused) = self.start(site.clone(), Reason::Manual, Some(t.reply)) {
+        if let Err(refused) = self.start(site, Reason::Manual, Some(t.reply)) {
             tracing::debug!(site = %t.site, outcome = ?refused, "crawl trigger refused");
         }
     }
@@ -210,6 +252,7 @@ impl<C: Capturer + 'static> Scheduler<C> {
         let slots = self.slots.clone();
         let sweeper = self.sweeper.clone();
         let shared = self.shared.clone();
+        let changes = self.changes.clone();
         let cancel = self.cancel.clone();
         self.tracker.spawn(async move {
             let crawl = match sweeper.begin(&site).await {
@@ -219,7 +262,7 @@ impl<C: Capturer + 'static> Scheduler<C> {
                     if let Some(reply) = reply {
                         send_answer(&site.name, reply, TriggerOutcome::NotStarted { error: crate::errors::chain(&e) });
                     }
-                    release(&shared, &site.name);
+                    release(&shared, &changes, &site.name, None);
                     return;
                 }
             };
@@ -239,24 +282,39 @@ impl<C: Capturer + 'static> Scheduler<C> {
             };
             if permit.is_some() {
                 tracing::info!(site = %site.name, crawl = crawl.id, ?reason, "starting crawl");
-                let observer = Arc::new(RunningCrawl { shared: shared.clone(), site: site.name.clone() });
+                let observer = Arc::new(RunningCrawl {
+                    shared: shared.clone(),
+                    changes: changes.clone(),
+                    site: site.name.clone(),
+                    crawl: crawl.id,
+                });
+                lock(&shared).progress.insert(crawl.id, CrawlProgress::default());
+                let id = crawl.id;
                 if let Err(e) = sweeper.run_begun(&site, crawl, cancel, observer).await {
                     tracing::error!(site = %site.name, error = %e, "crawl failed");
                 }
+                release(&shared, &changes, &site.name, Some(id));
             } else {
+                let id = crawl.id;
                 sweeper.abandon(crawl).await;
+                release(&shared, &changes, &site.name, Some(id));
             }
-            release(&shared, &site.name);
         });
         Ok(())
     }
 }
 
-/// The site's crawl is over: it may be started again.
-fn release(shared: &Mutex<Shared>, site: &str) {
-    let mut s = lock(shared);
-    s.busy.remove(site);
-    s.running_crawl.remove(site);
+/// The site's crawl is over (its record is final): it may be started again, and waiters see it.
+fn release(shared: &Mutex<Shared>, changes: &tokio::sync::watch::Sender<u64>, site: &str, crawl: Option<u64>) {
+    {
+        let mut s = lock(shared);
+        s.busy.remove(site);
+        s.running_crawl.remove(site);
+        if let Some(id) = crawl {
+            s.progress.remove(&id);
+        }
+    }
+    changes.send_modify(|v| *v += 1);
 }
 
 /// How long the scheduler sleeps when no site has a schedule (triggers still wake it).
@@ -295,15 +353,40 @@ fn send_answer(site: &str, reply: oneshot::Sender<TriggerOutcome>, outcome: Trig
     }
 }
 
-/// Records the running crawl's id for the handle.
+/// Records the running crawl's id and progress for the handle.
 struct RunningCrawl {
     shared: Arc<Mutex<Shared>>,
+    changes: Arc<tokio::sync::watch::Sender<u64>>,
     site: String,
+    crawl: u64,
+}
+
+impl RunningCrawl {
+    fn count(&self, f: impl FnOnce(&mut CrawlProgress)) {
+        if let Some(p) = lock(&self.shared).progress.get_mut(&self.crawl) {
+            f(p);
+        }
+        self.changes.send_modify(|v| *v += 1);
+    }
 }
 
 impl crate::sweep::SweepObserver for RunningCrawl {
     fn started(&self, crawl: &CrawlRecord) {
         lock(&self.shared).running_crawl.insert(self.site.clone(), crawl.id);
+    }
+    fn discovered(&self, _page: &crate::crawl::DiscoveredPage) {
+        self.count(|p| p.discovered += 1);
+    }
+    fn page_done(&self, page: &crate::store::PageRecord) {
+        use crate::store::PageChange;
+        self.count(|p| {
+            p.done += 1;
+            match page.change {
+                PageChange::Changed | PageChange::Added | PageChange::Removed => p.changed += 1,
+                PageChange::Failed => p.failed += 1,
+                _ => {}
+            }
+        });
     }
 }
 

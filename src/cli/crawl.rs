@@ -6,12 +6,13 @@ use std::sync::Arc;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
-use super::{find_site, load_plugins, open_store, runtime, ConfigArg, EXIT_CHANGES, EXIT_ERROR, EXIT_OK};
+use super::outcome::{exit_code, print_report, write_html, write_junit};
+use super::{find_site, load_plugins, local_ui_base, open_store, remote, runtime, ConfigArg, GateArgs, EXIT_ERROR};
 use sitediff::capture::pool::BrowserPool;
 use sitediff::config::{Config, SiteConfig};
 use sitediff::crawl::DiscoveredPage;
 use sitediff::report::CrawlReport;
-use sitediff::store::{CrawlRecord, CrawlStatus, PageRecord};
+use sitediff::store::{CrawlRecord, PageRecord};
 use sitediff::sweep::{SweepObserver, Sweeper};
 
 #[derive(Debug, clap::Args)]
@@ -21,6 +22,8 @@ pub struct CrawlArgs {
     /// One JSON object on stdout instead of the human summary.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub gate: GateArgs,
     #[command(flatten)]
     pub config: ConfigArg,
 }
@@ -47,17 +50,25 @@ impl SweepObserver for Progress {
 }
 
 pub fn run(args: &CrawlArgs) -> anyhow::Result<ExitCode> {
+    if let Some(client) = args.gate.server.client()? {
+        return remote::crawl(&client, &args.site, args.json, &args.gate);
+    }
+    if args.gate.no_wait {
+        anyhow::bail!("--no-wait needs --server (or SITEDIFF_SERVER): a local crawl runs in this process");
+    }
     let cfg = args.config.load()?;
     let site = find_site(&cfg, &args.site)?.clone();
-    run_site(&cfg, site, args.json)
+    run_site(&cfg, site, args.json, &args.gate)
 }
 
-/// Crawl one site (a configured one, or a pair site built by `sitediff pair`) with a progress bar
-/// and print its report; exit 0 = nothing changed, 1 = changed/added/removed pages, 2 = error.
-pub fn run_site(cfg: &Config, site: SiteConfig, json: bool) -> anyhow::Result<ExitCode> {
+/// Crawl one site (a configured one, or a pair site built by `sitediff pair`) with a progress bar,
+/// print its report, write the report files asked for, and exit by the shared policy
+/// ([`exit_code`]: 0 nothing over threshold, 1 changes/failures, 2 error).
+pub fn run_site(cfg: &Config, site: SiteConfig, json: bool, gate: &GateArgs) -> anyhow::Result<ExitCode> {
     let plugins = load_plugins(cfg, &site.plugins)?;
-    let store = open_store(cfg)?;
     let rt = runtime()?;
+    rt.block_on(gate.wait_until_ready())?;
+    let store = open_store(cfg)?;
     let (crawl, pages) = rt.block_on(async {
         let cancel = CancellationToken::new();
         let on_signal = cancel.clone();
@@ -92,16 +103,19 @@ pub fn run_site(cfg: &Config, site: SiteConfig, json: bool) -> anyhow::Result<Ex
         anyhow::Ok((crawl, pages))
     })?;
     let report = CrawlReport::new(&crawl, &pages);
-    if json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
-        eprint!("{}", report.human());
+    print_report(&report, json)?;
+    let ui = local_ui_base(cfg);
+    if let Some(path) = &gate.junit {
+        write_junit(path, &report, &ui)?;
     }
-    let changes = crawl.counts.changed + crawl.counts.added + crawl.counts.removed;
-    Ok(ExitCode::from(match crawl.status {
-        CrawlStatus::Reviewing if changes > 0 => EXIT_CHANGES,
-        // New and failed pages are for review but not changes; still-failing ones not even that.
-        CrawlStatus::Reviewing | CrawlStatus::Passed => EXIT_OK,
-        _ => EXIT_ERROR,
-    }))
+    if let Some(dir) = &gate.html {
+        let mut blobs = std::collections::HashMap::new();
+        for h in sitediff::report::html::needed_blobs(&pages) {
+            if let Some(b) = store.blob(&h)? {
+                blobs.insert(h, b);
+            }
+        }
+        write_html(dir, &report, &pages, &blobs, &ui)?;
+    }
+    Ok(ExitCode::from(exit_code(crawl.status, &crawl.counts, &gate.fail_on)))
 }

@@ -11,10 +11,15 @@ use sitediff::config::{Config, PluginConfig, SiteConfig};
 use sitediff::plugin::PluginHost;
 use sitediff::store::{Store, StoreError};
 
+pub mod client;
 pub mod crawl;
 pub mod diff;
+pub mod outcome;
 pub mod pair;
 pub mod plugin;
+pub mod ready;
+pub mod remote;
+pub mod report;
 pub mod review;
 pub mod serve;
 pub mod status;
@@ -59,6 +64,8 @@ pub enum Command {
     Pair(pair::PairArgs),
     /// A crawl from screenshots made elsewhere (one PNG per page key), compared with baselines.
     Upload(upload::UploadArgs),
+    /// Write a crawl's report: JUnit XML, a self-contained HTML directory, or JSON.
+    Report(report::ReportArgs),
     /// Validate or try a WebAssembly plugin.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
@@ -78,6 +85,46 @@ impl ConfigArg {
     pub fn load(&self) -> anyhow::Result<Config> {
         Ok(Config::load_located(&Config::locate(self.config.as_deref()))?)
     }
+}
+
+/// The release-gate options of `crawl` and `pair`: client mode, waiting, exit policy, reports.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GateArgs {
+    #[command(flatten)]
+    pub server: client::ServerArgs,
+    /// With --server: print the crawl id and return at once (exit 0) instead of waiting.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Which pages fail the run (exit 1), comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = outcome::DEFAULT_FAIL_ON)]
+    pub fail_on: Vec<outcome::FailOn>,
+    /// Write the crawl's JUnit XML report to this file.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Write the crawl's self-contained HTML report into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub html: Option<PathBuf>,
+    /// Before starting, wait until this URL answers 2xx (e.g. a just-deployed staging server).
+    #[arg(long, value_name = "URL")]
+    pub wait_for: Option<String>,
+    /// How long --wait-for waits, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 120, requires = "wait_for")]
+    pub wait_timeout: u64,
+}
+
+impl GateArgs {
+    /// Run the `--wait-for` readiness wait, if asked.
+    pub async fn wait_until_ready(&self) -> anyhow::Result<()> {
+        if let Some(url) = &self.wait_for {
+            ready::wait_until_ready(url, std::time::Duration::from_secs(self.wait_timeout)).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The review UI's address in a local run's report links: the configured listen address.
+pub fn local_ui_base(cfg: &Config) -> String {
+    format!("http://{}", cfg.server.listen)
 }
 
 /// Open the configured store. The redb file lock guarantees no other sitediff process has it, so
@@ -174,5 +221,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plugin(cmd) => plugin::run(&cmd),
         Command::Pair(args) => pair::run(&args),
         Command::Upload(args) => upload::run(&args),
+        Command::Report(args) => report::run(&args),
     }
 }

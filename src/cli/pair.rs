@@ -3,16 +3,12 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use url::Url;
 
 use super::crawl::run_site;
-use super::ConfigArg;
-use sitediff::config::{Config, SiteConfig};
-use sitediff::crawl::links::{normalize_url, Scope};
-
-/// Longest site name (the config's rule).
-const MAX_SITE_NAME: usize = 64;
+use super::{remote, ConfigArg, GateArgs};
+use sitediff::config::Config;
+use sitediff::pair::pair_site;
 
 #[derive(Debug, clap::Args)]
 pub struct PairArgs {
@@ -30,26 +26,9 @@ pub struct PairArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
+    pub gate: GateArgs,
+    #[command(flatten)]
     pub config: ConfigArg,
-}
-
-/// The default site name of a pair crawl: `pair-HOST-PORT-PATH` with every other character `-`.
-pub fn pair_site_name(head: &Url) -> String {
-    let mut raw = String::from("pair-");
-    raw.push_str(head.host_str().unwrap_or("host"));
-    if let Some(p) = head.port() {
-        raw.push_str(&format!("-{p}"));
-    }
-    raw.push_str(head.path());
-    let mut name = String::with_capacity(raw.len());
-    for c in raw.chars() {
-        let c = if c.is_ascii_alphanumeric() || matches!(c, '.' | '_') { c } else { '-' };
-        if !(c == '-' && name.ends_with('-')) {
-            name.push(c);
-        }
-    }
-    let name = name.trim_end_matches('-');
-    name.chars().take(MAX_SITE_NAME).collect::<String>().trim_end_matches('-').to_string()
 }
 
 fn load_config(arg: &ConfigArg) -> anyhow::Result<Config> {
@@ -61,53 +40,20 @@ fn load_config(arg: &ConfigArg) -> anyhow::Result<Config> {
     Ok(Config::load_located(&location)?)
 }
 
-/// The site the pair crawl runs as: a configured site moved onto `head`, or defaults.
-fn pair_site(cfg: &Config, name: &str, head: &str, base: &str) -> anyhow::Result<SiteConfig> {
-    let fresh = SiteConfig::for_pair(name, head, base).map_err(|issues| {
-        let lines: Vec<String> = issues.iter().map(|i| format!("  - {}", i.message)).collect();
-        anyhow::anyhow!("bad pair arguments:\n{}", lines.join("\n"))
-    })?;
-    let Some(configured) = cfg.site(name) else { return Ok(fresh) };
-    let mut site = configured.clone();
-    let old_scope = site.scope.clone();
-    let rebase = |u: &Url| old_scope.page_key(u).and_then(|k| fresh.scope.url_for_key(&k));
-    site.urls = site.urls.iter().filter_map(rebase).collect();
-    site.start = rebase(&site.start).unwrap_or_else(|| fresh.start.clone());
-    site.scope = fresh.scope.clone();
-    site.compare_to = fresh.compare_to.clone();
-    site.schedule = None;
-    Ok(site)
-}
-
 pub fn run(args: &PairArgs) -> anyhow::Result<ExitCode> {
+    if let Some(client) = args.gate.server.client()? {
+        return remote::pair(&client, &args.base, &args.head, args.site.as_deref(), args.json, &args.gate);
+    }
+    if args.gate.no_wait {
+        anyhow::bail!("--no-wait needs --server (or SITEDIFF_SERVER): a local pair crawl runs in this process");
+    }
     let cfg = load_config(&args.config)?;
-    let head = Url::parse(&args.head).with_context(|| format!("--head {:?} is not a URL", args.head))?;
-    let name = match &args.site {
-        Some(n) => n.clone(),
-        None => pair_site_name(&Scope::new(&normalize_url(&head)).prefix().clone()),
-    };
-    let site = pair_site(&cfg, &name, &args.head, &args.base)?;
+    let site = pair_site(&cfg, args.site.as_deref(), &args.head, &args.base)?;
     eprintln!(
         "pair {}: {} (head) against {} (base)",
         site.name,
         site.scope.prefix(),
         site.compare_to.as_ref().map(Url::as_str).unwrap_or("?")
     );
-    run_site(&cfg, site, args.json)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn default_names_are_valid_site_names() {
-        let n = pair_site_name(&Url::parse("http://127.0.0.1:9000/docs/v2/").unwrap());
-        assert_eq!(n, "pair-127.0.0.1-9000-docs-v2");
-        let n = pair_site_name(&Url::parse("https://Staging.Example.com/").unwrap());
-        assert_eq!(n, "pair-staging.example.com");
-        let long = format!("http://h/{}/", "x".repeat(200));
-        let n = pair_site_name(&Url::parse(&long).unwrap());
-        assert!(n.len() <= MAX_SITE_NAME && !n.ends_with('-'), "{n}");
-    }
+    run_site(&cfg, site, args.json, &args.gate)
 }

@@ -5,7 +5,8 @@
 
 use std::process::ExitCode;
 
-use super::{find_site, open_store, ConfigArg, EXIT_OK};
+use super::client::ServerArgs;
+use super::{find_site, open_store, remote, ConfigArg, EXIT_OK};
 pub use sitediff::review::Verdict;
 use sitediff::review::{Review, ReviewError};
 
@@ -16,6 +17,8 @@ pub struct ReviewArgs {
     /// The crawl id (default: the site's latest crawl).
     #[arg(long)]
     pub crawl: Option<u64>,
+    #[command(flatten)]
+    pub server: ServerArgs,
     #[command(flatten)]
     pub config: ConfigArg,
 }
@@ -31,6 +34,10 @@ pub struct ApproveArgs {
 }
 
 pub fn approve(args: &ApproveArgs) -> anyhow::Result<ExitCode> {
+    if let Some(client) = args.review.server.client()? {
+        let action = if args.restore { "restore" } else { "approve" };
+        return remote::verdict(&client, &args.review.site, args.review.crawl, action);
+    }
     if !args.restore {
         return run(&args.review, Verdict::Approve);
     }
@@ -53,6 +60,13 @@ pub fn approve(args: &ApproveArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn run(args: &ReviewArgs, verdict: Verdict) -> anyhow::Result<ExitCode> {
+    if let Some(client) = args.server.client()? {
+        let action = match verdict {
+            Verdict::Approve => "approve",
+            Verdict::Reject => "reject",
+        };
+        return remote::verdict(&client, &args.site, args.crawl, action);
+    }
     let (store, crawl) = resolve(args)?;
     let rec = match Review::new(store.clone()).verdict(crawl, verdict) {
         Ok(rec) => rec,

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
-use super::{find_site, open_store_for_reading, ConfigArg, EXIT_OK};
+use super::client::{DaemonClient, ServerArgs};
+use super::remote::{seg, Records};
+use super::{find_site, open_store_for_reading, runtime, ConfigArg, EXIT_OK};
 use sitediff::report::CrawlReport;
 use sitediff::store::CrawlRecord;
 
@@ -20,6 +22,8 @@ pub struct StatusArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
     pub config: ConfigArg,
 }
 
@@ -28,7 +32,9 @@ struct SiteStatus {
     site: String,
     start: String,
     schedule: Option<String>,
-    baselines: usize,
+    /// Unknown (absent) in client mode: the API does not count them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    baselines: Option<usize>,
     latest: Option<CrawlSummary>,
     crawls: Vec<CrawlSummary>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -71,6 +77,10 @@ impl From<&CrawlRecord> for CrawlSummary {
 }
 
 pub fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
+    if let Some(client) = args.server.client()? {
+        let out = runtime()?.block_on(remote_status(&client, args.site.as_deref()))?;
+        return print(&out, args.json);
+    }
     let cfg = args.config.load()?;
     let sites: Vec<_> = match &args.site {
         Some(name) => vec![find_site(&cfg, name)?],
@@ -89,22 +99,69 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
             site: site.name.clone(),
             start: site.start.to_string(),
             schedule: site.schedule.as_ref().map(|s| s.expr.clone()),
-            baselines: store.baselines(&site.name)?.len(),
+            baselines: Some(store.baselines(&site.name)?.len()),
             latest: crawls.first().map(CrawlSummary::from),
             crawls: crawls.iter().take(shown).map(CrawlSummary::from).collect(),
             latest_pages,
         });
     }
-    if args.json {
+    print(&out, args.json)
+}
+
+/// The same status, from the daemon's API (`GET /api/sites`, the site's crawls and the latest
+/// crawl's records).
+async fn remote_status(client: &DaemonClient, site: Option<&str>) -> anyhow::Result<Vec<SiteStatus>> {
+    let sites: serde_json::Value = client.get("/api/sites").await?;
+    let mut out = Vec::new();
+    for s in sites["sites"].as_array().into_iter().flatten() {
+        let name = s["name"].as_str().unwrap_or_default().to_string();
+        if site.is_some_and(|want| want != name) {
+            continue;
+        }
+        let text = |v: &serde_json::Value| v.as_str().map(str::to_string);
+        let mut status = SiteStatus {
+            site: name.clone(),
+            start: text(&s["start"]).unwrap_or_default(),
+            schedule: text(&s["schedule"]),
+            baselines: None,
+            latest: None,
+            crawls: Vec::new(),
+            latest_pages: None,
+        };
+        if let Some(last) = s.get("last_crawl").filter(|v| !v.is_null()) {
+            let rec: CrawlRecord = serde_json::from_value(last.clone())?;
+            status.latest = Some(CrawlSummary::from(&rec));
+        }
+        if site.is_some() {
+            let list: serde_json::Value = client.get(&format!("/api/sites/{}/crawls", seg(&name))).await?;
+            let crawls: Vec<CrawlRecord> = serde_json::from_value(list["crawls"].clone())?;
+            status.latest = crawls.first().map(CrawlSummary::from);
+            status.crawls = crawls.iter().take(CRAWLS_SHOWN).map(CrawlSummary::from).collect();
+            if let Some(c) = crawls.first() {
+                let r: Records = client.get(&format!("/api/crawls/{}/records", c.id)).await?;
+                status.latest_pages = Some(CrawlReport::new(&r.crawl, &r.pages));
+            }
+        }
+        out.push(status);
+    }
+    if let (Some(want), true) = (site, out.is_empty()) {
+        anyhow::bail!("the daemon at {} has no site named {want:?}", client.base());
+    }
+    Ok(out)
+}
+
+fn print(out: &[SiteStatus], json: bool) -> anyhow::Result<ExitCode> {
+    if json {
         println!("{}", serde_json::json!({ "sites": out }));
         return Ok(ExitCode::from(EXIT_OK));
     }
-    for s in &out {
+    for s in out {
+        let baselines = s.baselines.map(|n| format!(" ({n} baselines)")).unwrap_or_default();
         match &s.latest {
-            None => println!("{}: no crawls yet ({} baselines) start {}", s.site, s.baselines, s.start),
+            None => println!("{}: no crawls yet{baselines} start {}", s.site, s.start),
             Some(c) => println!(
-                "{}: crawl {} {} — {} pages, {} changed, {} new, {} failed, max distortion {:.6} ({} baselines)",
-                s.site, c.id, c.status, c.pages, c.changed, c.new, c.failed, c.max_distortion, s.baselines
+                "{}: crawl {} {} — {} pages, {} changed, {} new, {} failed, max distortion {:.6}{baselines}",
+                s.site, c.id, c.status, c.pages, c.changed, c.new, c.failed, c.max_distortion
             ),
         }
         if let Some(c) = &s.latest {

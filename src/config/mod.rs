@@ -22,7 +22,7 @@ pub use defaults::{CONFIG_ENV, DEFAULT_CONFIG_PATH};
 pub use error::{ConfigError, ConfigIssue, ConfigOrigin};
 pub use locate::{locate_key, KeyLocator};
 pub use model::{
-    AllowedHost, BasicAuth, BrowserConfig, CaptureOptions, Config, Cookie, PluginConfig, PluginLimits,
+    AllowedHost, PairPrefix, BasicAuth, BrowserConfig, CaptureOptions, Config, Cookie, PluginConfig, PluginLimits,
     PluginSource, Schedule, SchedulerConfig, ServerConfig, SiteConfig, StoreConfig, UrlOptions, Viewport,
     WebDriverEndpoint,
 };

@@ -44,6 +44,79 @@ pub struct ServerConfig {
     pub body_timeout: Duration,
     /// Serve the bundled demo site (`web/demo/`) at `/demo/` (for the demo config).
     pub demo_dir: Option<PathBuf>,
+    /// What `POST /api/pairs` may crawl (both prefixes must match one entry); empty: nothing.
+    pub pair_prefixes: Vec<PairPrefix>,
+}
+
+/// One entry of `server.pair_prefixes`: a URL prefix (`https://staging.example.com/docs/`) or a
+/// host pattern (`staging.example.com`, `*.staging.example.com`, any http(s) URL on that host).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PairPrefix {
+    Url(Url),
+    /// Lower-case host; `wildcard`: any subdomain of it (not the host itself).
+    Host { host: String, wildcard: bool },
+}
+
+impl PairPrefix {
+    /// Parse one entry; the reason when it is not one.
+    pub fn parse(text: &str) -> Result<PairPrefix, String> {
+        let t = text.trim();
+        if t.contains("://") {
+            let url = Url::parse(t).map_err(|e| format!("not a URL: {e}"))?;
+            if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+                return Err("a URL prefix must be an http(s) URL with a host".into());
+            }
+            if url.query().is_some() || url.fragment().is_some() {
+                return Err("a URL prefix has no query or fragment".into());
+            }
+            return Ok(PairPrefix::Url(url));
+        }
+        let (wildcard, host) = match t.strip_prefix("*.") {
+            Some(rest) => (true, rest),
+            None => (false, t),
+        };
+        let valid = !host.is_empty()
+            && host.split('.').all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+            || host.parse::<std::net::IpAddr>().is_ok() && !wildcard;
+        if !valid {
+            return Err("give a URL prefix (https://host/path/) or a host pattern (host, *.host)".into());
+        }
+        Ok(PairPrefix::Host { host: host.to_ascii_lowercase(), wildcard })
+    }
+
+    /// Whether `url` lies under this entry.
+    pub fn allows(&self, url: &Url) -> bool {
+        if !matches!(url.scheme(), "http" | "https") {
+            return false;
+        }
+        match self {
+            PairPrefix::Url(prefix) => {
+                url.scheme() == prefix.scheme()
+                    && url.host_str() == prefix.host_str()
+                    && url.port_or_known_default() == prefix.port_or_known_default()
+                    && url.path().starts_with(prefix.path())
+            }
+            PairPrefix::Host { host, wildcard } => {
+                let Some(h) = url.host_str() else { return false };
+                let h = h.to_ascii_lowercase();
+                if *wildcard {
+                    h.strip_suffix(host.as_str()).is_some_and(|sub| sub.len() > 1 && sub.ends_with('.'))
+                } else {
+                    h == *host
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for PairPrefix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PairPrefix::Url(u) => write!(f, "{u}"),
+            PairPrefix::Host { host, wildcard: true } => write!(f, "*.{host}"),
+            PairPrefix::Host { host, wildcard: false } => write!(f, "{host}"),
+        }
+    }
 }
 
 /// One entry of `server.allowed_hosts`: a host name or IP literal (lower case, IPv6 in brackets),

@@ -36,6 +36,8 @@ pub struct RawServer {
     pub header_timeout_ms: Option<u64>,
     pub body_timeout_ms: Option<u64>,
     pub demo_site: Option<bool>,
+    /// Issue 18: prefixes `POST /api/pairs` may crawl.
+    pub pair_prefixes: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -13,11 +13,15 @@ use super::data::{blocking, ApiCrawl, PageFilter, PageSummary};
 use super::error::RequestError;
 use super::http::{json, Request, Response};
 use crate::review::Verdict;
+use crate::store::{CrawlRecord, CrawlStatus};
 
 /// Pages per `GET /api/crawls/{id}` unless `limit` says otherwise.
 pub const DEFAULT_PAGE_LIMIT: usize = 1000;
 /// The largest `limit` honoured.
 pub const MAX_PAGE_LIMIT: usize = 10_000;
+/// The longest `wait` of `GET /api/crawls/{id}/progress`, in seconds (shorter than the server's
+/// shutdown grace, so a stopping daemon never waits on a long poll).
+pub const MAX_PROGRESS_WAIT_SECS: usize = 8;
 
 #[derive(Debug, Serialize)]
 struct CrawlWithPages {
@@ -119,4 +123,114 @@ pub async fn restore_page(app: &Arc<App>, id: u64, key: String) -> Result<Respon
         "moved": done.moved,
     });
     Ok(json(StatusCode::OK, &body))
+}
+
+/// `GET /api/crawls/{id}/progress[?wait=SECS&since=VERSION]`: how far the crawl has got. With
+/// `wait`, a long poll: answered as soon as the crawl is over or anything moved since `since` (the
+/// `version` of the previous answer), else after `wait` seconds (at most
+/// [`MAX_PROGRESS_WAIT_SECS`]).
+pub async fn progress(app: &Arc<App>, req: &Request, id: u64) -> Result<Response, RequestError> {
+    let q = req.query_params();
+    let wait = parse_usize(&q, "wait", 0)?.min(MAX_PROGRESS_WAIT_SECS);
+    let since = match q.get("since") {
+        None => None,
+        Some(v) => Some(
+            v.parse::<u64>()
+                .map_err(|_| RequestError::bad_request(format!("since must be a number, not {v:?}")))?,
+        ),
+    };
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(wait as u64);
+    let mut changes = app.state.scheduler.watch_progress();
+    loop {
+        let version = *changes.borrow_and_update();
+        let a = app.clone();
+        let crawl = blocking("reading a crawl", move || a.catalog.crawl(id)).await?;
+        let running = crawl.status == CrawlStatus::Running;
+        let moved = since.is_none_or(|s| s != version);
+        if !running || moved || tokio::time::Instant::now() >= deadline {
+            return Ok(json(StatusCode::OK, &progress_body(app, &crawl, version)));
+        }
+        match tokio::time::timeout_at(deadline, changes.changed()).await {
+            Ok(Ok(())) | Err(_) => {}
+            // The scheduler is gone (the daemon is stopping): answer now.
+            Ok(Err(_)) => return Ok(json(StatusCode::OK, &progress_body(app, &crawl, version))),
+        }
+    }
+}
+
+fn progress_body(app: &App, crawl: &CrawlRecord, version: u64) -> serde_json::Value {
+    let running = crawl.status == CrawlStatus::Running;
+    let c = &crawl.counts;
+    let p = if running {
+        app.state.scheduler.progress(crawl.id).unwrap_or_default()
+    } else {
+        crate::scheduler::CrawlProgress {
+            done: c.pages,
+            discovered: c.pages,
+            changed: c.changed + c.added + c.removed,
+            failed: c.failed,
+        }
+    };
+    serde_json::json!({
+        "crawl": crawl.id,
+        "site": crawl.site,
+        "kind": crawl.kind,
+        "status": crawl.status.as_str(),
+        "running": running,
+        "done": p.done,
+        "discovered": p.discovered,
+        "changed": p.changed,
+        "failed": p.failed,
+        "version": version,
+    })
+}
+
+/// `GET /api/crawls/{id}/records`: the crawl's record and all its page records as stored, for
+/// `sitediff --server` (its reports and exit code are computed from them, as locally).
+pub async fn records(app: &Arc<App>, id: u64) -> Result<Response, RequestError> {
+    let a = app.clone();
+    let (crawl, pages) = blocking("reading a crawl's records", move || {
+        let crawl = a.catalog.crawl(id)?;
+        let pages = a.state.store.pages(id)?;
+        Ok((crawl, pages))
+    })
+    .await?;
+    Ok(json(StatusCode::OK, &serde_json::json!({ "crawl": crawl, "pages": pages })))
+}
+
+/// The body of `POST /api/pairs`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PairRequest {
+    base: String,
+    head: String,
+    site: Option<String>,
+}
+
+/// `POST /api/pairs` with `{"base", "head", "site"?}`: start a Pair Diff of two prefixes, both
+/// under `server.pair_prefixes` (else 403 with the reason); 202 with the crawl.
+pub async fn pair(app: &Arc<App>, req: &Request) -> Result<Response, RequestError> {
+    req.check_body()?;
+    let body = req.body.as_deref().unwrap_or_default();
+    let pr: PairRequest = serde_json::from_slice(body).map_err(|e| {
+        RequestError::bad_request(format!("send JSON {{\"base\": URL, \"head\": URL, \"site\": NAME?}}: {e}"))
+    })?;
+    let cfg = &app.state.config;
+    let site = crate::pair::pair_site(cfg, pr.site.as_deref(), &pr.head, &pr.base)
+        .map_err(|e| RequestError::bad_request(crate::errors::chain(&e)))?;
+    crate::pair::check_allowed(&site, &cfg.server.pair_prefixes)
+        .map_err(|e| RequestError::forbidden(e.to_string()))?;
+    let name = site.name.clone();
+    let base = site.compare_to.as_ref().map(|u| u.to_string());
+    let head = site.scope.prefix().to_string();
+    let crawl = app.trigger_site(site).await?;
+    let body = serde_json::json!({
+        "site": name,
+        "crawl": crawl,
+        "status": "started",
+        "head": head,
+        "base": base,
+        "url": format!("/api/crawls/{crawl}"),
+    });
+    Ok(json(StatusCode::ACCEPTED, &body))
 }

@@ -36,6 +36,11 @@ impl App {
         Ok(review::trigger(&self.state.scheduler, site).await?)
     }
 
+    /// Start a crawl of a site given whole (a pair crawl through the API) now; its id.
+    pub async fn trigger_site(&self, site: crate::config::SiteConfig) -> Result<u64, RequestError> {
+        Ok(review::trigger_site(&self.state.scheduler, site).await?)
+    }
+
     /// Approve or reject a whole crawl.
     pub async fn verdict(self: &Arc<Self>, id: u64, v: Verdict) -> Result<CrawlRecord, RequestError> {
         let app = self.clone();

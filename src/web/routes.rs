@@ -75,6 +75,9 @@ enum ApiRoute {
     ApprovePage(u64, String),
     Restore(u64),
     RestorePage(u64, String),
+    Progress(u64),
+    Records(u64),
+    Pair,
 }
 
 /// Every route of the app, its path parameters decoded.
@@ -123,6 +126,9 @@ fn table(segs: &[&str]) -> Result<(Route, Methods), RequestError> {
         ["api", "sites", site, "crawl"] => (Api(A::TriggerCrawl(decode_segment(site)?)), Write),
         ["api", "sites", site, "uploads"] => (Api(A::Upload(decode_segment(site)?)), Write),
         ["api", "crawls", id] => (Api(A::Crawl(parse_id(id)?)), Read),
+        ["api", "crawls", id, "progress"] => (Api(A::Progress(parse_id(id)?)), Read),
+        ["api", "crawls", id, "records"] => (Api(A::Records(parse_id(id)?)), Read),
+        ["api", "pairs"] => (Api(A::Pair), Write),
         ["api", "crawls", id, "approve"] => (Api(A::Verdict(parse_id(id)?, approve)), Write),
         ["api", "crawls", id, "reject"] => (Api(A::Verdict(parse_id(id)?, reject)), Write),
         ["api", "crawls", id, "restore"] => (Api(A::Restore(parse_id(id)?)), Write),
@@ -234,6 +240,9 @@ async fn api_route(
         ApiRoute::ApprovePage(id, key) => api::approve_page(app, id, key).await,
         ApiRoute::Restore(id) => api::restore(app, id).await,
         ApiRoute::RestorePage(id, key) => api::restore_page(app, id, key).await,
+        ApiRoute::Progress(id) => api::progress(app, &req, id).await,
+        ApiRoute::Records(id) => api::records(app, id).await,
+        ApiRoute::Pair => api::pair(app, &req).await,
     }
 }
 
@@ -391,6 +400,9 @@ mod tests {
         assert_eq!(resolved("/api/crawls/2/pages/%2Fa/restore"), (Family::Api, Ok(Methods::Write)));
         assert_eq!(resolved("/crawls/2/restore"), (Family::Ui, Ok(Methods::ReadWrite)));
         assert_eq!(resolved("/api/sites/docs/uploads"), (Family::Api, Ok(Methods::Write)));
+        assert_eq!(resolved("/api/crawls/2/progress"), (Family::Api, Ok(Methods::Read)));
+        assert_eq!(resolved("/api/crawls/2/records"), (Family::Api, Ok(Methods::Read)));
+        assert_eq!(resolved("/api/pairs"), (Family::Api, Ok(Methods::Write)));
         assert_eq!(resolved("/api"), (Family::Api, Err(404)));
         assert_eq!(resolved("/api/sites/docs"), (Family::Api, Err(404)));
         assert_eq!(resolved("/artifacts/zz"), (Family::Artifact, Ok(Methods::Read)));

@@ -21,7 +21,7 @@ use crate::config::defaults::{
 };
 use crate::config::error::ConfigIssue;
 use crate::config::model::{
-    AllowedHost, BrowserConfig, Config, PluginConfig, PluginLimits, PluginSource, SchedulerConfig,
+    AllowedHost, PairPrefix, BrowserConfig, Config, PluginConfig, PluginLimits, PluginSource, SchedulerConfig,
     ServerConfig, StoreConfig, WebDriverEndpoint,
 };
 use crate::config::raw::{RawBrowser, RawConfig, RawPlugin, RawScheduler, RawServer, RawStore};
@@ -84,6 +84,13 @@ fn server(v: &mut Validator, raw: &RawServer, root: &Path) -> ServerConfig {
             Err(reason) => v.issue(format!("server.allowed_hosts[{i}]"), format!("{h:?}: {reason}")),
         }
     }
+    let mut pair_prefixes = Vec::new();
+    for (i, p) in raw.pair_prefixes.iter().flatten().enumerate() {
+        match PairPrefix::parse(p) {
+            Ok(a) => pair_prefixes.push(a),
+            Err(reason) => v.issue(format!("server.pair_prefixes[{i}]"), format!("{p:?}: {reason}")),
+        }
+    }
     let max_connections = raw.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
     if !(1..=MAX_MAX_CONNECTIONS).contains(&max_connections) {
         v.issue(
@@ -111,6 +118,7 @@ fn server(v: &mut Validator, raw: &RawServer, root: &Path) -> ServerConfig {
         header_timeout,
         body_timeout,
         demo_dir,
+        pair_prefixes,
     }
 }
 
