@@ -582,7 +582,7 @@ mod tests {
     async fn triggers_name_configured_sites() {
         let r = rig(config("", &dead_site("docs", "")));
         let (reply, rx) = oneshot::channel();
-        r.scheduler.handle_trigger(Trigger { site: "nope".into(), reply });
+        r.scheduler.handle_trigger(Trigger { site: "nope".into(), config: None, reply });
         assert_eq!(rx.await.unwrap(), TriggerOutcome::UnknownSite);
         assert!(!r.handle.is_busy("nope"));
     }
@@ -610,7 +610,7 @@ mod tests {
     async fn run_ends_on_cancel_and_answers_queued_triggers() {
         let r = rig(config("", &dead_site("docs", "")));
         let (reply, queued) = oneshot::channel();
-        r.handle.tx.send(Trigger { site: "docs".into(), reply }).await.unwrap();
+        r.handle.tx.send(Trigger { site: "docs".into(), config: None, reply }).await.unwrap();
         r.cancel.cancel();
         r.scheduler.run().await;
         assert_eq!(queued.await.unwrap(), TriggerOutcome::ShuttingDown);
