@@ -11,6 +11,7 @@ use crate::capture::pool::BrowserPool;
 use crate::capture::CaptureError;
 use crate::config::Config;
 use crate::metrics::{Metrics, MetricsError};
+use crate::notify::{Notifier, NotifyError};
 use crate::plugin::PluginHost;
 use crate::scheduler::Scheduler;
 use crate::store::{Store, StoreError};
@@ -33,6 +34,8 @@ pub enum DaemonError {
     Web(#[from] WebError),
     #[error(transparent)]
     Metrics(#[from] MetricsError),
+    #[error(transparent)]
+    Notify(#[from] NotifyError),
     #[error("the store could not be opened: its background task failed")]
     Task(#[source] tokio::task::JoinError),
 }
@@ -108,6 +111,14 @@ pub async fn run(
     let tracker = TaskTracker::new();
     let (scheduler, handle) =
         Scheduler::new(config.clone(), sweeper, metrics.clone(), tracker.clone(), crawl_cancel.clone());
+    let notifier = Arc::new(Notifier::new(
+        config.notify.clone(),
+        store.clone(),
+        metrics.clone(),
+        tracker.clone(),
+        crawl_cancel.clone(),
+    )?);
+    let scheduler = scheduler.with_notifier(notifier.clone());
     let scheduler_task = tokio::spawn(scheduler.run());
 
     let listener = web::bind(config.server.listen).await?;
@@ -128,6 +139,7 @@ pub async fn run(
     };
     let web_cancel = CancellationToken::new();
     let web_task = tokio::spawn(web::serve(state, listener, web_cancel.clone()));
+    notifier.set_ui_base(format!("http://{addr}"));
     access.log(addr);
     tracing::info!(%addr, sites = config.sites.len(), "sitediff serving");
     eprintln!("sitediff: serving on http://{addr}/ ({} sites)", config.sites.len());

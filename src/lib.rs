@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod diff;
 pub mod errors;
 pub mod metrics;
+pub mod notify;
 pub mod pair;
 pub mod plugin;
 pub mod report;

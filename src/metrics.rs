@@ -12,6 +12,33 @@ use prometheus::{
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+/// What happened to one `[[notify]]` webhook attempt or delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotificationOutcome {
+    Delivered,
+    Retried,
+    Failed,
+    Abandoned,
+}
+
+impl NotificationOutcome {
+    pub const ALL: [NotificationOutcome; 4] = [
+        NotificationOutcome::Delivered,
+        NotificationOutcome::Retried,
+        NotificationOutcome::Failed,
+        NotificationOutcome::Abandoned,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationOutcome::Delivered => "delivered",
+            NotificationOutcome::Retried => "retried",
+            NotificationOutcome::Failed => "failed",
+            NotificationOutcome::Abandoned => "abandoned",
+        }
+    }
+}
+
 use crate::store::{CrawlRecord, CrawlStatus, PageOutcome};
 use crate::structure::{StructuralChange, StructuralDiff};
 
@@ -59,6 +86,7 @@ pub struct Metrics {
     schedule_skipped: IntCounterVec,
     site_pages: IntGaugeVec,
     site_failed_pages: IntGaugeVec,
+    notifications: IntCounterVec,
     /// The page keys each site currently exports in `sitediff_page_distortion`.
     page_keys: Arc<Mutex<HashMap<String, Vec<String>>>>,
 }
@@ -156,6 +184,15 @@ impl Metrics {
              review), state=still failing the same way as in it.",
             &["site", "state"],
         )?;
+        let notifications = counter(
+            "sitediff_notifications_total",
+            "[[notify]] webhook deliveries by outcome: delivered, retried (an attempt failed and is \
+             tried again), failed (gave up after the last attempt), abandoned (the daemon stopped first).",
+            &["outcome"],
+        )?;
+        for o in NotificationOutcome::ALL {
+            notifications.with_label_values(&[o.as_str()]);
+        }
         let up = Gauge::with_opts(Opts::new("sitediff_up", "1 while the daemon runs."))?;
         registry.register(Box::new(up.clone()))?;
         up.set(1.0);
@@ -174,6 +211,7 @@ impl Metrics {
             schedule_skipped,
             site_pages,
             site_failed_pages,
+            notifications,
             page_keys: Arc::default(),
         })
     }
@@ -190,6 +228,11 @@ impl Metrics {
         }
         self.review_pending.with_label_values(&[site]);
         self.schedule_skipped.with_label_values(&[site]);
+    }
+
+    /// Count one webhook delivery outcome.
+    pub fn notification(&self, outcome: NotificationOutcome) {
+        self.notifications.with_label_values(&[outcome.as_str()]).inc();
     }
 
     pub fn page_captured(&self, site: &str, outcome: PageOutcome) {

@@ -109,17 +109,20 @@ mod tests {
             .iter()
             .map(|p| PairPrefix::parse(p).unwrap())
             .collect();
-        let ok = pair_site(&cfg, None, "https://pr-7.staging.example.com/docs/", "https://prod.example.com/docs/")
-            .unwrap();
+        let ok =
+            pair_site(&cfg, None, "https://pr-7.staging.example.com/docs/", "https://prod.example.com/docs/")
+                .unwrap();
         check_allowed(&ok, &allowed).unwrap();
-        let other = pair_site(&cfg, None, "https://evil.example.org/", "https://prod.example.com/docs/").unwrap();
+        let other =
+            pair_site(&cfg, None, "https://evil.example.org/", "https://prod.example.com/docs/").unwrap();
         let e = check_allowed(&other, &allowed).unwrap_err().to_string();
         assert!(e.contains("head https://evil.example.org/"), "{e}");
         let base = pair_site(&cfg, None, "https://a.staging.example.com/", "https://prod.example.com/blog/")
             .unwrap();
         assert!(check_allowed(&base, &allowed).unwrap_err().to_string().contains("base"));
         // The bare host of a wildcard is not one of its subdomains; nothing is allowed by default.
-        let bare = pair_site(&cfg, None, "https://staging.example.com/", "https://prod.example.com/docs/").unwrap();
+        let bare =
+            pair_site(&cfg, None, "https://staging.example.com/", "https://prod.example.com/docs/").unwrap();
         assert!(check_allowed(&bare, &allowed).is_err());
         assert!(check_allowed(&ok, &[]).unwrap_err().to_string().contains("none configured"));
         assert!(PairPrefix::parse("ftp://x/").is_err() && PairPrefix::parse("a/b").is_err());

@@ -127,7 +127,10 @@ pub async fn trigger(scheduler: &SchedulerHandle, site: &str) -> Result<u64, Rev
 }
 
 /// Start a crawl of a site given whole (a pair crawl through the API) now; the new crawl's id.
-pub async fn trigger_site(scheduler: &SchedulerHandle, site: crate::config::SiteConfig) -> Result<u64, ReviewError> {
+pub async fn trigger_site(
+    scheduler: &SchedulerHandle,
+    site: crate::config::SiteConfig,
+) -> Result<u64, ReviewError> {
     let name = site.name.clone();
     let outcome = scheduler
         .trigger_site(site)

@@ -145,6 +145,8 @@ pub struct Scheduler<C: Capturer + 'static> {
     tracker: TaskTracker,
     cancel: CancellationToken,
     rx: mpsc::Receiver<Trigger>,
+    /// Told when each crawl ends (`[[notify]]` webhooks).
+    notifier: Option<Arc<crate::notify::Notifier>>,
 }
 
 impl<C: Capturer + 'static> Scheduler<C> {
@@ -161,7 +163,27 @@ impl<C: Capturer + 'static> Scheduler<C> {
         let slots = Arc::new(Semaphore::new(config.scheduler.max_concurrent_sites));
         let changes = Arc::new(tokio::sync::watch::Sender::new(0));
         let handle = SchedulerHandle { tx, shared: shared.clone(), changes: changes.clone() };
-        (Scheduler { config, sweeper, metrics, shared, changes, slots, tracker, cancel, rx }, handle)
+        (
+            Scheduler {
+                config,
+                sweeper,
+                metrics,
+                shared,
+                changes,
+                slots,
+                tracker,
+                cancel,
+                rx,
+                notifier: None,
+            },
+            handle,
+        )
+    }
+
+    /// Tell `notifier` whenever a crawl ends.
+    pub fn with_notifier(mut self, notifier: Arc<crate::notify::Notifier>) -> Self {
+        self.notifier = Some(notifier);
+        self
     }
 
     /// Run until cancelled: fire schedules, handle triggers. Crawls run on the tracker; they see
@@ -254,6 +276,7 @@ impl<C: Capturer + 'static> Scheduler<C> {
         let shared = self.shared.clone();
         let changes = self.changes.clone();
         let cancel = self.cancel.clone();
+        let notifier = self.notifier.clone();
         self.tracker.spawn(async move {
             let crawl = match sweeper.begin(&site).await {
                 Ok(c) => c,
@@ -294,6 +317,9 @@ impl<C: Capturer + 'static> Scheduler<C> {
                     tracing::error!(site = %site.name, error = %e, "crawl failed");
                 }
                 release(&shared, &changes, &site.name, Some(id));
+                if let Some(n) = &notifier {
+                    n.crawl_ended(id);
+                }
             } else {
                 let id = crawl.id;
                 sweeper.abandon(crawl).await;
@@ -305,7 +331,12 @@ impl<C: Capturer + 'static> Scheduler<C> {
 }
 
 /// The site's crawl is over (its record is final): it may be started again, and waiters see it.
-fn release(shared: &Mutex<Shared>, changes: &tokio::sync::watch::Sender<u64>, site: &str, crawl: Option<u64>) {
+fn release(
+    shared: &Mutex<Shared>,
+    changes: &tokio::sync::watch::Sender<u64>,
+    site: &str,
+    crawl: Option<u64>,
+) {
     {
         let mut s = lock(shared);
         s.busy.remove(site);

@@ -155,7 +155,11 @@ impl DaemonClient {
 
     /// Wait (long polls, never hammering) until crawl `id` is over; `on_progress` sees every
     /// answer. A daemon that stops answering is an error, not a hang.
-    pub async fn wait_crawl(&self, id: u64, mut on_progress: impl FnMut(&Progress)) -> Result<Progress, ClientError> {
+    pub async fn wait_crawl(
+        &self,
+        id: u64,
+        mut on_progress: impl FnMut(&Progress),
+    ) -> Result<Progress, ClientError> {
         let mut since: Option<u64> = None;
         loop {
             let path = match since {

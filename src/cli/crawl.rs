@@ -7,7 +7,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
 use super::outcome::{exit_code, print_report, write_html, write_junit};
-use super::{find_site, load_plugins, local_ui_base, open_store, remote, runtime, ConfigArg, GateArgs, EXIT_ERROR};
+use super::{
+    find_site, load_plugins, local_ui_base, open_store, remote, runtime, ConfigArg, GateArgs, EXIT_ERROR,
+};
 use sitediff::capture::pool::BrowserPool;
 use sitediff::config::{Config, SiteConfig};
 use sitediff::crawl::DiscoveredPage;

@@ -109,7 +109,10 @@ mod tests {
         assert_eq!(exit_code(CrawlStatus::Reviewing, &c(|c| c.removed = 1), d), EXIT_CHANGES);
         assert_eq!(exit_code(CrawlStatus::Reviewing, &c(|c| c.new = 3), d), EXIT_OK);
         assert_eq!(exit_code(CrawlStatus::Passed, &c(|c| c.still_failing = 2), d), EXIT_OK);
-        assert_eq!(exit_code(CrawlStatus::Passed, &c(|c| c.still_failing = 2), &[FailOn::StillFailing]), EXIT_CHANGES);
+        assert_eq!(
+            exit_code(CrawlStatus::Passed, &c(|c| c.still_failing = 2), &[FailOn::StillFailing]),
+            EXIT_CHANGES
+        );
         assert_eq!(exit_code(CrawlStatus::Reviewing, &c(|c| c.changed = 1), &[FailOn::New]), EXIT_OK);
         assert_eq!(exit_code(CrawlStatus::Interrupted, &c(|_| {}), d), EXIT_ERROR);
         assert_eq!(exit_code(CrawlStatus::Failed, &c(|_| {}), d), EXIT_ERROR);

@@ -45,7 +45,9 @@ pub fn run(args: &PairArgs) -> anyhow::Result<ExitCode> {
         return remote::pair(&client, &args.base, &args.head, args.site.as_deref(), args.json, &args.gate);
     }
     if args.gate.no_wait {
-        anyhow::bail!("--no-wait needs --server (or SITEDIFF_SERVER): a local pair crawl runs in this process");
+        anyhow::bail!(
+            "--no-wait needs --server (or SITEDIFF_SERVER): a local pair crawl runs in this process"
+        );
     }
     let cfg = load_config(&args.config)?;
     let site = pair_site(&cfg, args.site.as_deref(), &args.head, &args.base)?;

@@ -64,12 +64,20 @@ pub fn pair(
 }
 
 /// Wait for a started crawl (unless `--no-wait`), then print, write reports and exit as locally.
-async fn finish(client: &DaemonClient, started: Started, json: bool, gate: &GateArgs) -> anyhow::Result<ExitCode> {
+async fn finish(
+    client: &DaemonClient,
+    started: Started,
+    json: bool,
+    gate: &GateArgs,
+) -> anyhow::Result<ExitCode> {
     let id = started.crawl;
     if gate.no_wait {
         if json {
             let url = format!("{}/api/crawls/{id}", client.base());
-            println!("{}", serde_json::json!({ "site": started.site, "crawl": id, "status": "started", "url": url }));
+            println!(
+                "{}",
+                serde_json::json!({ "site": started.site, "crawl": id, "status": "started", "url": url })
+            );
         } else {
             println!("{id}");
             eprintln!("crawl {id} of {} started: {}/crawls/{id}", started.site, client.base());
@@ -105,7 +113,10 @@ pub async fn write_reports(
 }
 
 /// The artifacts the HTML report needs, from the daemon.
-pub async fn fetch_blobs(client: &DaemonClient, pages: &[PageRecord]) -> anyhow::Result<HashMap<Hash, Vec<u8>>> {
+pub async fn fetch_blobs(
+    client: &DaemonClient,
+    pages: &[PageRecord],
+) -> anyhow::Result<HashMap<Hash, Vec<u8>>> {
     let mut blobs = HashMap::new();
     for h in sitediff::report::html::needed_blobs(pages) {
         blobs.insert(h, client.artifact(&h.to_hex()).await?);
@@ -167,11 +178,18 @@ pub async fn resolve_crawl(client: &DaemonClient, site: &str, id: Option<u64>) -
         return Ok(id);
     }
     let list: serde_json::Value = client.get(&format!("/api/sites/{}/crawls", seg(site))).await?;
-    list["crawls"][0]["id"].as_u64().ok_or_else(|| anyhow::anyhow!("site {site:?} has no crawls on the daemon at {}", client.base()))
+    list["crawls"][0]["id"]
+        .as_u64()
+        .ok_or_else(|| anyhow::anyhow!("site {site:?} has no crawls on the daemon at {}", client.base()))
 }
 
 /// `sitediff approve|reject SITE [--crawl ID] [--restore] --server URL`.
-pub fn verdict(client: &DaemonClient, site: &str, crawl: Option<u64>, action: &str) -> anyhow::Result<ExitCode> {
+pub fn verdict(
+    client: &DaemonClient,
+    site: &str,
+    crawl: Option<u64>,
+    action: &str,
+) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let id = resolve_crawl(client, site, crawl).await?;
         let done: serde_json::Value = client.post(&format!("/api/crawls/{id}/{action}"), None).await?;

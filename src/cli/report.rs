@@ -79,7 +79,9 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
             let store = open_store_for_reading(&cfg)?;
             let crawl: CrawlRecord = match (&args.site, id) {
                 (Some(site), id) => store.resolve_crawl(site, id)?,
-                (None, Some(id)) => store.crawl(id)?.ok_or_else(|| anyhow::anyhow!("no crawl {id} in the store"))?,
+                (None, Some(id)) => {
+                    store.crawl(id)?.ok_or_else(|| anyhow::anyhow!("no crawl {id} in the store"))?
+                }
                 (None, None) => anyhow::bail!("`latest` needs --site SITE"),
             };
             let pages: Vec<PageRecord> = store.pages(crawl.id)?;
@@ -107,7 +109,8 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
             None => print!("{}", junit::render(&report, &ui)),
         },
         Format::Html => {
-            let dir = args.out.clone().unwrap_or_else(|| PathBuf::from(format!("sitediff-report-{}", crawl.id)));
+            let dir =
+                args.out.clone().unwrap_or_else(|| PathBuf::from(format!("sitediff-report-{}", crawl.id)));
             write_html(&dir, &report, &pages, &blobs, &ui)?;
         }
     }
@@ -116,7 +119,9 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
 
 fn emit(out: Option<&PathBuf>, text: &str) -> anyhow::Result<()> {
     match out {
-        Some(p) => std::fs::write(p, format!("{text}\n")).with_context(|| format!("cannot write {}", p.display())),
+        Some(p) => {
+            std::fs::write(p, format!("{text}\n")).with_context(|| format!("cannot write {}", p.display()))
+        }
         None => {
             println!("{text}");
             Ok(())

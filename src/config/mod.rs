@@ -22,13 +22,13 @@ pub use defaults::{CONFIG_ENV, DEFAULT_CONFIG_PATH};
 pub use error::{ConfigError, ConfigIssue, ConfigOrigin};
 pub use locate::{locate_key, KeyLocator};
 pub use model::{
-    AllowedHost, PairPrefix, BasicAuth, BrowserConfig, CaptureOptions, Config, Cookie, PluginConfig, PluginLimits,
-    PluginSource, Schedule, SchedulerConfig, ServerConfig, SiteConfig, StoreConfig, UrlOptions, Viewport,
-    WebDriverEndpoint,
+    AllowedHost, BasicAuth, BrowserConfig, CaptureOptions, Config, Cookie, NotifyConfig, NotifyFormat,
+    NotifyOn, PairPrefix, PluginConfig, PluginLimits, PluginSource, Schedule, SchedulerConfig, ServerConfig,
+    SiteConfig, StoreConfig, UrlOptions, Viewport, WebDriverEndpoint,
 };
 pub use raw::{
-    RawBasicAuth, RawBrowser, RawConfig, RawCookie, RawPlugin, RawScheduler, RawServer, RawSite, RawStore,
-    RawUrl, RawUrlOptions, RawViewport,
+    RawBasicAuth, RawBrowser, RawConfig, RawCookie, RawNotify, RawPlugin, RawScheduler, RawServer, RawSite,
+    RawStore, RawUrl, RawUrlOptions, RawViewport,
 };
 
 /// Where the config file is looked for, and why there.

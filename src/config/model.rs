@@ -25,6 +25,58 @@ pub struct Config {
     pub scheduler: SchedulerConfig,
     pub sites: Vec<SiteConfig>,
     pub plugins: Vec<PluginConfig>,
+    /// `[[notify]]` webhooks (issue 18).
+    pub notify: Vec<NotifyConfig>,
+}
+
+/// When a `[[notify]]` webhook is called (after a crawl ends).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyOn {
+    /// Changed, added or removed pages.
+    Changed,
+    /// The crawl failed or was interrupted, or pages newly failed.
+    Failed,
+    /// Every crawl that ends.
+    Finished,
+}
+
+impl NotifyOn {
+    pub fn parse(s: &str) -> Option<NotifyOn> {
+        match s {
+            "changed" => Some(NotifyOn::Changed),
+            "failed" => Some(NotifyOn::Failed),
+            "finished" => Some(NotifyOn::Finished),
+            _ => None,
+        }
+    }
+}
+
+/// The body a `[[notify]]` webhook gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifyFormat {
+    /// sitediff's JSON object.
+    Json,
+    /// A Slack-compatible incoming-webhook body (`{"text": ...}`).
+    Slack,
+}
+
+/// One validated `[[notify]]` entry.
+#[derive(Debug, Clone)]
+pub struct NotifyConfig {
+    pub url: Url,
+    pub on: Vec<NotifyOn>,
+    pub format: NotifyFormat,
+    /// The variable whose value signs the body (`X-Sitediff-Signature: sha256=HMAC`).
+    pub secret_env: Option<String>,
+}
+
+impl NotifyConfig {
+    /// The signing secret, when `secret_env` names a variable that is set and non-empty.
+    pub fn secret(&self) -> Option<String> {
+        let var = self.secret_env.as_deref()?;
+        std::env::var(var).ok().filter(|t| !t.is_empty())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -54,7 +106,10 @@ pub struct ServerConfig {
 pub enum PairPrefix {
     Url(Url),
     /// Lower-case host; `wildcard`: any subdomain of it (not the host itself).
-    Host { host: String, wildcard: bool },
+    Host {
+        host: String,
+        wildcard: bool,
+    },
 }
 
 impl PairPrefix {
@@ -76,7 +131,9 @@ impl PairPrefix {
             None => (false, t),
         };
         let valid = !host.is_empty()
-            && host.split('.').all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+            && host
+                .split('.')
+                .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
             || host.parse::<std::net::IpAddr>().is_ok() && !wildcard;
         if !valid {
             return Err("give a URL prefix (https://host/path/) or a host pattern (host, *.host)".into());

@@ -23,6 +23,19 @@ pub struct RawConfig {
     pub sites: Vec<RawSite>,
     #[serde(default)]
     pub plugins: Vec<RawPlugin>,
+    /// Issue 18: webhooks told when crawls end.
+    #[serde(default)]
+    pub notify: Vec<RawNotify>,
+}
+
+/// One `[[notify]]` webhook.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotify {
+    pub url: Option<String>,
+    pub on: Option<Vec<String>>,
+    pub format: Option<String>,
+    pub secret_env: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -519,3 +519,42 @@ fn bad_server_security_keys_are_each_reported() {
     }
     assert!(!msg.contains("allowed_hosts[1]"), "{msg}");
 }
+
+#[test]
+fn notify_and_pair_prefixes_are_validated_with_their_key_paths() {
+    let text = format!(
+        "[server]\nallow_anonymous_writes = true\npair_prefixes = [\"https://www.example.com/docs/\", \"*.staging.example.com\", \"ftp://x/\", \"a/b\"]\n\
+         {MINIMAL}\n\
+         [[notify]]\nurl = \"https://hooks.example.com/x\"\n\
+         [[notify]]\nurl = \"file:///etc/passwd\"\non = [\"changed\", \"exploded\"]\nformat = \"xml\"\nsecret_env = \"\"\n\
+         [[notify]]\nurll = \"https://x/\"\n"
+    );
+    let msg = report(&parse(&text).unwrap_err());
+    for key in [
+        "server.pair_prefixes[2]: \"ftp://x/\"",
+        "server.pair_prefixes[3]: \"a/b\"",
+        "notify[1].url: \"file:///etc/passwd\" is not an http(s) URL",
+        "notify[1].on[1]: \"exploded\"",
+        "notify[1].format: \"xml\"",
+        "notify[1].secret_env",
+        "urll",
+    ] {
+        assert!(msg.contains(key), "{key} in:\n{msg}");
+    }
+    assert!(
+        !msg.contains("pair_prefixes[0]") && !msg.contains("pair_prefixes[1]") && !msg.contains("notify[0]"),
+        "{msg}"
+    );
+
+    let ok = parse(&format!(
+        "[server]\nallow_anonymous_writes = true\npair_prefixes = [\"*.staging.example.com\"]\n{MINIMAL}\n\
+         [[notify]]\nurl = \"https://hooks.example.com/x\"\non = [\"finished\"]\nformat = \"slack\"\nsecret_env = \"HOOK\"\n"
+    ))
+    .unwrap();
+    assert_eq!(ok.server.pair_prefixes.len(), 1);
+    let n = &ok.notify[0];
+    assert_eq!(
+        (n.on.as_slice(), n.format, n.secret_env.as_deref()),
+        (&[NotifyOn::Finished][..], NotifyFormat::Slack, Some("HOOK"))
+    );
+}

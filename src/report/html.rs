@@ -81,7 +81,8 @@ pub fn write_dir(
     ui_base: &str,
 ) -> Result<HtmlSummary, HtmlReportError> {
     let img_dir = dir.join("img");
-    std::fs::create_dir_all(&img_dir).map_err(|source| HtmlReportError::Write { path: img_dir.clone(), source })?;
+    std::fs::create_dir_all(&img_dir)
+        .map_err(|source| HtmlReportError::Write { path: img_dir.clone(), source })?;
     let mut summary = HtmlSummary::default();
     let mut full = std::collections::HashMap::new();
     let mut thumbs = std::collections::HashMap::new();
@@ -109,8 +110,10 @@ pub fn write_dir(
             }
         }
     }
-    let by_key: std::collections::HashMap<&str, &PageRecord> = pages.iter().map(|p| (p.key.as_str(), p)).collect();
-    let img = |h: Option<Hash>, map: &std::collections::HashMap<Hash, String>| h.and_then(|h| map.get(&h).cloned());
+    let by_key: std::collections::HashMap<&str, &PageRecord> =
+        pages.iter().map(|p| (p.key.as_str(), p)).collect();
+    let img =
+        |h: Option<Hash>, map: &std::collections::HashMap<Hash, String>| h.and_then(|h| map.get(&h).cloned());
     let title = format!("sitediff: {} crawl {}", report.site, report.crawl);
     let doc: Markup = html! {
         (DOCTYPE)

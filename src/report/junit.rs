@@ -143,7 +143,10 @@ mod tests {
 
     #[test]
     fn escapes_markup_and_control_characters() {
-        assert_eq!(escape("<a href=\"x\">&'</a>\u{1}"), "&lt;a href=&quot;x&quot;&gt;&amp;&apos;&lt;/a&gt;\u{FFFD}");
+        assert_eq!(
+            escape("<a href=\"x\">&'</a>\u{1}"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&apos;&lt;/a&gt;\u{FFFD}"
+        );
         assert_eq!(page_link("http://h:1/", 3, "/a b?x"), "http://h:1/crawls/3/page?key=%2Fa%20b%3Fx");
     }
 }

@@ -7,7 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{post_json, run_sitediff_in, sitediff_bin, Daemon, FixtureServer, Response, TempProject};
+use crate::helpers::{
+    post_json, run_sitediff_in, sitediff_bin, Daemon, FixtureServer, Response, TempProject,
+};
 
 const TOKEN: &str = "gate-secret-token";
 
@@ -38,7 +40,12 @@ fn start_daemon(cfg: &str) -> Daemon {
 }
 
 /// Run the CLI as a client of `daemon` (with the token unless `token` is None).
-async fn client(dir: &Path, daemon: &Daemon, token: Option<&str>, args: &[&str]) -> crate::helpers::RunOutput {
+async fn client(
+    dir: &Path,
+    daemon: &Daemon,
+    token: Option<&str>,
+    args: &[&str],
+) -> crate::helpers::RunOutput {
     let mut env: Vec<(&str, &str)> = vec![("SITEDIFF_SERVER", daemon.base.as_str())];
     if let Some(t) = token {
         env.push(("SITEDIFF_TOKEN", t));
@@ -126,13 +133,19 @@ async fn client_mode_crawls_reviews_and_reports_through_the_daemon() {
     // The token missing or wrong: a clear message and exit 2, nothing started.
     let out = client(dir, &daemon, None, &["crawl", "docs"]).await;
     assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("needs a write token") && out.stderr.contains("SITEDIFF_TOKEN"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("needs a write token") && out.stderr.contains("SITEDIFF_TOKEN"),
+        "{}",
+        out.stderr
+    );
     let out = client(dir, &daemon, Some("wrong"), &["crawl", "docs"]).await;
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("refused the token in SITEDIFF_TOKEN"), "{}", out.stderr);
 
     // The first crawl: every page new, nothing over threshold: exit 0, the local JSON shape.
-    let out = client(dir, &daemon, Some(TOKEN), &["crawl", "docs", "--json", "--wait-for", &srv.url("/ready")]).await;
+    let out =
+        client(dir, &daemon, Some(TOKEN), &["crawl", "docs", "--json", "--wait-for", &srv.url("/ready")])
+            .await;
     assert_eq!(out.code, 0, "{}\n{}", out.stderr, daemon.log());
     let first = out.json();
     assert_eq!(first["site"], "docs");
@@ -151,11 +164,15 @@ async fn client_mode_crawls_reviews_and_reports_through_the_daemon() {
     assert!(out.stderr.contains(&format!("crawl {first_id} of docs approved")), "{}", out.stderr);
 
     // A change: exit 1, with the JUnit and HTML reports written from the daemon's records.
-    srv.set("/docs/p2.html", Response::html("<title>p2</title><body style='background:#c00'><h1>Changed</h1></body>"));
+    srv.set(
+        "/docs/p2.html",
+        Response::html("<title>p2</title><body style='background:#c00'><h1>Changed</h1></body>"),
+    );
     let junit = dir.join("junit.xml");
     let html = dir.join("html");
     let (j, h) = (junit.display().to_string(), html.display().to_string());
-    let out = client(dir, &daemon, Some(TOKEN), &["crawl", "docs", "--json", "--junit", &j, "--html", &h]).await;
+    let out =
+        client(dir, &daemon, Some(TOKEN), &["crawl", "docs", "--json", "--junit", &j, "--html", &h]).await;
     assert_eq!(out.code, 1, "{}", out.stderr);
     let second = out.json();
     assert_eq!(second["changed"], 1, "{second}");
@@ -164,7 +181,11 @@ async fn client_mode_crawls_reviews_and_reports_through_the_daemon() {
     let parsed = junit_counts(&junit);
     assert_eq!((parsed["suites"].as_u64(), parsed["tests"].as_u64()), (Some(1), Some(4)), "{parsed}");
     assert_eq!((parsed["failures"].as_u64(), parsed["errors"].as_u64()), (Some(1), Some(0)), "{parsed}");
-    assert!(parsed["cases"].as_array().unwrap().contains(&serde_json::json!(["docs", "/p2.html", ["Failure"]])));
+    assert!(parsed["cases"].as_array().unwrap().contains(&serde_json::json!([
+        "docs",
+        "/p2.html",
+        ["Failure"]
+    ])));
     let (images, loaded, urls) = open_html_report(&html.join("index.html")).await;
     assert_eq!(images, 3, "baseline, capture and diff of the changed page");
     assert_eq!(loaded, images, "every image loads from file://");
@@ -178,7 +199,8 @@ async fn client_mode_crawls_reviews_and_reports_through_the_daemon() {
     assert_eq!(local.code, 0, "{}", local.stderr);
     let remote = client(dir, &daemon, None, &["report", &id, "--format", "junit"]).await;
     assert_eq!(remote.code, 0, "{}", remote.stderr);
-    let strip = |s: &str| s.replace(&daemon.base, "").lines().filter(|l| !l.contains("review")).collect::<String>();
+    let strip =
+        |s: &str| s.replace(&daemon.base, "").lines().filter(|l| !l.contains("review")).collect::<String>();
     assert_eq!(local.stdout.matches("<failure").count(), 1);
     assert_eq!(strip(&local.stdout).len() > 0, true);
     assert_eq!(remote.stdout.matches("<testcase").count(), 4, "{}", remote.stdout);
@@ -208,9 +230,15 @@ async fn client_mode_crawls_reviews_and_reports_through_the_daemon() {
 
     // --wait-for a server that never gets ready: exit 2 naming it, nothing started.
     let never = srv.url("/never-ready");
-    let out = client(dir, &daemon, Some(TOKEN), &["crawl", "docs", "--wait-for", &never, "--wait-timeout", "2"]).await;
+    let out =
+        client(dir, &daemon, Some(TOKEN), &["crawl", "docs", "--wait-for", &never, "--wait-timeout", "2"])
+            .await;
     assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("no 2xx answer within 2 s") && out.stderr.contains("HTTP 503"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("no 2xx answer within 2 s") && out.stderr.contains("HTTP 503"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,7 +246,10 @@ async fn pairs_through_the_api_only_for_allowed_prefixes() {
     let srv = FixtureServer::start().await;
     site_pages(&srv, "/prod/", 2, "white");
     site_pages(&srv, "/pr-7/", 2, "white");
-    srv.set("/pr-7/p2.html", Response::html("<title>p2</title><body style='background:#00c'><h1>New look</h1></body>"));
+    srv.set(
+        "/pr-7/p2.html",
+        Response::html("<title>p2</title><body style='background:#00c'><h1>New look</h1></body>"),
+    );
     let project = TempProject::new();
     let allowed = format!("pair_prefixes = [\"{}\", \"{}\"]", srv.url("/prod/"), srv.url("/pr-7/"));
     let cfg = project.write_config(&config(&srv, &allowed));
@@ -238,11 +269,8 @@ async fn pairs_through_the_api_only_for_allowed_prefixes() {
     let out = client(dir, &daemon, Some(TOKEN), &["pair", "--base", &base, "--head", &other]).await;
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("403") && out.stderr.contains("server.pair_prefixes"), "{}", out.stderr);
-    let (code, body) = post_json_body(
-        &daemon.url("/api/pairs"),
-        serde_json::json!({ "base": other, "head": head }),
-    )
-    .await;
+    let (code, body) =
+        post_json_body(&daemon.url("/api/pairs"), serde_json::json!({ "base": other, "head": head })).await;
     assert_eq!(code, 403, "{body}");
     assert!(body["error"].as_str().unwrap().contains("base"), "{body}");
     // No token: 401 before anything else.
@@ -269,7 +297,10 @@ async fn the_daemon_stopping_mid_wait_is_exit_2_not_a_hang() {
     let links: String = (1..=40).map(|i| format!("<a href='p{i}.html'>{i}</a> ")).collect();
     srv.set("/docs/", Response::html(format!("<title>home</title>{links}")));
     for i in 1..=40 {
-        srv.set(&format!("/docs/p{i}.html"), Response::html("<h1>slow</h1>").delayed(Duration::from_millis(400)));
+        srv.set(
+            &format!("/docs/p{i}.html"),
+            Response::html("<h1>slow</h1>").delayed(Duration::from_millis(400)),
+        );
     }
     let project = TempProject::new();
     let cfg = project.write_config(&config(&srv, ""));
@@ -290,12 +321,26 @@ async fn the_daemon_stopping_mid_wait_is_exit_2_not_a_hang() {
             let (_, body) = crate::helpers::http_get(&url).await;
             let v: serde_json::Value = serde_json::from_str(&body).ok()?;
             let id = v["crawls"][0]["id"].as_u64()?;
-            let (_, p) = crate::helpers::http_get(&url.replace("/sites/docs/crawls", &format!("/crawls/{id}/progress"))).await;
+            let (_, p) = crate::helpers::http_get(
+                &url.replace("/sites/docs/crawls", &format!("/crawls/{id}/progress")),
+            )
+            .await;
             let p: serde_json::Value = serde_json::from_str(&p).ok()?;
             (p["done"].as_u64()? >= 2).then_some(())
         }
     })
     .await;
+    // The long poll: asked with the version just seen, it answers only once something moved.
+    let (_, crawls) = crate::helpers::http_get(&daemon.url("/api/sites/docs/crawls")).await;
+    let id = serde_json::from_str::<serde_json::Value>(&crawls).unwrap()["crawls"][0]["id"].as_u64().unwrap();
+    let progress = daemon.url(&format!("/api/crawls/{id}/progress"));
+    let (_, now) = crate::helpers::http_get(&progress).await;
+    let now: serde_json::Value = serde_json::from_str(&now).unwrap();
+    let seen = now["version"].as_u64().unwrap();
+    let (_, next) = crate::helpers::http_get(&format!("{progress}?wait=8&since={seen}")).await;
+    let next: serde_json::Value = serde_json::from_str(&next).unwrap();
+    assert!(next["version"].as_u64().unwrap() > seen || next["running"] == false, "{now} -> {next}");
+    assert!(next["done"].as_u64() >= now["done"].as_u64(), "{now} -> {next}");
     let (code, _) = daemon.terminate(Duration::from_secs(60));
     assert_eq!(code, Some(0), "{}", daemon.log());
     let started = Instant::now();

@@ -14,6 +14,7 @@ mod helpers;
 mod hostile;
 mod mask;
 mod mistakes;
+mod notify;
 mod pair;
 mod pipeline;
 mod plugin;

@@ -21,8 +21,8 @@ use crate::config::defaults::{
 };
 use crate::config::error::ConfigIssue;
 use crate::config::model::{
-    AllowedHost, PairPrefix, BrowserConfig, Config, PluginConfig, PluginLimits, PluginSource, SchedulerConfig,
-    ServerConfig, StoreConfig, WebDriverEndpoint,
+    AllowedHost, BrowserConfig, Config, NotifyConfig, NotifyFormat, NotifyOn, PairPrefix, PluginConfig,
+    PluginLimits, PluginSource, SchedulerConfig, ServerConfig, StoreConfig, WebDriverEndpoint,
 };
 use crate::config::raw::{RawBrowser, RawConfig, RawPlugin, RawScheduler, RawServer, RawStore};
 use checks::{project_root, resolve, Validator};
@@ -38,6 +38,7 @@ impl Config {
         let browser = browser(&mut v, &raw.browser, &root);
         let scheduler = scheduler(&mut v, &raw.scheduler);
         let (plugins, plugin_names) = plugins(&mut v, &raw.plugins, &root);
+        let notify = notify(&mut v, &raw.notify);
 
         let mut sites = Vec::new();
         let mut site_names = HashSet::new();
@@ -51,7 +52,16 @@ impl Config {
         }
 
         if v.issues.is_empty() {
-            Ok(Config { source: path.to_path_buf(), server, store, browser, scheduler, sites, plugins })
+            Ok(Config {
+                source: path.to_path_buf(),
+                server,
+                store,
+                browser,
+                scheduler,
+                sites,
+                plugins,
+                notify,
+            })
         } else {
             Err(v.issues)
         }
@@ -120,6 +130,59 @@ fn server(v: &mut Validator, raw: &RawServer, root: &Path) -> ServerConfig {
         demo_dir,
         pair_prefixes,
     }
+}
+
+/// The `[[notify]]` webhooks.
+fn notify(v: &mut Validator, raw: &[crate::config::RawNotify]) -> Vec<NotifyConfig> {
+    let mut out = Vec::new();
+    for (i, n) in raw.iter().enumerate() {
+        let key = |k: &str| format!("notify[{i}].{k}");
+        let before = v.issues.len();
+        let url = match n.url.as_deref() {
+            None => {
+                v.issue(key("url"), "missing (every webhook needs a url)");
+                None
+            }
+            Some(t) => match url::Url::parse(t) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(u),
+                _ => {
+                    v.issue(key("url"), format!("{t:?} is not an http(s) URL"));
+                    None
+                }
+            },
+        };
+        let mut on = Vec::new();
+        for (j, e) in
+            n.on.clone().unwrap_or_else(|| vec!["changed".into(), "failed".into()]).iter().enumerate()
+        {
+            match NotifyOn::parse(e) {
+                Some(o) if !on.contains(&o) => on.push(o),
+                Some(_) => {}
+                None => v.issue(
+                    format!("notify[{i}].on[{j}]"),
+                    format!("{e:?}: expected changed, failed or finished"),
+                ),
+            }
+        }
+        if n.on.as_ref().is_some_and(Vec::is_empty) {
+            v.issue(key("on"), "empty: name at least one of changed, failed, finished");
+        }
+        let format = match n.format.as_deref().unwrap_or("json") {
+            "json" => NotifyFormat::Json,
+            "slack" => NotifyFormat::Slack,
+            other => {
+                v.issue(key("format"), format!("{other:?}: expected \"json\" or \"slack\""));
+                NotifyFormat::Json
+            }
+        };
+        if let Some(s) = &n.secret_env {
+            v.env_var_name(key("secret_env"), s);
+        }
+        if let (Some(url), true) = (url, v.issues.len() == before) {
+            out.push(NotifyConfig { url, on, format, secret_env: n.secret_env.clone() });
+        }
+    }
+    out
 }
 
 fn store(v: &mut Validator, raw: &RawStore, root: &Path) -> StoreConfig {
