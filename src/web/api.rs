@@ -145,7 +145,7 @@ pub async fn progress(app: &Arc<App>, req: &Request, id: u64) -> Result<Response
         let version = *changes.borrow_and_update();
         let a = app.clone();
         let crawl = blocking("reading a crawl", move || a.catalog.crawl(id)).await?;
-        let running = crawl.status == CrawlStatus::Running;
+        let running = is_running(app, &crawl);
         let moved = since.is_none_or(|s| s != version);
         if !running || moved || tokio::time::Instant::now() >= deadline {
             return Ok(json(StatusCode::OK, &progress_body(app, &crawl, version)));
@@ -158,10 +158,16 @@ pub async fn progress(app: &Arc<App>, req: &Request, id: u64) -> Result<Response
     }
 }
 
+/// Running until its record is final *and* the scheduler has let go of its site (so a crawl
+/// triggered right after the answer is not refused as already running).
+fn is_running(app: &App, crawl: &CrawlRecord) -> bool {
+    crawl.status == CrawlStatus::Running || app.state.scheduler.progress(crawl.id).is_some()
+}
+
 fn progress_body(app: &App, crawl: &CrawlRecord, version: u64) -> serde_json::Value {
-    let running = crawl.status == CrawlStatus::Running;
+    let running = is_running(app, crawl);
     let c = &crawl.counts;
-    let p = if running {
+    let p = if crawl.status == CrawlStatus::Running {
         app.state.scheduler.progress(crawl.id).unwrap_or_default()
     } else {
         crate::scheduler::CrawlProgress {
