@@ -37,6 +37,16 @@ pub enum StoreError {
     NeedsUpgrade { path: PathBuf, found: u64, supported: u64 },
     #[error("database {path} is open read-only: cannot write while {op}")]
     ReadOnly { path: PathBuf, op: &'static str },
+    #[error(
+        "database {path} needs a schema upgrade but cannot be copied to {dest} first (the upgrade \
+         was not started; the file is untouched): {source}"
+    )]
+    Backup {
+        path: PathBuf,
+        dest: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("no upgrade step from schema version {found} (this build writes {supported})")]
     NoUpgrade { found: u64, supported: u64 },
     #[error("database error while {op}: {source}")]

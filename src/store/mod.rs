@@ -10,7 +10,7 @@
 //! unreferenced artifacts, `read.rs` the typed reads both kinds of transaction share.
 
 mod error;
-mod migrate;
+pub mod migrate;
 pub mod model;
 mod read;
 mod retention;
@@ -133,6 +133,11 @@ impl Store {
             match redb::ReadOnlyDatabase::open(path) {
                 Ok(ro) => {
                     check_newer_schema(&ro, path)?;
+                    // An older schema is upgraded below: copy the file first, while this
+                    // read-only handle keeps writers out.
+                    if let Some(found) = schema_version(&ro)?.filter(|v| *v < SCHEMA_VERSION) {
+                        migrate::backup_before_upgrade(path, found)?;
+                    }
                     drop(ro);
                 }
                 Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
