@@ -11,6 +11,7 @@ use sitediff::config::{Config, PluginConfig, SiteConfig};
 use sitediff::plugin::PluginHost;
 use sitediff::store::{Store, StoreError};
 
+pub mod check;
 pub mod crawl;
 pub mod diff;
 pub mod pair;
@@ -37,6 +38,19 @@ pub struct Cli {
     /// More logging on stderr (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Colour in log lines: auto = only when stderr is a terminal (and NO_COLOR is unset).
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN", env = "SITEDIFF_COLOR")]
+    pub color: ColorChoice,
+    /// Log line format on stderr: text for people, json (one object per line) for log shippers.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = LogFormat::Text,
+        value_name = "FORMAT",
+        env = "SITEDIFF_LOG_FORMAT"
+    )]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -59,6 +73,8 @@ pub enum Command {
     Pair(pair::PairArgs),
     /// A crawl from screenshots made elsewhere (one PNG per page key), compared with baselines.
     Upload(upload::UploadArgs),
+    /// Validate the config file (sites, plugins, write token) without starting; exit 0 or 2.
+    CheckConfig(check::CheckArgs),
     /// Validate or try a WebAssembly plugin.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
@@ -147,18 +163,89 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
-/// Install the tracing subscriber (stderr).
-pub fn init_tracing(verbose: u8) {
+/// When log lines on stderr carry ANSI colour escapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether to colour, given whether stderr is a terminal and whether `NO_COLOR` is set.
+    fn enabled(self, stderr_is_terminal: bool, no_color: bool) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => stderr_is_terminal && !no_color,
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Client libraries whose debug and trace lines dump what goes over the wire (WebDriver and
+/// DevTools frames, HTTP headers): site passwords, cookies and header values. Capped at info
+/// whatever `RUST_LOG` says, so that no secret reaches the log.
+const WIRE_TARGETS: &[&str] = &[
+    "tungstenite",
+    "tokio_tungstenite",
+    "fantoccini",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "reqwest",
+    "rustls",
+    "webdriver",
+];
+
+/// Install the tracing subscriber (stderr): plain text without escape codes unless colour is
+/// wanted (see [`ColorChoice`]), or one JSON object per line.
+pub fn init_tracing(verbose: u8, color: ColorChoice, format: LogFormat) {
+    use std::io::IsTerminal;
     let default = match verbose {
         0 => "warn",
         1 => "info,sitediff=info",
         _ => "debug,sitediff=debug,hyper=info,h2=info",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    if let Err(e) = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init()
-    {
+    for target in WIRE_TARGETS {
+        match format!("{target}=info").parse() {
+            Ok(d) => filter = filter.add_directive(d),
+            Err(e) => eprintln!("sitediff: cannot cap the log level of {target}: {e}"),
+        }
+    }
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let ansi = color.enabled(std::io::stderr().is_terminal(), no_color);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let installed = match format {
+        LogFormat::Text => builder.with_ansi(ansi).try_init(),
+        LogFormat::Json => {
+            builder.json().flatten_event(true).with_current_span(false).with_ansi(false).try_init()
+        }
+    };
+    if let Err(e) = installed {
         tracing::warn!(error = %e, "a tracing subscriber was installed already; keeping it");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ColorChoice;
+
+    #[test]
+    fn colour_only_on_a_terminal_unless_asked() {
+        assert!(!ColorChoice::Auto.enabled(false, false), "a pipe or file gets no escapes");
+        assert!(ColorChoice::Auto.enabled(true, false));
+        assert!(!ColorChoice::Auto.enabled(true, true), "NO_COLOR wins on a terminal");
+        assert!(ColorChoice::Always.enabled(false, true));
+        assert!(!ColorChoice::Never.enabled(true, false));
     }
 }
 
@@ -167,6 +254,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Crawl(args) => crawl::run(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::CheckConfig(args) => check::run(&args),
         Command::Approve(args) => review::approve(&args),
         Command::Reject(args) => review::run(&args, review::Verdict::Reject),
         Command::Status(args) => status::run(&args),

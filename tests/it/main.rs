@@ -13,6 +13,7 @@ mod helpers;
 mod hostile;
 mod mask;
 mod mistakes;
+mod ops;
 mod pair;
 mod pipeline;
 mod plugin;
