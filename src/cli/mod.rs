@@ -235,20 +235,6 @@ pub fn init_tracing(verbose: u8, color: ColorChoice, format: LogFormat) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::ColorChoice;
-
-    #[test]
-    fn colour_only_on_a_terminal_unless_asked() {
-        assert!(!ColorChoice::Auto.enabled(false, false), "a pipe or file gets no escapes");
-        assert!(ColorChoice::Auto.enabled(true, false));
-        assert!(!ColorChoice::Auto.enabled(true, true), "NO_COLOR wins on a terminal");
-        assert!(ColorChoice::Always.enabled(false, true));
-        assert!(!ColorChoice::Never.enabled(true, false));
-    }
-}
-
 /// Run one command.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
@@ -262,5 +248,19 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plugin(cmd) => plugin::run(&cmd),
         Command::Pair(args) => pair::run(&args),
         Command::Upload(args) => upload::run(&args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ColorChoice;
+
+    #[test]
+    fn colour_only_on_a_terminal_unless_asked() {
+        assert!(!ColorChoice::Auto.enabled(false, false), "a pipe or file gets no escapes");
+        assert!(ColorChoice::Auto.enabled(true, false));
+        assert!(!ColorChoice::Auto.enabled(true, true), "NO_COLOR wins on a terminal");
+        assert!(ColorChoice::Always.enabled(false, true));
+        assert!(!ColorChoice::Never.enabled(true, false));
     }
 }

@@ -155,7 +155,7 @@ impl Progress {
         if self.done.is_multiple_of(PROGRESS_EVERY) || self.last.elapsed() >= PROGRESS_INTERVAL {
             self.last = Instant::now();
             self.lines += 1;
-            let percent = if self.total == 0 { 100 } else { self.done * 100 / self.total };
+            let percent = (self.done * 100).checked_div(self.total).unwrap_or(100);
             tracing::info!(
                 what = self.what,
                 done = self.done,
