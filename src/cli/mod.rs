@@ -11,6 +11,7 @@ use sitediff::config::{Config, PluginConfig, SiteConfig};
 use sitediff::plugin::PluginHost;
 use sitediff::store::{Store, StoreError};
 
+pub mod backup;
 pub mod check;
 pub mod crawl;
 pub mod diff;
@@ -73,6 +74,10 @@ pub enum Command {
     Pair(pair::PairArgs),
     /// A crawl from screenshots made elsewhere (one PNG per page key), compared with baselines.
     Upload(upload::UploadArgs),
+    /// Write a consistent copy of the store to DEST (through the daemon when it runs).
+    Backup(backup::BackupArgs),
+    /// Replace the store with a verified copy (the daemon must be stopped).
+    Restore(backup::RestoreArgs),
     /// Validate the config file (sites, plugins, write token) without starting; exit 0 or 2.
     CheckConfig(check::CheckArgs),
     /// Validate or try a WebAssembly plugin.
@@ -241,6 +246,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Crawl(args) => crawl::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::CheckConfig(args) => check::run(&args),
+        Command::Backup(args) => backup::backup(&args),
+        Command::Restore(args) => backup::restore(&args),
         Command::Approve(args) => review::approve(&args),
         Command::Reject(args) => review::run(&args, review::Verdict::Reject),
         Command::Status(args) => status::run(&args),

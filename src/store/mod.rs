@@ -9,6 +9,7 @@
 //! (approve, restore, reject, interrupt), `retention.rs` the removal of old crawls and
 //! unreferenced artifacts, `read.rs` the typed reads both kinds of transaction share.
 
+mod backup;
 mod error;
 pub mod migrate;
 pub mod model;
@@ -23,6 +24,7 @@ use std::sync::Arc;
 
 use redb::{ConcurrencyMode, Database, Durability, ReadOnlyDatabase, ReadableDatabase, ReadableTable};
 
+pub use backup::{partial_path, restore_file, verify_file, VerifyReport};
 pub use error::StoreError;
 use error::{crawl_key, db_err, encode, page_key};
 pub use model::*;

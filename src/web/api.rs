@@ -120,3 +120,40 @@ pub async fn restore_page(app: &Arc<App>, id: u64, key: String) -> Result<Respon
     });
     Ok(json(StatusCode::OK, &body))
 }
+
+/// What `POST /api/backup` takes.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackupRequest {
+    /// Where the daemon writes the copy: an absolute path on its machine that does not exist yet.
+    dest: std::path::PathBuf,
+}
+
+/// `POST /api/backup` with `{"dest": "/absolute/path"}`: a consistent copy of the store, written
+/// by the daemon while crawls and approvals go on (see `Store::backup_to`), verified before it
+/// gets its name.
+pub async fn backup(app: &Arc<App>, req: &Request) -> Result<Response, RequestError> {
+    let body = req.body.as_ref().map_err(RequestError::from)?;
+    let b: BackupRequest = serde_json::from_slice(body).map_err(|e| {
+        RequestError::bad_request(format!("the body must be {{\"dest\": \"/absolute/path\"}}: {e}"))
+    })?;
+    if !b.dest.is_absolute() {
+        return Err(RequestError::bad_request("dest must be an absolute path"));
+    }
+    if b.dest.exists() {
+        return Err(RequestError::bad_request(format!(
+            "{} exists: a backup never overwrites",
+            b.dest.display()
+        )));
+    }
+    let store = app.state.store.clone();
+    let dest = b.dest.clone();
+    let started = std::time::Instant::now();
+    let report = blocking("backing up the store", move || Ok(store.backup_to(&dest)?)).await?;
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    tracing::info!(dest = %b.dest.display(), ?report, elapsed_ms, "store backed up");
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "dest": b.dest, "report": report, "elapsed_ms": elapsed_ms }),
+    ))
+}

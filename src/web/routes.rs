@@ -75,6 +75,7 @@ enum ApiRoute {
     ApprovePage(u64, String),
     Restore(u64),
     RestorePage(u64, String),
+    Backup,
 }
 
 /// Every route of the app, its path parameters decoded.
@@ -132,6 +133,7 @@ fn table(segs: &[&str]) -> Result<(Route, Methods), RequestError> {
         ["api", "crawls", id, "pages", key, "restore"] => {
             (Api(A::RestorePage(parse_id(id)?, decode_segment(key)?)), Write)
         }
+        ["api", "backup"] => (Api(A::Backup), Write),
         ["api", ..] => return Err(RequestError::not_found("API route")),
         // Stored artifacts by hash (the handler checks the hash, after the method) and UI assets.
         ["artifacts", hex] => (Route::Artifact(hex.to_string()), Read),
@@ -234,6 +236,7 @@ async fn api_route(
         ApiRoute::ApprovePage(id, key) => api::approve_page(app, id, key).await,
         ApiRoute::Restore(id) => api::restore(app, id).await,
         ApiRoute::RestorePage(id, key) => api::restore_page(app, id, key).await,
+        ApiRoute::Backup => api::backup(app, &req).await,
     }
 }
 

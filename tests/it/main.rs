@@ -2,6 +2,7 @@
 //! servers on 127.0.0.1:0, wasm modules). Shared fixtures live in `helpers`.
 
 mod approval;
+mod backup;
 mod capture;
 mod crash;
 mod crawl;
