@@ -14,6 +14,7 @@ pub mod diff;
 pub mod errors;
 pub mod metrics;
 pub mod plugin;
+pub mod reload;
 pub mod report;
 pub mod review;
 pub mod scheduler;

@@ -157,3 +157,16 @@ pub async fn backup(app: &Arc<App>, req: &Request) -> Result<Response, RequestEr
         &serde_json::json!({ "dest": b.dest, "report": report, "elapsed_ms": elapsed_ms }),
     ))
 }
+
+/// `POST /api/reload`: read the config file again (as SIGHUP does). 200 with what changed, or 422
+/// with every problem while the previous config stays in use.
+pub async fn reload(app: &Arc<App>) -> Result<Response, RequestError> {
+    match crate::reload::reload(&app.state.scheduler, &app.state.metrics).await {
+        Ok(summary) => Ok(json(StatusCode::OK, &serde_json::json!({ "reloaded": true, "summary": summary }))),
+        Err(crate::reload::ReloadError::Invalid { problems }) => Ok(json(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &serde_json::json!({ "reloaded": false, "problems": problems }),
+        )),
+        Err(e) => Err(RequestError::internal("reloading the config", e)),
+    }
+}

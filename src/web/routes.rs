@@ -76,6 +76,7 @@ enum ApiRoute {
     Restore(u64),
     RestorePage(u64, String),
     Backup,
+    Reload,
 }
 
 /// Every route of the app, its path parameters decoded.
@@ -134,6 +135,7 @@ fn table(segs: &[&str]) -> Result<(Route, Methods), RequestError> {
             (Api(A::RestorePage(parse_id(id)?, decode_segment(key)?)), Write)
         }
         ["api", "backup"] => (Api(A::Backup), Write),
+        ["api", "reload"] => (Api(A::Reload), Write),
         ["api", ..] => return Err(RequestError::not_found("API route")),
         // Stored artifacts by hash (the handler checks the hash, after the method) and UI assets.
         ["artifacts", hex] => (Route::Artifact(hex.to_string()), Read),
@@ -237,6 +239,7 @@ async fn api_route(
         ApiRoute::Restore(id) => api::restore(app, id).await,
         ApiRoute::RestorePage(id, key) => api::restore_page(app, id, key).await,
         ApiRoute::Backup => api::backup(app, &req).await,
+        ApiRoute::Reload => api::reload(app).await,
     }
 }
 
@@ -289,7 +292,14 @@ async fn healthz(app: Arc<App>) -> warp::reply::Response {
         }
     };
     let browser_ok = (app.state.browser)().await;
-    let body = serde_json::json!({ "store": store_ok, "browser": browser_ok, "ok": store_ok && browser_ok });
+    // A refused reload leaves the daemon running its previous config: reported, not unhealthy.
+    let problems = app.state.scheduler.reload_problems();
+    let body = serde_json::json!({
+        "store": store_ok,
+        "browser": browser_ok,
+        "ok": store_ok && browser_ok,
+        "config": { "reload_ok": problems.is_empty(), "problems": problems },
+    });
     let code = if store_ok && browser_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     warp::reply::with_status(warp::reply::json(&body), code).into_response()
 }

@@ -19,6 +19,7 @@ mod pair;
 mod pipeline;
 mod plugin;
 mod prometheus;
+mod reload;
 mod retention;
 mod secrets;
 mod security;
