@@ -94,11 +94,15 @@ impl Store {
             return Err(fail(std::io::Error::new(std::io::ErrorKind::AlreadyExists, "the file exists")));
         }
         let partial = partial_path(dest);
-        // A leftover of an interrupted backup to the same place is ours to replace.
-        match std::fs::remove_file(&partial) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(fail(e)),
+        if partial.exists() {
+            // Never removed here: the path may come over the API, and the file may not be ours.
+            return Err(StoreError::BackupWrite {
+                dest: partial,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "the file exists (a leftover of an interrupted backup? remove it, or choose another name)",
+                ),
+            });
         }
         let rtx = self.read_txn(OP)?;
         check_known_tables(&rtx)?;
