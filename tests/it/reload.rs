@@ -109,7 +109,25 @@ async fn reload_while_a_crawl_runs_valid_then_invalid() {
     for p in page["pages"].as_array().unwrap() {
         assert_eq!(p["width"], 480, "captured with the viewport it started with: {p}");
     }
-    // A crawl started now uses the new settings.
+    // Crawls started now use the new settings: the changed site's new viewport, the added site.
+    let r = client.post(daemon.url("/api/sites/a/crawl")).bearer_auth(TOKEN).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let next: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    let url = daemon.url(&format!("/api/crawls/{}?limit=10", next["crawl"].as_u64().unwrap()));
+    let after = wait_for(Duration::from_secs(120), "the crawl after the reload to finish", || {
+        let url = url.clone();
+        async move {
+            let (_, body) = http_get(&url).await;
+            let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+            (v["crawl"]["status"] != "running").then_some(v)
+        }
+    })
+    .await;
+    let pages = after["pages"].as_array().unwrap();
+    assert_eq!(pages.len(), 5, "{after}");
+    for p in pages {
+        assert_eq!(p["width"], 640, "captured with the reloaded viewport: {p}");
+    }
     let r = client.post(daemon.url("/api/sites/b/crawl")).bearer_auth(TOKEN).send().await.unwrap();
     assert!(r.status().is_success(), "the added site can be crawled: {}", r.status());
 
