@@ -62,6 +62,11 @@ pub(super) fn backup_before_upgrade(path: &Path, found: u64) -> Result<PathBuf, 
     partial.push(".partial");
     let partial = PathBuf::from(partial);
     let started = Instant::now();
+    tracing::info!(
+        path = %path.display(), backup = %dest.display(),
+        bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or_default(), from = found, to = SCHEMA_VERSION,
+        "the store needs a schema upgrade: copying it first"
+    );
     let copy = || -> std::io::Result<u64> {
         let bytes = std::fs::copy(path, &partial)?;
         std::fs::File::open(&partial)?.sync_all()?;
