@@ -128,8 +128,38 @@ async fn reload_while_a_crawl_runs_valid_then_invalid() {
     for p in pages {
         assert_eq!(p["width"], 640, "captured with the reloaded viewport: {p}");
     }
-    let r = client.post(daemon.url("/api/sites/b/crawl")).bearer_auth(TOKEN).send().await.unwrap();
-    assert!(r.status().is_success(), "the added site can be crawled: {}", r.status());
+    // The added site, approved once, then crawled again: its pages go through the reloaded plugin.
+    for round in 0..2 {
+        let r = client.post(daemon.url("/api/sites/b/crawl")).bearer_auth(TOKEN).send().await.unwrap();
+        assert!(r.status().is_success(), "the added site can be crawled: {}", r.status());
+        let v: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+        let id = v["crawl"].as_u64().unwrap();
+        let url = daemon.url(&format!("/api/crawls/{id}"));
+        wait_for(Duration::from_secs(120), "the crawl of b to finish", || {
+            let url = url.clone();
+            async move {
+                let (_, body) = http_get(&url).await;
+                let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+                (v["crawl"]["status"] != "running").then_some(())
+            }
+        })
+        .await;
+        if round == 0 {
+            let r =
+                client.post(daemon.url(&format!("/api/crawls/{id}/approve"))).bearer_auth(TOKEN).send().await;
+            assert_eq!(r.unwrap().status(), 200);
+            // A changed page is compared (an identical capture is not).
+            srv.set("/b/", Response::html("<title>b</title><h1>B, changed</h1>"));
+        }
+    }
+    let (_, text) = http_get(&daemon.url("/metrics")).await;
+    let calls = metric_value(&text, "sitediff_plugin_calls_total{outcome=\"ok\",plugin=\"sel\"}");
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("plugin")).collect();
+    assert!(
+        calls.is_some_and(|n| n >= 1.0),
+        "the reloaded plugin ran: {calls:?} {lines:#?}\n{}",
+        daemon.log()
+    );
 
     // 2. An invalid config through the API: refused without the token, kept out with it.
     write(
