@@ -71,6 +71,44 @@ async fn export_stored_crawls(store: &Store, metrics: &Metrics, config: &Arc<Con
     }
 }
 
+/// Reload the config on every SIGHUP until `cancel` fires (see [`crate::reload`]).
+async fn reload_on_sighup(
+    scheduler: crate::scheduler::SchedulerHandle,
+    metrics: Metrics,
+    cancel: CancellationToken,
+) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP: reload with POST /api/reload");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                got = hup.recv() => {
+                    if got.is_none() {
+                        return;
+                    }
+                    tracing::info!("SIGHUP: reloading the config");
+                    if let Err(e) = crate::reload::reload(&scheduler, &metrics).await {
+                        tracing::error!(error = %e, "SIGHUP reload");
+                    }
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (scheduler, metrics);
+        cancel.cancelled().await;
+    }
+}
+
 /// Run the daemon until `shutdown` fires. `ready` receives the bound address once serving.
 ///
 /// Refuses to start (before anything else) when writes would be unprotected by accident: see
@@ -138,6 +176,8 @@ pub async fn run(
         plugins,
     };
     let web_cancel = CancellationToken::new();
+    let reload_task =
+        tokio::spawn(reload_on_sighup(state.scheduler.clone(), state.metrics.clone(), web_cancel.clone()));
     let web_task = tokio::spawn(web::serve(state, listener, web_cancel.clone()));
     notifier.set_ui_base(format!("http://{addr}"));
     access.log(addr);
@@ -178,6 +218,9 @@ pub async fn run(
     // 4. Browser, then web server.
     pool.shutdown().await;
     web_cancel.cancel();
+    if let Err(e) = reload_task.await {
+        tracing::warn!(error = %e, "shutdown: the reload task failed");
+    }
     if let Err(e) = web_task.await {
         tracing::warn!(error = %e, "shutdown: the web server task failed");
     }

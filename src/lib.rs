@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod notify;
 pub mod pair;
 pub mod plugin;
+pub mod reload;
 pub mod report;
 pub mod review;
 pub mod scheduler;

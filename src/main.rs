@@ -11,7 +11,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    cli::init_tracing(cli.verbose);
+    cli::init_tracing(cli.verbose, cli.color, cli.log_format);
     match cli::run(cli) {
         Ok(code) => code,
         Err(err) => {

@@ -84,6 +84,7 @@ pub struct Metrics {
     plugin_calls: IntCounterVec,
     diff_seconds: Histogram,
     schedule_skipped: IntCounterVec,
+    config_reload_success: Gauge,
     site_pages: IntGaugeVec,
     site_failed_pages: IntGaugeVec,
     notifications: IntCounterVec,
@@ -196,7 +197,15 @@ impl Metrics {
         let up = Gauge::with_opts(Opts::new("sitediff_up", "1 while the daemon runs."))?;
         registry.register(Box::new(up.clone()))?;
         up.set(1.0);
+        let config_reload_success = Gauge::with_opts(Opts::new(
+            "sitediff_config_reload_success",
+            "1 when the last config reload (SIGHUP, POST /api/reload) succeeded or none was tried; 0 when \
+             it failed and the previous config is still in use.",
+        ))?;
+        registry.register(Box::new(config_reload_success.clone()))?;
+        config_reload_success.set(1.0);
         Ok(Metrics {
+            config_reload_success,
             registry,
             pages_captured,
             site_changed_pages,
@@ -304,6 +313,11 @@ impl Metrics {
 
     pub fn set_review_pending(&self, site: &str, n: usize) {
         self.review_pending.with_label_values(&[site]).set(n as i64);
+    }
+
+    /// Whether the last config reload succeeded.
+    pub fn config_reloaded(&self, ok: bool) {
+        self.config_reload_success.set(if ok { 1.0 } else { 0.0 });
     }
 
     pub fn schedule_skipped(&self, site: &str) {

@@ -13,11 +13,14 @@ use tokio_util::task::TaskTracker;
 use crate::capture::Capturer;
 use crate::config::{Config, SiteConfig};
 use crate::metrics::Metrics;
+use crate::plugin::PluginHost;
 use crate::store::CrawlRecord;
 use crate::sweep::Sweeper;
 
 /// Manual triggers waiting to be handled.
 const TRIGGER_QUEUE: usize = 64;
+/// Config reloads waiting to be applied.
+const RELOAD_QUEUE: usize = 4;
 
 /// Errors of the scheduler handle.
 #[derive(Debug, thiserror::Error)]
@@ -76,13 +79,30 @@ struct Trigger {
     reply: oneshot::Sender<TriggerOutcome>,
 }
 
+/// A new config (and its plugins) for crawls started from now on.
+struct Reload {
+    config: Arc<Config>,
+    plugins: Option<Arc<PluginHost>>,
+    done: oneshot::Sender<()>,
+}
+
+/// The settings new crawls start with, and what the last reload attempt found wrong.
+struct Live {
+    config: Arc<Config>,
+    plugins: Option<Arc<PluginHost>>,
+    /// Problems of the last reload attempt; empty when it succeeded (or none was tried).
+    reload_problems: Vec<String>,
+}
+
 /// A cheap handle to ask the scheduler things; shared with the web server.
 #[derive(Clone)]
 pub struct SchedulerHandle {
     tx: mpsc::Sender<Trigger>,
+    reload_tx: mpsc::Sender<Reload>,
     shared: Arc<Mutex<Shared>>,
     /// Bumped whenever a crawl's progress moves or a crawl ends (waiters watch it).
     changes: Arc<tokio::sync::watch::Sender<u64>>,
+    live: Arc<Mutex<Live>>,
 }
 
 fn lock(m: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
@@ -132,6 +152,43 @@ impl SchedulerHandle {
     pub fn running_crawl(&self, site: &str) -> Option<u64> {
         lock(&self.shared).running_crawl.get(site).copied()
     }
+
+    /// The config crawls start with now (the start-up one, or the last one reloaded).
+    pub fn config(&self) -> Arc<Config> {
+        lock_live(&self.live).config.clone()
+    }
+
+    /// The plugins of [`SchedulerHandle::config`].
+    pub fn plugins(&self) -> Option<Arc<PluginHost>> {
+        lock_live(&self.live).plugins.clone()
+    }
+
+    /// Use `config` and `plugins` for every crawl started from now on: sites added and removed,
+    /// schedules planned again. Running crawls finish with the settings they started with.
+    /// Returns once the scheduler has switched.
+    pub async fn reload(
+        &self,
+        config: Arc<Config>,
+        plugins: Option<Arc<PluginHost>>,
+    ) -> Result<(), SchedulerError> {
+        let (done, rx) = oneshot::channel();
+        self.reload_tx.send(Reload { config, plugins, done }).await.map_err(|_| SchedulerError::Stopped)?;
+        rx.await.map_err(|_| SchedulerError::Stopped)
+    }
+
+    /// Record what the last reload attempt found wrong (empty: it succeeded).
+    pub fn set_reload_problems(&self, problems: Vec<String>) {
+        lock_live(&self.live).reload_problems = problems;
+    }
+
+    /// What the last reload attempt found wrong (empty: it succeeded, or none was tried).
+    pub fn reload_problems(&self) -> Vec<String> {
+        lock_live(&self.live).reload_problems.clone()
+    }
+}
+
+fn lock_live(m: &Mutex<Live>) -> MutexGuard<'_, Live> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The scheduler: owns the per-site timers and starts crawls on the task tracker.
@@ -147,6 +204,8 @@ pub struct Scheduler<C: Capturer + 'static> {
     rx: mpsc::Receiver<Trigger>,
     /// Told when each crawl ends (`[[notify]]` webhooks).
     notifier: Option<Arc<crate::notify::Notifier>>,
+    reload_rx: mpsc::Receiver<Reload>,
+    live: Arc<Mutex<Live>>,
 }
 
 impl<C: Capturer + 'static> Scheduler<C> {
@@ -159,10 +218,22 @@ impl<C: Capturer + 'static> Scheduler<C> {
         cancel: CancellationToken,
     ) -> (Scheduler<C>, SchedulerHandle) {
         let (tx, rx) = mpsc::channel(TRIGGER_QUEUE);
+        let (reload_tx, reload_rx) = mpsc::channel(RELOAD_QUEUE);
         let shared = Arc::new(Mutex::new(Shared::default()));
         let slots = Arc::new(Semaphore::new(config.scheduler.max_concurrent_sites));
         let changes = Arc::new(tokio::sync::watch::Sender::new(0));
-        let handle = SchedulerHandle { tx, shared: shared.clone(), changes: changes.clone() };
+        let live = Arc::new(Mutex::new(Live {
+            config: config.clone(),
+            plugins: sweeper.plugins(),
+            reload_problems: Vec::new(),
+        }));
+        let handle = SchedulerHandle {
+            tx,
+            reload_tx,
+            shared: shared.clone(),
+            changes: changes.clone(),
+            live: live.clone(),
+        };
         (
             Scheduler {
                 config,
@@ -174,6 +245,8 @@ impl<C: Capturer + 'static> Scheduler<C> {
                 tracker,
                 cancel,
                 rx,
+                reload_rx,
+                live,
                 notifier: None,
             },
             handle,
@@ -202,6 +275,7 @@ impl<C: Capturer + 'static> Scheduler<C> {
                     Some(t) => self.handle_trigger(t),
                     None => break,
                 },
+                Some(r) = self.reload_rx.recv() => self.apply_reload(r),
                 _ = tokio::time::sleep(sleep) => self.fire_due(Utc::now()),
             }
         }
@@ -209,6 +283,32 @@ impl<C: Capturer + 'static> Scheduler<C> {
         self.rx.close();
         while let Ok(t) = self.rx.try_recv() {
             answer(t, TriggerOutcome::ShuttingDown);
+        }
+    }
+
+    /// Switch to a reloaded config: crawls started from now on use it (and its plugins); running
+    /// ones keep the site settings and sweeper they were started with. Removed sites lose their
+    /// schedule, added and changed ones are planned from now.
+    fn apply_reload(&mut self, r: Reload) {
+        if r.config.scheduler.max_concurrent_sites != self.config.scheduler.max_concurrent_sites {
+            tracing::warn!("scheduler.max_concurrent_sites changed: it takes effect at the next restart");
+        }
+        self.sweeper =
+            Arc::new(self.sweeper.reconfigured(r.plugins.clone(), r.config.store.keep_crawls as usize));
+        let now = Utc::now();
+        lock(&self.shared).next_run.retain(|name, _| r.config.site(name).is_some());
+        for site in &r.config.sites {
+            self.metrics.register_site(&site.name);
+            self.plan_next(site, now);
+        }
+        {
+            let mut live = lock_live(&self.live);
+            live.config = r.config.clone();
+            live.plugins = r.plugins;
+        }
+        self.config = r.config;
+        if r.done.send(()).is_err() {
+            tracing::debug!("config reload applied after its requester stopped waiting");
         }
     }
 

@@ -113,6 +113,24 @@ impl<C: Capturer + 'static> Sweeper<C> {
         }
     }
 
+    /// A sweeper like this one (same store, browser, metrics and baseline cache) with other
+    /// plugins and retention: what crawls started after a config reload use.
+    pub fn reconfigured(&self, plugins: Option<Arc<PluginHost>>, keep_crawls: usize) -> Sweeper<C> {
+        Sweeper {
+            store: self.store.clone(),
+            capturer: self.capturer.clone(),
+            metrics: self.metrics.clone(),
+            comparer: Comparer { plugins, ..self.comparer.clone() },
+            concurrency: self.concurrency,
+            keep_crawls,
+        }
+    }
+
+    /// The plugins crawls of this sweeper run.
+    pub fn plugins(&self) -> Option<Arc<PluginHost>> {
+        self.comparer.plugins.clone()
+    }
+
     /// Crawl `site` now. Returns the finished crawl record (status `reviewing`, `passed` when
     /// there is nothing to review, or `interrupted` when `cancel` fired first).
     pub async fn run(

@@ -88,6 +88,8 @@ pub struct DaemonClient {
     token: Option<String>,
     token_var: String,
     http: reqwest::Client,
+    /// A longer limit for slow requests (a backup), instead of [`REQUEST_TIMEOUT`].
+    timeout: Option<Duration>,
 }
 
 impl DaemonClient {
@@ -108,7 +110,14 @@ impl DaemonClient {
             .timeout(REQUEST_TIMEOUT)
             .build()
             .map_err(ClientError::Build)?;
-        Ok(DaemonClient { base, token, token_var: token_var.to_string(), http })
+        Ok(DaemonClient { base, token, token_var: token_var.to_string(), http, timeout: None })
+    }
+
+    /// The same client with `timeout` for each request (for requests that may take long, such as
+    /// a backup of a big store).
+    pub fn with_timeout(mut self, timeout: Duration) -> DaemonClient {
+        self.timeout = Some(timeout);
+        self
     }
 
     /// The daemon's base URL (for links into its UI), without the trailing slash.
@@ -141,6 +150,9 @@ impl DaemonClient {
         }
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
+        }
+        if let Some(t) = self.timeout {
+            req = req.timeout(t);
         }
         let bytes = self.send(req, &what).await?;
         self.decode(&bytes, &what)

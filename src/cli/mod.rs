@@ -12,6 +12,8 @@ use sitediff::plugin::PluginHost;
 use sitediff::store::{Store, StoreError};
 
 pub mod client;
+pub mod backup;
+pub mod check;
 pub mod crawl;
 pub mod diff;
 pub mod outcome;
@@ -42,6 +44,19 @@ pub struct Cli {
     /// More logging on stderr (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Colour in log lines: auto = only when stderr is a terminal (and NO_COLOR is unset).
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN", env = "SITEDIFF_COLOR")]
+    pub color: ColorChoice,
+    /// Log line format on stderr: text for people, json (one object per line) for log shippers.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = LogFormat::Text,
+        value_name = "FORMAT",
+        env = "SITEDIFF_LOG_FORMAT"
+    )]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -66,6 +81,12 @@ pub enum Command {
     Upload(upload::UploadArgs),
     /// Write a crawl's report: JUnit XML, a self-contained HTML directory, or JSON.
     Report(report::ReportArgs),
+    /// Write a consistent copy of the store to DEST (through the daemon when it runs).
+    Backup(backup::BackupArgs),
+    /// Replace the store with a verified copy (the daemon must be stopped).
+    Restore(backup::RestoreArgs),
+    /// Validate the config file (sites, plugins, write token) without starting; exit 0 or 2.
+    CheckConfig(check::CheckArgs),
     /// Validate or try a WebAssembly plugin.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
@@ -194,17 +215,74 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
-/// Install the tracing subscriber (stderr).
-pub fn init_tracing(verbose: u8) {
+/// When log lines on stderr carry ANSI colour escapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether to colour, given whether stderr is a terminal and whether `NO_COLOR` is set.
+    fn enabled(self, stderr_is_terminal: bool, no_color: bool) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => stderr_is_terminal && !no_color,
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Client libraries whose debug and trace lines dump what goes over the wire (WebDriver and
+/// DevTools frames, HTTP headers): site passwords, cookies and header values. Capped at info
+/// whatever `RUST_LOG` says, so that no secret reaches the log.
+const WIRE_TARGETS: &[&str] = &[
+    "tungstenite",
+    "tokio_tungstenite",
+    "fantoccini",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "reqwest",
+    "rustls",
+    "webdriver",
+];
+
+/// Install the tracing subscriber (stderr): plain text without escape codes unless colour is
+/// wanted (see [`ColorChoice`]), or one JSON object per line.
+pub fn init_tracing(verbose: u8, color: ColorChoice, format: LogFormat) {
+    use std::io::IsTerminal;
     let default = match verbose {
         0 => "warn",
         1 => "info,sitediff=info",
         _ => "debug,sitediff=debug,hyper=info,h2=info",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    if let Err(e) = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init()
-    {
+    for target in WIRE_TARGETS {
+        match format!("{target}=info").parse() {
+            Ok(d) => filter = filter.add_directive(d),
+            Err(e) => eprintln!("sitediff: cannot cap the log level of {target}: {e}"),
+        }
+    }
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let ansi = color.enabled(std::io::stderr().is_terminal(), no_color);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let installed = match format {
+        LogFormat::Text => builder.with_ansi(ansi).try_init(),
+        LogFormat::Json => {
+            builder.json().flatten_event(true).with_current_span(false).with_ansi(false).try_init()
+        }
+    };
+    if let Err(e) = installed {
         tracing::warn!(error = %e, "a tracing subscriber was installed already; keeping it");
     }
 }
@@ -214,6 +292,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Crawl(args) => crawl::run(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::CheckConfig(args) => check::run(&args),
+        Command::Backup(args) => backup::backup(&args),
+        Command::Restore(args) => backup::restore(&args),
         Command::Approve(args) => review::approve(&args),
         Command::Reject(args) => review::run(&args, review::Verdict::Reject),
         Command::Status(args) => status::run(&args),
@@ -222,5 +303,19 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Pair(args) => pair::run(&args),
         Command::Upload(args) => upload::run(&args),
         Command::Report(args) => report::run(&args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ColorChoice;
+
+    #[test]
+    fn colour_only_on_a_terminal_unless_asked() {
+        assert!(!ColorChoice::Auto.enabled(false, false), "a pipe or file gets no escapes");
+        assert!(ColorChoice::Auto.enabled(true, false));
+        assert!(!ColorChoice::Auto.enabled(true, true), "NO_COLOR wins on a terminal");
+        assert!(ColorChoice::Always.enabled(false, true));
+        assert!(!ColorChoice::Never.enabled(true, false));
     }
 }

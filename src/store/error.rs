@@ -37,6 +37,33 @@ pub enum StoreError {
     NeedsUpgrade { path: PathBuf, found: u64, supported: u64 },
     #[error("database {path} is open read-only: cannot write while {op}")]
     ReadOnly { path: PathBuf, op: &'static str },
+    #[error(
+        "database {path} needs a schema upgrade but cannot be copied to {dest} first (the upgrade \
+         was not started; the file is untouched): {source}"
+    )]
+    Backup {
+        path: PathBuf,
+        dest: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write {dest}: {source}")]
+    BackupWrite {
+        dest: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "the database holds a table {table:?} the backup does not know: add it to store/backup.rs \
+         (nothing was written)"
+    )]
+    UnknownTable { table: String },
+    #[error("the database has no schema version: it is not a sitediff store")]
+    NoSchema,
+    #[error("artifact {hash} does not match its content: the file is damaged")]
+    BadBlob { hash: String },
+    #[error("artifact {hash} is referenced but missing: the file is damaged")]
+    MissingBlob { hash: String },
     #[error("no upgrade step from schema version {found} (this build writes {supported})")]
     NoUpgrade { found: u64, supported: u64 },
     #[error("database error while {op}: {source}")]

@@ -9,8 +9,9 @@
 //! (approve, restore, reject, interrupt), `retention.rs` the removal of old crawls and
 //! unreferenced artifacts, `read.rs` the typed reads both kinds of transaction share.
 
+mod backup;
 mod error;
-mod migrate;
+pub mod migrate;
 pub mod model;
 mod read;
 mod retention;
@@ -23,6 +24,7 @@ use std::sync::Arc;
 
 use redb::{ConcurrencyMode, Database, Durability, ReadOnlyDatabase, ReadableDatabase, ReadableTable};
 
+pub use backup::{partial_path, restore_file, verify_file, VerifyReport};
 pub use error::StoreError;
 use error::{crawl_key, db_err, encode, page_key};
 pub use model::*;
@@ -133,6 +135,11 @@ impl Store {
             match redb::ReadOnlyDatabase::open(path) {
                 Ok(ro) => {
                     check_newer_schema(&ro, path)?;
+                    // An older schema is upgraded below: copy the file first, while this
+                    // read-only handle keeps writers out.
+                    if let Some(found) = schema_version(&ro)?.filter(|v| *v < SCHEMA_VERSION) {
+                        migrate::backup_before_upgrade(path, found)?;
+                    }
                     drop(ro);
                 }
                 Err(redb::DatabaseError::DatabaseAlreadyOpen) => {

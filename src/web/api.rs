@@ -221,8 +221,8 @@ pub async fn pair(app: &Arc<App>, req: &Request) -> Result<Response, RequestErro
     let pr: PairRequest = serde_json::from_slice(body).map_err(|e| {
         RequestError::bad_request(format!("send JSON {{\"base\": URL, \"head\": URL, \"site\": NAME?}}: {e}"))
     })?;
-    let cfg = &app.state.config;
-    let site = crate::pair::pair_site(cfg, pr.site.as_deref(), &pr.head, &pr.base)
+    let cfg = app.state.scheduler.config();
+    let site = crate::pair::pair_site(&cfg, pr.site.as_deref(), &pr.head, &pr.base)
         .map_err(|e| RequestError::bad_request(crate::errors::chain(&e)))?;
     crate::pair::check_allowed(&site, &cfg.server.pair_prefixes)
         .map_err(|e| RequestError::forbidden(e.to_string()))?;
@@ -239,4 +239,54 @@ pub async fn pair(app: &Arc<App>, req: &Request) -> Result<Response, RequestErro
         "url": format!("/api/crawls/{crawl}"),
     });
     Ok(json(StatusCode::ACCEPTED, &body))
+}
+
+/// What `POST /api/backup` takes.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackupRequest {
+    /// Where the daemon writes the copy: an absolute path on its machine that does not exist yet.
+    dest: std::path::PathBuf,
+}
+
+/// `POST /api/backup` with `{"dest": "/absolute/path"}`: a consistent copy of the store, written
+/// by the daemon while crawls and approvals go on (see `Store::backup_to`), verified before it
+/// gets its name.
+pub async fn backup(app: &Arc<App>, req: &Request) -> Result<Response, RequestError> {
+    let body = req.body.as_ref().map_err(RequestError::from)?;
+    let b: BackupRequest = serde_json::from_slice(body).map_err(|e| {
+        RequestError::bad_request(format!("the body must be {{\"dest\": \"/absolute/path\"}}: {e}"))
+    })?;
+    if !b.dest.is_absolute() {
+        return Err(RequestError::bad_request("dest must be an absolute path"));
+    }
+    if b.dest.exists() {
+        return Err(RequestError::bad_request(format!(
+            "{} exists: a backup never overwrites",
+            b.dest.display()
+        )));
+    }
+    let store = app.state.store.clone();
+    let dest = b.dest.clone();
+    let started = std::time::Instant::now();
+    let report = blocking("backing up the store", move || Ok(store.backup_to(&dest)?)).await?;
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    tracing::info!(dest = %b.dest.display(), ?report, elapsed_ms, "store backed up");
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "dest": b.dest, "report": report, "elapsed_ms": elapsed_ms }),
+    ))
+}
+
+/// `POST /api/reload`: read the config file again (as SIGHUP does). 200 with what changed, or 422
+/// with every problem while the previous config stays in use.
+pub async fn reload(app: &Arc<App>) -> Result<Response, RequestError> {
+    match crate::reload::reload(&app.state.scheduler, &app.state.metrics).await {
+        Ok(summary) => Ok(json(StatusCode::OK, &serde_json::json!({ "reloaded": true, "summary": summary }))),
+        Err(crate::reload::ReloadError::Invalid { problems }) => Ok(json(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &serde_json::json!({ "reloaded": false, "problems": problems }),
+        )),
+        Err(e) => Err(RequestError::internal("reloading the config", e)),
+    }
 }

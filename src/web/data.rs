@@ -359,8 +359,9 @@ impl Catalog {
 
     /// Overviews of every configured site and every site with crawls (blocking).
     pub fn sites(&self, state: &WebState) -> Result<Vec<SiteOverview>, RequestError> {
-        let mut names: Vec<(String, bool)> =
-            state.config.sites.iter().map(|s| (s.name.clone(), true)).collect();
+        // The live config: sites added or removed by a reload show as such.
+        let config = state.scheduler.config();
+        let mut names: Vec<(String, bool)> = config.sites.iter().map(|s| (s.name.clone(), true)).collect();
         for n in self.store.site_names()? {
             if !names.iter().any(|(m, _)| *m == n) {
                 names.push((n, false));
@@ -369,7 +370,7 @@ impl Catalog {
         let mut out = Vec::with_capacity(names.len());
         for (name, configured) in names {
             let crawls = self.store.crawls(&name)?;
-            let site = state.config.site(&name);
+            let site = config.site(&name);
             out.push(SiteOverview {
                 start: site.map(|s| s.start.to_string()),
                 schedule: site.and_then(|s| s.schedule.as_ref().map(|c| c.expr.clone())),
@@ -388,7 +389,7 @@ impl Catalog {
 
     /// Whether a site exists (configured or with crawls) (blocking).
     pub fn site_exists(&self, state: &WebState, name: &str) -> Result<bool, RequestError> {
-        Ok(state.config.site(name).is_some() || !self.store.crawl_ids(name)?.is_empty())
+        Ok(state.scheduler.config().site(name).is_some() || !self.store.crawl_ids(name)?.is_empty())
     }
 
     /// A known site's crawls, newest first; 404 for a site neither configured nor crawled (blocking).

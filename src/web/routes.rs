@@ -78,6 +78,8 @@ enum ApiRoute {
     Progress(u64),
     Records(u64),
     Pair,
+    Backup,
+    Reload,
 }
 
 /// Every route of the app, its path parameters decoded.
@@ -138,6 +140,8 @@ fn table(segs: &[&str]) -> Result<(Route, Methods), RequestError> {
         ["api", "crawls", id, "pages", key, "restore"] => {
             (Api(A::RestorePage(parse_id(id)?, decode_segment(key)?)), Write)
         }
+        ["api", "backup"] => (Api(A::Backup), Write),
+        ["api", "reload"] => (Api(A::Reload), Write),
         ["api", ..] => return Err(RequestError::not_found("API route")),
         // Stored artifacts by hash (the handler checks the hash, after the method) and UI assets.
         ["artifacts", hex] => (Route::Artifact(hex.to_string()), Read),
@@ -243,6 +247,8 @@ async fn api_route(
         ApiRoute::Progress(id) => api::progress(app, &req, id).await,
         ApiRoute::Records(id) => api::records(app, id).await,
         ApiRoute::Pair => api::pair(app, &req).await,
+        ApiRoute::Backup => api::backup(app, &req).await,
+        ApiRoute::Reload => api::reload(app).await,
     }
 }
 
@@ -295,7 +301,14 @@ async fn healthz(app: Arc<App>) -> warp::reply::Response {
         }
     };
     let browser_ok = (app.state.browser)().await;
-    let body = serde_json::json!({ "store": store_ok, "browser": browser_ok, "ok": store_ok && browser_ok });
+    // A refused reload leaves the daemon running its previous config: reported, not unhealthy.
+    let problems = app.state.scheduler.reload_problems();
+    let body = serde_json::json!({
+        "store": store_ok,
+        "browser": browser_ok,
+        "ok": store_ok && browser_ok,
+        "config": { "reload_ok": problems.is_empty(), "problems": problems },
+    });
     let code = if store_ok && browser_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     warp::reply::with_status(warp::reply::json(&body), code).into_response()
 }

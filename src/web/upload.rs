@@ -240,16 +240,17 @@ pub async fn handle(
     site: &str,
     body: BodyStream,
 ) -> Result<Response, RequestError> {
-    let Some(site_cfg) = app.state.config.site(site).cloned() else {
+    let live = app.state.scheduler.config();
+    let Some(site_cfg) = live.site(site).cloned() else {
         return Err(RequestError::not_found(format!("site {site:?} (uploads need a configured site)")));
     };
     let timeout = app.state.config.server.body_timeout;
     let images = parse(site, &req.headers, body, timeout).await?;
     let a = app.clone();
-    let keep = app.state.config.store.keep_crawls as usize;
+    let keep = live.store.keep_crawls as usize;
+    let plugins = app.state.scheduler.plugins();
     let crawl = blocking("storing an upload", move || {
-        let comparer =
-            Comparer::new(a.state.store.clone(), a.state.plugins.clone(), Some(a.state.metrics.clone()));
+        let comparer = Comparer::new(a.state.store.clone(), plugins, Some(a.state.metrics.clone()));
         let rec = upload::ingest(&comparer, &site_cfg, images, keep)?;
         a.review.refresh_pending()?;
         Ok(rec)

@@ -2,6 +2,7 @@
 //! servers on 127.0.0.1:0, wasm modules). Shared fixtures live in `helpers`.
 
 mod approval;
+mod backup;
 mod capture;
 mod crash;
 mod crawl;
@@ -15,10 +16,12 @@ mod hostile;
 mod mask;
 mod mistakes;
 mod notify;
+mod ops;
 mod pair;
 mod pipeline;
 mod plugin;
 mod prometheus;
+mod reload;
 mod retention;
 mod secrets;
 mod security;

@@ -112,6 +112,8 @@ fn newer_schema_is_refused_untouched() {
     assert!(matches!(err, StoreError::NewerSchema { .. }), "{err}");
     assert!(err.to_string().contains("newer sitediff"), "{err}");
     assert!(std::fs::read(&path).unwrap() == before, "the file was modified");
+    let beside: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(beside, ["db.redb"], "nothing is written beside a newer store either");
 }
 
 #[test]
