@@ -47,6 +47,7 @@ impl PluginCallOutcome {
 pub struct Metrics {
     registry: Registry,
     pages_captured: IntCounterVec,
+    pages_truncated: IntCounterVec,
     site_changed_pages: IntGaugeVec,
     site_max_distortion: GaugeVec,
     page_distortion: GaugeVec,
@@ -91,6 +92,11 @@ impl Metrics {
             "sitediff_pages_captured_total",
             "Pages processed, by capture outcome.",
             &["site", "outcome"],
+        )?;
+        let pages_truncated = counter(
+            "sitediff_pages_truncated_total",
+            "Pages taller than the site's max_height: only their top was captured, and they failed.",
+            &["site"],
         )?;
         let site_changed_pages = int_gauge(
             "sitediff_site_changed_pages",
@@ -162,6 +168,7 @@ impl Metrics {
         Ok(Metrics {
             registry,
             pages_captured,
+            pages_truncated,
             site_changed_pages,
             site_max_distortion,
             page_distortion,
@@ -189,11 +196,17 @@ impl Metrics {
             }
         }
         self.review_pending.with_label_values(&[site]);
+        self.pages_truncated.with_label_values(&[site]);
         self.schedule_skipped.with_label_values(&[site]);
     }
 
     pub fn page_captured(&self, site: &str, outcome: PageOutcome) {
         self.pages_captured.with_label_values(&[site, outcome.as_str()]).inc();
+    }
+
+    /// A page taller than the site's `max_height` was cut (and failed).
+    pub fn page_truncated(&self, site: &str) {
+        self.pages_truncated.with_label_values(&[site]).inc();
     }
 
     pub fn diff_observed(&self, seconds: f64) {
@@ -295,6 +308,8 @@ mod tests {
         let m = Metrics::new().unwrap();
         m.register_site("docs");
         m.page_captured("docs", PageOutcome::Ok);
+        m.page_captured("docs", PageOutcome::Truncated);
+        m.page_truncated("docs");
         m.crawl_ended("docs", CrawlStatus::Reviewing, 3.0);
         let mut rec = crate::store::CrawlRecord {
             id: 4,
@@ -327,6 +342,8 @@ mod tests {
         for name in [
             "sitediff_pages_captured_total{outcome=\"ok\",site=\"docs\"} 1",
             "sitediff_pages_captured_total{outcome=\"plugin_error\",site=\"docs\"} 0",
+            "sitediff_pages_captured_total{outcome=\"truncated\",site=\"docs\"} 1",
+            "sitediff_pages_truncated_total{site=\"docs\"} 1",
             "sitediff_site_changed_pages{site=\"docs\"} 2",
             "sitediff_site_max_distortion{site=\"docs\"} 0.25",
             "sitediff_page_distortion{page=\"/a.html\",site=\"docs\"} 0.25",
