@@ -17,6 +17,10 @@ use crate::store::{
 
 /// Decoded baselines kept in memory between crawls (bounds the daemon's RSS).
 pub const BASELINE_CACHE_BYTES: usize = 96 * 1024 * 1024;
+/// Largest baseline decoded whole (RGBA bytes; 1280 x 6,553 px): a taller one is compared as it is
+/// streamed from its PNG with the capture, row strip by row strip, so a 100,000-px page never has
+/// more than a few hundred rows of either image decoded at once.
+pub const MAX_WHOLE_DECODE_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Shared, read-only inputs of every comparison in a crawl.
 #[derive(Clone)]
@@ -121,6 +125,12 @@ impl Comparer {
         rec.baseline_png = Some(base_hash);
         rec.baseline_html = Some(Hash::of(&base_html));
         rec.baseline_mask_rects = configured_rects(&site.capture.mask_selectors, &base.mask_rects);
+        if base.truncated && !rec.truncated {
+            rec.truncated = true;
+            rec.outcome = PageOutcome::Truncated;
+            rec.change = PageChange::Failed;
+            rec.error = Some(format!("base side {}", truncated_reason(base.page_height, base.height)));
+        }
         if rec.png == Some(base_hash) && !self.has_kind(site, PluginKind::Score) {
             rec.distortion = Some(0.0);
         } else {
@@ -238,10 +248,20 @@ impl Comparer {
             ignore: mask_area(&site.capture.mask_selectors, &rec.mask_rects, &rec.baseline_mask_rects),
             ..DiffOptions::default()
         };
-        let base = self.cache.get_or_decode(base_png, "baseline").map_err(Step::Diff)?;
         let host = match &self.plugins {
             Some(h) if !site.plugins.is_empty() => h,
+            _ if decoded_bytes(base_png).map_err(Step::Diff)? > MAX_WHOLE_DECODE_BYTES => {
+                let outcome = diff::compare_sources(
+                    ImageSource::Png { bytes: base_png, name: "baseline" },
+                    ImageSource::Png { bytes: new_png, name: "capture" },
+                    &opts,
+                    None,
+                )
+                .map_err(Step::Diff)?;
+                return Ok((outcome, None));
+            }
             _ => {
+                let base = self.cache.get_or_decode(base_png, "baseline").map_err(Step::Diff)?;
                 let outcome = diff::compare_sources(
                     ImageSource::Decoded(&base),
                     ImageSource::Png { bytes: new_png, name: "capture" },
@@ -252,6 +272,8 @@ impl Comparer {
                 return Ok((outcome, None));
             }
         };
+        // Plugins get whole images (their ABI passes one RGBA buffer).
+        let base = self.cache.get_or_decode(base_png, "baseline").map_err(Step::Diff)?;
         let new = Arc::new(diff::decode_png(new_png, "capture").map_err(Step::Diff)?);
         let ctx_new = PageContext {
             site: site.name.clone(),
@@ -278,6 +300,12 @@ impl Comparer {
         }
         Ok((outcome, verdict))
     }
+}
+
+/// RGBA bytes of a PNG once decoded (from its header).
+fn decoded_bytes(png: &[u8]) -> Result<u64, diff::DiffError> {
+    let rows = diff::PngRows::open(png, "baseline")?;
+    Ok(rows.width() as u64 * rows.height() as u64 * 4)
 }
 
 /// The rectangles of `selectors` among measured ones (a capture's `mask_rects`), in the order of
@@ -321,7 +349,15 @@ fn decide(rec: &mut PageRecord, max_distortion: f64) {
     }
 }
 
-/// The record of a fresh capture, not compared yet (change `new`), and its artifacts: the PNG first,
+/// Why a page cut at `max_height` fails: its bottom was never compared.
+pub fn truncated_reason(page_height: u32, captured: u32) -> String {
+    format!(
+        "truncated: the page is {page_height} px tall, over the site's max_height: only its top {captured} px \
+         were captured and compared"
+    )
+}
+
+/// The record of a fresh capture, not compared yet (change `new`; `failed` when truncated) (change `new`), and its artifacts: the PNG first,
 /// then the HTML.
 pub fn capture_record(
     page: &DiscoveredPage,
@@ -338,6 +374,9 @@ pub fn capture_record(
         width: capture.width,
         height: capture.height,
         truncated: capture.truncated,
+        outcome: if capture.truncated { PageOutcome::Truncated } else { PageOutcome::Ok },
+        change: if capture.truncated { PageChange::Failed } else { PageChange::New },
+        error: capture.truncated.then(|| truncated_reason(capture.page_height, capture.height)),
         timing: PageTiming {
             fetch_ms: page.fetch_ms,
             navigate_ms: capture.timing.navigate_ms,
@@ -505,6 +544,7 @@ mod tests {
             final_url: url::Url::parse("http://127.0.0.1:1/a").unwrap(),
             mask_rects: rects,
             truncated: false,
+            page_height: 10,
             unstable_area: None,
             unstable_rect: None,
             blocked_navigations: Vec::new(),

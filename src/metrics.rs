@@ -74,6 +74,7 @@ impl PluginCallOutcome {
 pub struct Metrics {
     registry: Registry,
     pages_captured: IntCounterVec,
+    pages_truncated: IntCounterVec,
     site_changed_pages: IntGaugeVec,
     site_max_distortion: GaugeVec,
     page_distortion: GaugeVec,
@@ -120,6 +121,11 @@ impl Metrics {
             "sitediff_pages_captured_total",
             "Pages processed, by capture outcome.",
             &["site", "outcome"],
+        )?;
+        let pages_truncated = counter(
+            "sitediff_pages_truncated_total",
+            "Pages taller than the site's max_height: only their top was captured, and they failed.",
+            &["site"],
         )?;
         let site_changed_pages = int_gauge(
             "sitediff_site_changed_pages",
@@ -208,6 +214,7 @@ impl Metrics {
             config_reload_success,
             registry,
             pages_captured,
+            pages_truncated,
             site_changed_pages,
             site_max_distortion,
             page_distortion,
@@ -236,6 +243,7 @@ impl Metrics {
             }
         }
         self.review_pending.with_label_values(&[site]);
+        self.pages_truncated.with_label_values(&[site]);
         self.schedule_skipped.with_label_values(&[site]);
     }
 
@@ -246,6 +254,11 @@ impl Metrics {
 
     pub fn page_captured(&self, site: &str, outcome: PageOutcome) {
         self.pages_captured.with_label_values(&[site, outcome.as_str()]).inc();
+    }
+
+    /// A page taller than the site's `max_height` was cut (and failed).
+    pub fn page_truncated(&self, site: &str) {
+        self.pages_truncated.with_label_values(&[site]).inc();
     }
 
     pub fn diff_observed(&self, seconds: f64) {
@@ -352,6 +365,8 @@ mod tests {
         let m = Metrics::new().unwrap();
         m.register_site("docs");
         m.page_captured("docs", PageOutcome::Ok);
+        m.page_captured("docs", PageOutcome::Truncated);
+        m.page_truncated("docs");
         m.crawl_ended("docs", CrawlStatus::Reviewing, 3.0);
         let mut rec = crate::store::CrawlRecord {
             id: 4,
@@ -384,6 +399,8 @@ mod tests {
         for name in [
             "sitediff_pages_captured_total{outcome=\"ok\",site=\"docs\"} 1",
             "sitediff_pages_captured_total{outcome=\"plugin_error\",site=\"docs\"} 0",
+            "sitediff_pages_captured_total{outcome=\"truncated\",site=\"docs\"} 1",
+            "sitediff_pages_truncated_total{site=\"docs\"} 1",
             "sitediff_site_changed_pages{site=\"docs\"} 2",
             "sitediff_site_max_distortion{site=\"docs\"} 0.25",
             "sitediff_page_distortion{page=\"/a.html\",site=\"docs\"} 0.25",

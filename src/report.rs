@@ -16,6 +16,8 @@ pub struct PageResult {
     pub http_status: Option<u16>,
     pub distortion: Option<f64>,
     pub changed: bool,
+    /// The page was taller than the site's `max_height`: only its top was captured (it fails).
+    pub truncated: bool,
     pub error: Option<String>,
     /// The page whose links led discovery here first.
     pub referrer: Option<String>,
@@ -31,6 +33,7 @@ impl From<&PageRecord> for PageResult {
             http_status: p.http_status,
             distortion: p.distortion,
             changed: p.change == PageChange::Changed,
+            truncated: p.truncated,
             error: p.error.clone(),
             referrer: p.referrer.clone(),
         }
@@ -52,6 +55,8 @@ pub struct CrawlReport {
     pub failed: u32,
     /// Pages failing the same way as in the approved crawl (not review items).
     pub still_failing: u32,
+    /// Pages taller than the site's `max_height` (cut, and failed or still failing).
+    pub truncated: u32,
     /// Pair crawls: pages only on the head / only on the base side.
     pub added: u32,
     pub removed: u32,
@@ -96,6 +101,7 @@ impl CrawlReport {
             unchanged: crawl.counts.unchanged,
             failed: crawl.counts.failed,
             still_failing: crawl.counts.still_failing,
+            truncated: pages.iter().filter(|p| p.truncated).count() as u32,
             added: crawl.counts.added,
             removed: crawl.counts.removed,
             skipped_non_html: crawl.counts.skipped_non_html,
@@ -130,6 +136,12 @@ impl CrawlReport {
             s.push_str(&format!(
                 "  {} still failing (as in the approved crawl; not for review)\n",
                 self.still_failing
+            ));
+        }
+        if self.truncated > 0 {
+            s.push_str(&format!(
+                "  {} truncated: taller than max_height, only their top was captured (failed)\n",
+                self.truncated
             ));
         }
         if self.status == "passed" {

@@ -322,6 +322,9 @@ impl<C: Capturer + 'static> Sweeper<C> {
     fn page_done(&self, site: &SiteConfig, rec: &PageRecord, observer: &dyn SweepObserver) {
         if let Some(m) = &self.metrics {
             m.page_captured(&site.name, rec.outcome);
+            if rec.truncated {
+                m.page_truncated(&site.name);
+            }
         }
         let t = &rec.timing;
         tracing::debug!(

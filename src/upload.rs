@@ -266,6 +266,9 @@ pub fn ingest(
         m.register_site(name);
         for p in &pages {
             m.page_captured(name, p.outcome);
+            if p.truncated {
+                m.page_truncated(name);
+            }
         }
         m.crawl_ended(name, rec.status, started.elapsed().as_secs_f64());
         crate::settle::export_last_crawl(m, &rec, site.page_metrics.then_some(pages.as_slice()));

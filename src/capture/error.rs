@@ -80,6 +80,13 @@ pub enum CaptureError {
     },
     #[error("{url}: screenshot failed: not a PNG")]
     NotPng { url: String },
+    /// The tiles of a tall page could not be stitched into one image.
+    #[error("{url}: screenshot failed: {source}")]
+    Stitch {
+        url: String,
+        #[source]
+        source: crate::diff::DiffError,
+    },
     /// One of our page scripts failed (threw, or could not be run).
     #[error("{url}: page script failed: {source}")]
     Script {

@@ -1,10 +1,29 @@
 //! Pure helpers on shots and measurements: the height to capture, measured rectangles clipped to
-//! whole pixels, a PNG's size, and what changed between two consecutive shots.
+//! whole pixels, a PNG's size, what changed between two consecutive shots, and the vertical tiles a
+//! tall page is shot in.
 
-use crate::diff::{decode_png, Rect};
+use crate::diff::{exact_difference, Rect};
 
 /// Smallest screenshot height we ask for (an empty page still yields an image).
 const MIN_CAPTURE_HEIGHT: u32 = 1;
+/// Tallest single `captureBeyondViewport` shot: a page taller than this is shot in vertical tiles of
+/// this height (the last one shorter), each a clipped shot of the whole-page layout, stitched into
+/// one image. One shot of a whole 1280-px-wide, 100,000-px page comes out blank below ~86,600 px
+/// (Chromium's surface limit, Playwright's `fullPage` alike); 16,384 px is Chromium's usual texture
+/// limit and keeps every tile well inside it.
+pub const TILE_HEIGHT: u32 = 16_384;
+
+/// The vertical tiles (`(top, height)`, page px) a shot `height` px tall is taken in: one when it
+/// fits in [`TILE_HEIGHT`].
+pub fn tiles(height: u32) -> Vec<(u32, u32)> {
+    let height = height.max(MIN_CAPTURE_HEIGHT);
+    (0..height.div_ceil(TILE_HEIGHT))
+        .map(|i| {
+            let top = i * TILE_HEIGHT;
+            (top, TILE_HEIGHT.min(height - top))
+        })
+        .collect()
+}
 
 /// The height to capture and whether the page was cut to `max_height`.
 pub fn capped_height(page_height: f64, max_height: u32) -> (u32, bool) {
@@ -46,33 +65,12 @@ pub fn png_size(png: &[u8]) -> Option<(u32, u32)> {
 }
 
 /// Pixels that differ between two PNG shots and their bounding box; `None` when identical.
-/// Shots that cannot be decoded or differ in size count as changed everywhere.
+/// Shots that cannot be decoded or differ in size count as changed everywhere. Compared row by row
+/// (a 100,000-px shot is never decoded whole).
 pub fn shot_difference(a: &[u8], b: &[u8]) -> Option<(u64, Rect)> {
-    if a == b {
-        return None;
-    }
-    let (Ok(ia), Ok(ib)) = (decode_png(a, "shot"), decode_png(b, "shot")) else {
+    exact_difference(a, b).unwrap_or_else(|_| {
         let (w, h) = png_size(b).unwrap_or((0, 0));
-        return Some((u64::from(w) * u64::from(h), Rect { x: 0, y: 0, width: w, height: h }));
-    };
-    if (ia.width, ia.height) != (ib.width, ib.height) {
-        let (w, h) = (ia.width.max(ib.width), ia.height.max(ib.height));
-        return Some((u64::from(w) * u64::from(h), Rect { x: 0, y: 0, width: w, height: h }));
-    }
-    let w = ia.width as usize;
-    let (mut n, mut x0, mut y0, mut x1, mut y1) = (0u64, usize::MAX, usize::MAX, 0usize, 0usize);
-    for (i, (pa, pb)) in ia.data.chunks_exact(4).zip(ib.data.chunks_exact(4)).enumerate() {
-        if pa != pb {
-            let (x, y) = (i % w, i / w);
-            n += 1;
-            x0 = x0.min(x);
-            y0 = y0.min(y);
-            x1 = x1.max(x);
-            y1 = y1.max(y);
-        }
-    }
-    (n > 0).then(|| {
-        (n, Rect { x: x0 as u32, y: y0 as u32, width: (x1 - x0 + 1) as u32, height: (y1 - y0 + 1) as u32 })
+        Some((u64::from(w) * u64::from(h), Rect { x: 0, y: 0, width: w, height: h }))
     })
 }
 
@@ -96,6 +94,18 @@ mod tests {
         assert_eq!(capped_height(40_000.0, 30_000), (30_000, true));
         assert_eq!(capped_height(0.0, 30_000), (1, false));
         assert_eq!(capped_height(f64::NAN, 100), (1, false));
+    }
+
+    #[test]
+    fn tall_shots_are_cut_in_tiles_of_tile_height() {
+        assert_eq!(tiles(800), vec![(0, 800)]);
+        assert_eq!(tiles(0), vec![(0, 1)]);
+        assert_eq!(tiles(TILE_HEIGHT), vec![(0, TILE_HEIGHT)]);
+        assert_eq!(tiles(TILE_HEIGHT + 1), vec![(0, TILE_HEIGHT), (TILE_HEIGHT, 1)]);
+        let t = tiles(100_000);
+        assert_eq!(t.len(), 7);
+        assert_eq!(t[6], (6 * TILE_HEIGHT, 100_000 - 6 * TILE_HEIGHT));
+        assert_eq!(t.iter().map(|(_, h)| h).sum::<u32>(), 100_000);
     }
 
     #[test]

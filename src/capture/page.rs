@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use url::Url;
 
 use super::error::CaptureError;
-use super::geometry::{capped_height, clip_rect, png_size, shot_difference, union_rect};
+use super::geometry::{capped_height, clip_rect, png_size, shot_difference, tiles, union_rect, TILE_HEIGHT};
 use super::scripts::{self, Script, Settled};
 use super::session::{BrowserSession, CdpSupport, CommandError, SiteRequestsKey};
 use super::types::{Capture, CaptureRequest, CaptureTiming, SelectorRects};
@@ -326,6 +326,7 @@ async fn capture_document(
         final_url: read.final_url,
         mask_rects,
         truncated,
+        page_height: measure.height.ceil().clamp(0.0, f64::from(u32::MAX)) as u32,
         unstable_area: shots.unstable.map(|(pixels, _)| pixels),
         unstable_rect: shots.unstable.and(shots.changed_bounds),
         blocked_navigations: read.blocked,
@@ -394,9 +395,7 @@ async fn shoot_until_stable(
     last: bool,
 ) -> Result<Option<Shots>, CaptureError> {
     let url = req.url.as_str();
-    let shot_err = |source| CaptureError::Screenshot { url: url.to_string(), source };
-    let viewport = req.viewport;
-    let Some(mut png) = session.screenshot(width, height, viewport, !last).await.map_err(shot_err)? else {
+    let Some(mut png) = shoot(session, req, width, height, !last).await? else {
         return Ok(None);
     };
     let mut count = 1;
@@ -404,7 +403,7 @@ async fn shoot_until_stable(
     let mut changed_bounds: Option<Rect> = None;
     let reproduced = req.expected_png.is_some_and(|h| *blake3::hash(&png).as_bytes() == h);
     while count < MAX_SHOTS && !reproduced {
-        let Some(next) = session.screenshot(width, height, viewport, !last).await.map_err(shot_err)? else {
+        let Some(next) = shoot(session, req, width, height, !last).await? else {
             return Ok(None);
         };
         count += 1;
@@ -428,6 +427,41 @@ async fn shoot_until_stable(
         }
     }
     Ok(Some(Shots { png, count, unstable, changed_bounds }))
+}
+
+/// One shot of the page's top `width` x `height` px: a single clipped shot up to [`TILE_HEIGHT`];
+/// taller, vertical tiles of the whole-page layout ([`tiles`]: clipped `captureBeyondViewport`
+/// shots, so fixed and sticky elements sit where a full-page shot has them, once) stitched row by
+/// row into one PNG. `None` when the page navigated meanwhile and `may_navigate`. Endpoints without
+/// DevTools take one window-sized shot whatever the height.
+async fn shoot(
+    session: &mut BrowserSession,
+    req: &CaptureRequest,
+    width: u32,
+    height: u32,
+    may_navigate: bool,
+) -> Result<Option<Vec<u8>>, CaptureError> {
+    let url = req.url.as_str();
+    let shot_err = |source| CaptureError::Screenshot { url: url.to_string(), source };
+    let viewport = req.viewport;
+    if height <= TILE_HEIGHT || session.cdp() != CdpSupport::Yes {
+        return session.screenshot(0, width, height, viewport, may_navigate).await.map_err(shot_err);
+    }
+    let mut parts = Vec::new();
+    for (top, h) in tiles(height) {
+        match session.screenshot(top, width, h, viewport, may_navigate).await.map_err(shot_err)? {
+            Some(png) => parts.push(png),
+            None => return Ok(None),
+        }
+    }
+    let name = url.to_string();
+    let stitched = tokio::task::spawn_blocking(move || {
+        let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+        crate::diff::stitch_png(&refs, &name)
+    })
+    .await
+    .map_err(|source| CaptureError::ShotCompare { url: url.to_string(), source })?;
+    stitched.map(Some).map_err(|source| CaptureError::Stitch { url: url.to_string(), source })
 }
 
 /// What the page read after the shots gives.

@@ -23,8 +23,9 @@ pub const NETWORK_QUIET: Duration = Duration::from_millis(200);
 pub const NETWORK_QUIET_CAP: Duration = Duration::from_secs(3);
 /// Poll interval of the network-quiet wait.
 pub const NETWORK_POLL: Duration = Duration::from_millis(25);
-/// Most viewport-high scroll steps taken to trigger lazy content.
-pub const MAX_SCROLL_STEPS: u32 = 60;
+/// Most viewport-high scroll steps taken to trigger lazy content (down to the default `max_height`
+/// of 150,000 px with a 600-px viewport).
+pub const MAX_SCROLL_STEPS: u32 = 250;
 /// Page timers (`setTimeout`/`setInterval`) at least this long never fire: carousels, delayed
 /// banners and the like are photographed as they are at load (DevTools endpoints only).
 pub const LONG_TIMER: Duration = Duration::from_millis(1000);

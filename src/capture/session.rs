@@ -329,12 +329,14 @@ impl BrowserSession {
         Ok(())
     }
 
-    /// A PNG of the page's top `width` x `height` CSS px. `None` when the page started loading
-    /// another document first and `may_navigate` (over the session's DevTools connection; else that
-    /// is an error). On a W3C-only endpoint the window grows to the full height for the shot and is
-    /// then given `viewport` back.
+    /// A PNG of the page's `width` x `height` CSS px from `top` down (a clipped shot of the
+    /// whole-page layout). `None` when the page started loading another document first and
+    /// `may_navigate` (over the session's DevTools connection; else that is an error). On a W3C-only
+    /// endpoint (`top` must be 0) the window grows to the full height for the shot and is then given
+    /// `viewport` back.
     pub(super) async fn screenshot(
         &mut self,
+        top: u32,
         width: u32,
         height: u32,
         viewport: Viewport,
@@ -347,7 +349,7 @@ impl BrowserSession {
                 "optimizeForSpeed": true,
                 "captureBeyondViewport": true,
                 "fromSurface": true,
-                "clip": { "x": 0, "y": 0, "width": width, "height": height, "scale": 1 },
+                "clip": { "x": 0, "y": top, "width": width, "height": height, "scale": 1 },
             });
             let v = match &self.devtools {
                 Some(dt) => match dt.call_in_document(CAPTURE_SCREENSHOT, params, COMMAND_TIMEOUT).await {

@@ -64,6 +64,8 @@ pub struct Capture {
     pub mask_rects: Vec<SelectorRects>,
     /// The page was taller than `max_height` and was cut.
     pub truncated: bool,
+    /// The page's height as measured before the shot (CSS px; above `height` when `truncated`).
+    pub page_height: u32,
     /// The page never gave two identical consecutive shots: pixels that differed between the last
     /// two (`None` = stable).
     pub unstable_area: Option<u64>,

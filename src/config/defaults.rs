@@ -31,7 +31,7 @@ pub(super) const DEFAULT_VIEWPORT: Viewport = Viewport { width: 1280, height: 80
 pub(super) const DEFAULT_THRESHOLD: f64 = 0.1;
 pub(super) const DEFAULT_PAGE_TIMEOUT_MS: u64 = 30_000;
 pub(super) const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 15_000;
-pub(super) const DEFAULT_MAX_HEIGHT: u32 = 30_000;
+pub(super) const DEFAULT_MAX_HEIGHT: u32 = 150_000;
 /// Smallest `max_height` accepted.
 pub(super) const MIN_MAX_HEIGHT: u32 = 100;
 pub(super) const DEFAULT_MAX_CONCURRENT_SITES: usize = 2;

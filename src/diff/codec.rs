@@ -22,8 +22,9 @@ enum Layout {
     GreyAlpha16,
 }
 
-/// A PNG being decoded one row at a time into RGBA8.
-pub(crate) struct PngRows<'a> {
+/// A PNG being decoded one row at a time into RGBA8 (the strip reader of a page's image: never more
+/// than one row of it decoded at a time, besides the decoder's own window).
+pub struct PngRows<'a> {
     reader: png::Reader<Cursor<&'a [u8]>>,
     name: String,
     width: usize,
@@ -48,7 +49,7 @@ fn unusable(name: &str, reason: impl Into<String>) -> DiffError {
 
 impl<'a> PngRows<'a> {
     /// Read the header; fails on anything that is not a readable PNG.
-    pub(crate) fn open(bytes: &'a [u8], name: &str) -> Result<PngRows<'a>, DiffError> {
+    pub fn open(bytes: &'a [u8], name: &str) -> Result<PngRows<'a>, DiffError> {
         let mut dec =
             png::Decoder::new_with_limits(Cursor::new(bytes), png::Limits { bytes: DECODER_LIMIT_BYTES });
         dec.set_transformations(png::Transformations::EXPAND);
@@ -95,16 +96,16 @@ impl<'a> PngRows<'a> {
         Ok(rows)
     }
 
-    pub(crate) fn width(&self) -> usize {
+    pub fn width(&self) -> usize {
         self.width
     }
 
-    pub(crate) fn height(&self) -> usize {
+    pub fn height(&self) -> usize {
         self.height
     }
 
     /// Decode the next row into `dst` (`width * 4` bytes of RGBA8).
-    pub(crate) fn read_into(&mut self, dst: &mut [u8]) -> Result<(), DiffError> {
+    pub fn read_into(&mut self, dst: &mut [u8]) -> Result<(), DiffError> {
         let y = self.next_row;
         if y >= self.height {
             return Err(unusable(&self.name, "read past the last row"));

@@ -20,6 +20,7 @@ mod mask;
 mod pipeline;
 mod pixel;
 mod regions;
+mod stitch;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -27,8 +28,10 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 pub use cache::{content_key, DecodedCache};
+pub use codec::PngRows;
 pub use mask::IgnoreMask;
 pub use regions::{MAX_REGIONS, MERGE_GAP};
+pub use stitch::{exact_difference, stitch_png};
 
 /// pixelmatch's maximum YIQ delta (35215).
 pub const MAX_YIQ_DELTA: f64 = 35215.0;
@@ -76,6 +79,9 @@ pub enum DiffError {
     EmptyDiff,
     #[error("image {name} is too large: {width}x{height}")]
     TooLarge { name: String, width: u32, height: u32 },
+    /// Tiles of one page that cannot be stitched (none, or of different widths).
+    #[error("cannot stitch the tiles of {name}: {reason}")]
+    Stitch { name: String, reason: String },
     #[error("ignore mask has {got} pixels, expected {expected}")]
     MaskSize { expected: usize, got: usize },
 }

@@ -129,6 +129,9 @@ pub enum PageOutcome {
     HttpError,
     CaptureError,
     PluginError,
+    /// The page was taller than its site's `max_height`: only its top was captured, so it fails
+    /// (its bottom was never compared).
+    Truncated,
 }
 
 impl PageOutcome {
@@ -138,11 +141,17 @@ impl PageOutcome {
             PageOutcome::HttpError => "http_error",
             PageOutcome::CaptureError => "capture_error",
             PageOutcome::PluginError => "plugin_error",
+            PageOutcome::Truncated => "truncated",
         }
     }
 
-    pub const ALL: [PageOutcome; 4] =
-        [PageOutcome::Ok, PageOutcome::HttpError, PageOutcome::CaptureError, PageOutcome::PluginError];
+    pub const ALL: [PageOutcome; 5] = [
+        PageOutcome::Ok,
+        PageOutcome::HttpError,
+        PageOutcome::CaptureError,
+        PageOutcome::PluginError,
+        PageOutcome::Truncated,
+    ];
 }
 
 /// How a page compares with its baseline.

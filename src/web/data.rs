@@ -114,6 +114,8 @@ pub struct PageSummary {
     pub approved: bool,
     pub width: u32,
     pub height: u32,
+    /// Taller than the site's `max_height`: only the top `height` px were captured (the page fails).
+    pub truncated: bool,
     /// Artifact hashes (`/artifacts/{hash}`).
     pub png: Option<Hash>,
     /// The crawl whose capture this page was compared with, and that capture.
@@ -178,6 +180,7 @@ impl From<&PageRecord> for PageSummary {
             approved: p.approved,
             width: p.width,
             height: p.height,
+            truncated: p.truncated,
             png: p.png,
             baseline_crawl: p.baseline_crawl,
             baseline_png: p.baseline_png,

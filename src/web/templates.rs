@@ -403,6 +403,7 @@ pub fn crawl_view(ctx: &Ctx, l: &Listing) -> String {
                             @if let Some(t) = &p.title { div class="page-title" { (t) } }
                             div class="small" {
                                 (change_badge(p.change))
+                                @if p.truncated { " " span class="badge warn truncated" { "truncated" } }
                                 @if p.approved { " " span class="badge approved" { "approved" } }
                                 " distortion " (fmt_distortion(p.distortion))
                                 @if let Some(s) = p.http_status { " · " (http_status_text(s)) }
@@ -552,7 +553,7 @@ pub fn page_view(ctx: &Ctx, d: &PageDetail, filter: PageFilter) -> String {
             @if let Some(r) = &p.score_reason { " (" (r) ")" }
             " · " (p.diff_pixels) " px differ"
             @if p.size_changed { " · " span class="warn" { "size changed" } }
-            @if p.truncated { " · " span class="warn" { "page cut at max height" } }
+            @if p.truncated { " · " span class="warn truncated" { "truncated: page cut at max height, its bottom not compared" } }
             @if let Some(s) = p.http_status.filter(|_| p.error.is_some()) { " · " (http_status_text(s)) }
             @if let Some(r) = &p.referrer {
                 " · " span class="referrer" id="page-referrer" { "linked from " a href=(page_url(c.id, r, PageFilter::All)) { (r) } }

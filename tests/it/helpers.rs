@@ -460,3 +460,24 @@ pub async fn post_json(url: &str, token: Option<&str>) -> (u16, serde_json::Valu
     let text = resp.text().await.unwrap_or_default();
     (code, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
 }
+
+/// Where `scripts/install-test-tools` puts the test toolchains outside the clone.
+pub fn test_tools_dir() -> std::path::PathBuf {
+    match std::env::var_os("SITEDIFF_TOOLS") {
+        Some(d) => std::path::PathBuf::from(d),
+        None => std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
+            .join(".cache/sitediff-tools"),
+    }
+}
+
+/// The directory of npm package `name` installed by `scripts/install-test-tools`; panics (never
+/// skips) when it is missing.
+pub fn npm_tool(name: &str) -> std::path::PathBuf {
+    let dir = test_tools_dir().join("npm/node_modules").join(name);
+    assert!(
+        dir.join("package.json").is_file(),
+        "npm package {name} is missing at {}: run scripts/install-test-tools",
+        dir.display()
+    );
+    dir
+}

@@ -80,7 +80,7 @@ async fn hostile_site_is_crawled_to_completion() {
     let started = Instant::now();
     let out = run_sitediff(&["crawl", "h", "--config", &cfg, "--json"]).await;
     let took = started.elapsed();
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(out.code, 1, "failing (and truncated) pages fail the run\n{}\n{}", out.stdout, out.stderr);
     assert!(took < Duration::from_secs(180), "crawl took {took:?}");
     let j = out.json();
     assert_eq!(j["status"], "reviewing");
@@ -104,10 +104,10 @@ async fn hostile_site_is_crawled_to_completion() {
     assert!(hang.error.as_deref().unwrap().contains("timed out"), "{hang:?}");
 
     let tall = page("/tall");
-    assert_eq!(tall.outcome, PageOutcome::Ok, "{tall:?}");
+    assert_eq!(tall.outcome, PageOutcome::Truncated, "{tall:?}");
     assert!(tall.truncated && tall.height == 20_000, "{tall:?}");
     let big = page("/big");
-    assert_eq!(big.outcome, PageOutcome::Ok, "{big:?}");
+    assert_eq!(big.outcome, PageOutcome::Truncated, "{big:?}");
     assert!(big.truncated);
     for k in ["/badutf8", "/binary", "/alert"] {
         assert_eq!(page(k).outcome, PageOutcome::Ok, "{:?}", page(k));

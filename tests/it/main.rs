@@ -27,4 +27,5 @@ mod secrets;
 mod security;
 mod settle;
 mod store;
+mod tall;
 mod web;
