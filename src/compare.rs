@@ -271,6 +271,9 @@ impl Comparer {
             let out = host.score(name, &base, &new, &outcome, &ctx_new);
             self.count_call(name, out.is_ok());
             let out = out.map_err(Step::Plugin)?;
+            for line in &out.logs {
+                tracing::info!(plugin = %name, page = %ctx_new.page_key, "{line}");
+            }
             if verdict.as_ref().is_none_or(|v| out.score > v.score) {
                 verdict =
                     Some(Verdict { score: out.score, reason: out.reason.map(|r| format!("{name}: {r}")) });

@@ -1,4 +1,4 @@
-//! `sitediff crawl SITE [--json]`: one crawl now, with a progress bar; exit 0 no change, 1 changes, 2 error.
+//! `sitediff crawl SITE [--json]`: one crawl now, with a progress bar; exit 0 no change, 1 changes or failed pages, 2 error.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -53,7 +53,7 @@ pub fn run(args: &CrawlArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Crawl one site (a configured one, or a pair site built by `sitediff pair`) with a progress bar
-/// and print its report; exit 0 = nothing changed, 1 = changed/added/removed pages, 2 = error.
+/// and print its report; exit 0 = nothing changed, 1 = changed/added/removed/newly failed pages, 2 = error.
 pub fn run_site(cfg: &Config, site: SiteConfig, json: bool) -> anyhow::Result<ExitCode> {
     let plugins = load_plugins(cfg, &site.plugins)?;
     let store = open_store(cfg)?;
@@ -97,10 +97,12 @@ pub fn run_site(cfg: &Config, site: SiteConfig, json: bool) -> anyhow::Result<Ex
     } else {
         eprint!("{}", report.human());
     }
-    let changes = crawl.counts.changed + crawl.counts.added + crawl.counts.removed;
+    // Newly failing pages fail the run like changes (a broken plugin must not pass CI);
+    // still-failing ones do not.
+    let changes = crawl.counts.changed + crawl.counts.added + crawl.counts.removed + crawl.counts.failed;
     Ok(ExitCode::from(match crawl.status {
         CrawlStatus::Reviewing if changes > 0 => EXIT_CHANGES,
-        // New and failed pages are for review but not changes; still-failing ones not even that.
+        // New pages are for review but not changes; still-failing ones not even that.
         CrawlStatus::Reviewing | CrawlStatus::Passed => EXIT_OK,
         _ => EXIT_ERROR,
     }))

@@ -15,6 +15,7 @@ pub mod crawl;
 pub mod diff;
 pub mod pair;
 pub mod plugin;
+pub mod plugin_new;
 pub mod review;
 pub mod serve;
 pub mod status;

@@ -460,3 +460,25 @@ pub async fn post_json(url: &str, token: Option<&str>) -> (u16, serde_json::Valu
     let text = resp.text().await.unwrap_or_default();
     (code, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
 }
+
+/// The directory of test toolchains outside the clone (`scripts/install-test-tools` fills it).
+pub fn tools_dir() -> std::path::PathBuf {
+    match std::env::var_os("SITEDIFF_TOOLS") {
+        Some(d) => std::path::PathBuf::from(d),
+        None => {
+            std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/sitediff-tools")
+        }
+    }
+}
+
+/// A file inside the tools directory; panics (never skips) naming the installer when it is missing.
+pub fn tool(relative: &str) -> std::path::PathBuf {
+    let path = tools_dir().join(relative);
+    assert!(
+        path.exists(),
+        "\n\n*** {} is missing: run scripts/install-test-tools (it installs the test toolchains into {}).\n\n",
+        path.display(),
+        tools_dir().display()
+    );
+    path
+}

@@ -18,6 +18,7 @@ mod pipeline;
 mod plugin;
 mod prometheus;
 mod retention;
+mod sdk;
 mod secrets;
 mod security;
 mod settle;
