@@ -111,7 +111,11 @@ async fn crawl_approve_recrawl_and_detect_one_change() {
     let started = std::time::Instant::now();
     let out = run_sitediff(&["crawl", "fixture", "--config", &cfg, "--json"]).await;
     let elapsed = started.elapsed();
-    assert_eq!(out.code, 0, "first crawl has no baseline, so nothing changed\n{}", out.stderr);
+    assert_eq!(
+        out.code, 1,
+        "first crawl: nothing changed (no baseline), but two pages newly failed\n{}",
+        out.stderr
+    );
     let j = out.json();
     let results = j["page_results"].as_array().unwrap();
     let keys: Vec<String> = results.iter().map(|p| p["key"].as_str().unwrap().to_string()).collect();

@@ -80,7 +80,7 @@ async fn hostile_site_is_crawled_to_completion() {
     let started = Instant::now();
     let out = run_sitediff(&["crawl", "h", "--config", &cfg, "--json"]).await;
     let took = started.elapsed();
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(out.code, 1, "pages newly failed: exit 1\n{}\n{}", out.stdout, out.stderr);
     assert!(took < Duration::from_secs(180), "crawl took {took:?}");
     let j = out.json();
     assert_eq!(j["status"], "reviewing");

@@ -312,7 +312,7 @@ async fn structural_diff_against_the_approved_crawl() {
     let project = TempProject::new();
     let cfg = project.write_config(&format!("[[sites]]\nname = \"s\"\nstart = \"{}\"\n", srv.url("/s/")));
     let out = run_sitediff(&["crawl", "s", "--config", &cfg, "--json"]).await;
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.code, 1, "fresh.html newly failed: exit 1\n{}", out.stderr);
     let st = &out.json()["structure"];
     assert_eq!(st["against"], serde_json::Value::Null);
     assert_eq!(st["added"].as_u64(), Some(5), "no approved crawl: every answering page is added");

@@ -142,7 +142,8 @@ async fn cli_crawl_with_only_a_known_404_passes_and_exits_0() {
         srv.url("/s/")
     ));
     let out = run_sitediff(&["crawl", "settle", "--config", &cfg, "--json"]).await;
-    assert_eq!(out.code, 0, "new pages and a new failure are for review, not changes\n{}", out.stderr);
+    // New pages are for review, not changes; a newly failing page fails the run (exit 1).
+    assert_eq!(out.code, 1, "a new failure exits 1\n{}", out.stderr);
     assert_eq!((out.json()["status"].as_str(), out.json()["failed"].as_u64()), (Some("reviewing"), Some(1)));
     assert_eq!(run_sitediff(&["approve", "settle", "--config", &cfg]).await.code, 0);
 
@@ -163,10 +164,10 @@ async fn cli_crawl_with_only_a_known_404_passes_and_exits_0() {
     assert!(human.contains("still failing  /broken.html"), "{human}");
     assert!(human.contains("nothing to review: passed"), "{human}");
 
-    // A page that starts failing now is new: for review again (exit 0: a failure is not a change).
+    // A page that starts failing now is new: for review again, and it fails the run (exit 1).
     srv.set("/s/p.html", Response::status(500, "<h1>down</h1>"));
     let out = run_sitediff(&["crawl", "settle", "--config", &cfg, "--json"]).await;
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.code, 1, "{}", out.stderr);
     let j = out.json();
     assert_eq!(
         (j["status"].as_str(), j["failed"].as_u64(), j["still_failing"].as_u64()),
