@@ -57,7 +57,7 @@ fn files(name: &str, lang: Lang, kind: KindArg) -> Vec<(String, String)> {
             Some(("sitediff.ts", AS_SDK)),
             format!(
                 "ASC ?= npx asc\n\n{name}.wasm: plugin.ts sitediff.ts\n\
-                 \t$(ASC) plugin.ts -o $@ -O3 --runtime stub --use abort=sitediff/sitediffAbort\n"
+                 \t$(ASC) plugin.ts -o $@ -O3 --debug --runtime stub --use abort=sitediff/sitediffAbort\n"
             ),
         ),
         Lang::Zig => (
@@ -65,7 +65,7 @@ fn files(name: &str, lang: Lang, kind: KindArg) -> Vec<(String, String)> {
             Some(("sitediff.zig", ZIG_SDK)),
             format!(
                 "ZIG ?= zig\n\n{name}.wasm: plugin.zig sitediff.zig\n\
-                 \t$(ZIG) build-exe -target wasm32-freestanding -O ReleaseFast -fno-entry -rdynamic \\\n\
+                 \t$(ZIG) build-exe -target wasm32-freestanding -O ReleaseSafe -fno-entry -rdynamic \\\n\
                  \t\t--dep sitediff -Mroot=plugin.zig -Msitediff=sitediff.zig -femit-bin=$@\n\
                  \t@rm -f $@.o\n"
             ),

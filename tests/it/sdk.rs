@@ -536,3 +536,57 @@ async fn a_crawl_with_a_failing_plugin_exits_1_and_shows_its_logs() {
     assert_eq!(code, 200, "{html}");
     assert!(html.contains("it logged: &quot;boom happened&quot;"), "no plugin log in the page view:\n{html}");
 }
+
+/// Every section an example cites in `plugins/ABI.md` exists, and every example, SDK or header file
+/// the plugin docs name is there.
+#[test]
+fn every_reference_in_the_plugin_docs_resolves() {
+    let plugins = repo().join("plugins");
+    let abi = std::fs::read_to_string(plugins.join("ABI.md")).unwrap();
+    let headings: Vec<&str> =
+        abi.lines().filter_map(|l| l.strip_prefix('#')).map(|l| l.trim_start_matches('#').trim()).collect();
+    let mut files = Vec::new();
+    let mut dirs = vec![plugins.clone()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() && p.file_name() != Some("build".as_ref()) {
+                dirs.push(p);
+            } else if ["wat", "c", "h", "ts", "zig", "md"].iter().any(|x| p.extension() == Some(x.as_ref())) {
+                files.push(p);
+            }
+        }
+    }
+    let mut cited = 0;
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        // `ABI.md, "Section"` (a comment may wrap after `plugins/`).
+        for (at, _) in text.match_indices("ABI.md, \"") {
+            let rest = &text[at + "ABI.md, \"".len()..];
+            let section = &rest[..rest.find('"').unwrap()];
+            assert!(
+                headings.contains(&section),
+                "{}: cites ABI.md section {section:?}, which does not exist",
+                f.display()
+            );
+            cited += 1;
+        }
+        // Backticked paths of example and SDK files.
+        for (at, _) in text.match_indices('`') {
+            let rest = &text[at + 1..];
+            let Some(end) = rest.find('`') else { continue };
+            let path = &rest[..end];
+            let known_ext = [".c", ".h", ".wat", ".ts", ".zig", ".md"].iter().any(|x| path.ends_with(x));
+            if !known_ext || path.contains(' ') || path.contains('*') || !path.contains('/') {
+                continue;
+            }
+            let candidates = [repo().join(path), plugins.join(path), f.parent().unwrap().join(path)];
+            assert!(
+                candidates.iter().any(|c| c.exists()),
+                "{}: names `{path}`, which does not exist",
+                f.display()
+            );
+        }
+    }
+    assert!(cited >= 2, "the examples cite ABI.md sections: {cited}");
+}

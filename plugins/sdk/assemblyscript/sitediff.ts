@@ -8,7 +8,7 @@
 //   export function sitediff_mask(image: usize, width: u32, height: u32, context: usize,
 //                                 contextLen: u32, rects: usize, rectCount: u32): i64 { ... }
 //
-// Build: asc plugin.ts -o plugin.wasm -O3 --runtime stub --use abort=sitediff/sitediffAbort
+// Build: asc plugin.ts -o plugin.wasm -O3 --debug --runtime stub --use abort=sitediff/sitediffAbort
 // (no WASI, no JS glue; the only import is env.log).
 
 // ---- The host -------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@
 //!                             rects: [*]const u8, rect_count: u32) i64 { ... }
 //!
 //! Build:
-//!     zig build-exe -target wasm32-freestanding -O ReleaseFast -fno-entry -rdynamic \
+//!     zig build-exe -target wasm32-freestanding -O ReleaseSafe -fno-entry -rdynamic \
 //!         --dep sitediff -Mroot=plugin.zig -Msitediff=sitediff.zig -femit-bin=plugin.wasm
 const std = @import("std");
 
