@@ -275,13 +275,14 @@ fn white_png(dir: &Path, name: &str, width: u32, height: u32) -> String {
 }
 
 /// A WAT module with the ABI exports around `body`: `$alloc` (bump from 1024), `$log`, and the
-/// text "boom happened" at 16.
+/// texts "boom happened" at 16 and "hello line" at 48.
 fn module(body: &str) -> String {
     format!(
         r#"(module
   (import "env" "log" (func $log (param i32 i32)))
   (memory (export "memory") 1)
   (data (i32.const 16) "boom happened")
+  (data (i32.const 48) "hello line")
   (global $top (mut i32) (i32.const 1024))
   (func (export "sitediff_abi_version") (result i32) (i32.const 1))
   (func $alloc (export "sitediff_alloc") (param $size i32) (result i32)
@@ -506,10 +507,17 @@ async fn a_crawl_with_a_failing_plugin_exits_1_and_shows_its_logs() {
         "give_up",
         &module(&format!("{MASK} (call $log (i32.const 16) (i32.const 13)) (i64.const -7))")),
     );
+    // A plugin that logs and succeeds runs first: at -v its line is logged once per call.
+    let hello = write_wat(
+        project.dir.path(),
+        "hello",
+        &module(&format!("{MASK} (call $log (i32.const 48) (i32.const 10)) (i64.const 0))")),
+    );
     let cfg = project.write_config(&format!(
         "[server]\nlisten = \"127.0.0.1:0\"\nallow_anonymous_writes = true\n\n\
+         [[plugins]]\nname = \"hello\"\npath = {hello:?}\n\n\
          [[plugins]]\nname = \"give_up\"\npath = {plugin:?}\n\n\
-         [[sites]]\nname = \"f\"\nstart = \"{}\"\nplugins = [\"give_up\"]\n",
+         [[sites]]\nname = \"f\"\nstart = \"{}\"\nplugins = [\"hello\", \"give_up\"]\n",
         srv.url("/f/")
     ));
     // The first crawl has no baseline: nothing is compared, no plugin runs.
@@ -518,7 +526,9 @@ async fn a_crawl_with_a_failing_plugin_exits_1_and_shows_its_logs() {
     assert_eq!(run_sitediff(&["approve", "f", "--config", &cfg]).await.code, 0);
     // Other pixels, so the page is compared (identical bytes are not) and the plugin runs.
     srv.set("/f/", changed());
-    let out = run_sitediff(&["crawl", "f", "--config", &cfg, "--json"]).await;
+    let out = run_sitediff(&["-v", "crawl", "f", "--config", &cfg, "--json"]).await;
+    // hello ran once (on the baseline; give_up then failed and stopped the chain): one line.
+    assert_eq!(out.stderr.matches("hello line").count(), 1, "plugin log lines once at -v:\n{}", out.stderr);
     let j = out.json();
     let page = page_of(&j, "/");
     assert_eq!(
