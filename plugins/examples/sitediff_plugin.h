@@ -248,4 +248,28 @@ static inline int sitediff_json_string(const u8 *json, u32 len, const char *path
     return 1;
 }
 
+/* Rectangle i ({x, y, width, height}) of the array of rectangles at `path` (e.g. "diff.ignored",
+ * "diff.regions"); 1 when there is one. */
+static inline int sitediff_json_rect_at(const u8 *json, u32 len, const char *path, u32 i, u32 r[4]) {
+    sitediff_json j = {json, json + len};
+    if (!sitediff_json_find(&j, path) || *j.p != '[') return 0;
+    j.p++;
+    for (u32 k = 0;; k++) {
+        sitediff_json_ws(&j);
+        if (j.p >= j.end || *j.p == ']') return 0;
+        const u8 *start = j.p;
+        if (!sitediff_json_skip(&j)) return 0;
+        if (k == i) {
+            static const char *const fields[4] = {"x", "y", "width", "height"};
+            for (u32 f = 0; f < 4; f++) {
+                double v;
+                if (!sitediff_json_number(start, (u32)(j.p - start), fields[f], &v)) return 0;
+                r[f] = (u32)v;
+            }
+            return 1;
+        }
+        sitediff_json_ws(&j);
+        if (j.p < j.end && *j.p == ',') j.p++;
+    }
+}
 #endif

@@ -96,7 +96,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "PNG")]
     pub image: PathBuf,
     /// Page context: a JSON file, or inline JSON starting with `{`
-    /// (fields: site, page_key, url, viewport {width,height}, selectors [{selector, rects:[{x,y,width,height}]}]).
+    /// (fields: site, page_key, url, viewport {width,height}, selectors [{selector, rects:[{x,y,width,height}]}],
+    /// ignored [{x,y,width,height}]: for a score plugin, what the diff leaves out).
     /// Fields left out take the defaults: site "cli", page_key and url empty, viewport the image
     /// size, no selectors.
     #[arg(long, value_name = "JSON")]
@@ -305,7 +306,11 @@ fn run_plugin(args: &RunArgs) -> anyhow::Result<ExitCode> {
                 bail!("{} is a score plugin: give the baseline with --base PNG", args.file.display());
             };
             let base = read_png(base_path)?;
-            let opts = DiffOptions { diff_image: args.out.is_some(), ..DiffOptions::default() };
+            let opts = DiffOptions {
+                diff_image: args.out.is_some(),
+                ignore: ctx.ignored.clone(),
+                ..DiffOptions::default()
+            };
             let outcome = diff::compare(&base, &image, &opts);
             if args.print_context {
                 let size = |i: &RgbaImage| Size { width: i.width, height: i.height };

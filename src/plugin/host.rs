@@ -216,6 +216,8 @@ struct DiffJson<'a> {
     distortion: f64,
     size_changed: bool,
     regions: &'a [Rect],
+    /// What the diff did not compare (added in ABI v1's context: older plugins ignore it).
+    ignored: &'a [Rect],
 }
 
 /// The JSON context of a score call.
@@ -269,6 +271,7 @@ pub fn score_context_json(
             distortion: diff.distortion,
             size_changed: diff.size_changed,
             regions: &diff.regions,
+            ignored: &ctx.ignored,
         },
         selectors: &ctx.selectors,
     })

@@ -100,13 +100,12 @@ fn serve_pages(srv: &FixtureServer, v: u32) {
         )),
     );
     // The clock sits on the key colour.
-    srv.set(
-        "/m/clock.html",
-        Response::html(format!(
-            "<title>clock</title>{style}<p>Time: <span style='display:inline-block;background:#f0f;color:#000;\
+    let clock = Response::html(format!(
+        "<title>clock</title>{style}<p>Time: <span style='display:inline-block;background:#f0f;color:#000;\
              padding:4px 12px;font:bold 56px monospace'>{digits}</span></p><p>Static text.</p>"
-        )),
-    );
+    ));
+    srv.set("/m/clock.html", clock.clone());
+    srv.set("/s/clock.html", clock);
     let top_page = Response::html(format!(
         "<title>top</title>{style}<h1 style='margin:0;padding:20px;background:{top}'>Top</h1><p>Text.</p>"
     ));
@@ -114,7 +113,8 @@ fn serve_pages(srv: &FixtureServer, v: u32) {
     srv.set(
         "/s/",
         Response::html(format!(
-            "<title>s</title>{style}<h1>Score</h1><a href=tall.html>tall</a> <a href=top.html>top</a>"
+            "<title>s</title>{style}<h1>Score</h1><a href=tall.html>tall</a> <a href=top.html>top</a> \
+             <a href=clock.html>clock</a>"
         )),
     );
     srv.set("/s/top.html", top_page);
@@ -173,7 +173,7 @@ async fn examples_in_a_crawl(lang: Lang) {
          [[plugins]]\nname = \"paint\"\npath = {paint:?}\n\n[[plugins]]\nname = \"key\"\npath = {key:?}\n\n\
          [[plugins]]\nname = \"score\"\npath = {score:?}\n\n{}{}{}",
         site("m", "/m/", "\"paint\", \"key\""),
-        site("s", "/s/", "\"score\""),
+        site("s", "/s/", "\"key\", \"score\""),
         site("bare", "/m/", ""),
     ));
     // Without plugins (C run only, the pages are the same for every language), the masked changes
@@ -204,6 +204,10 @@ async fn examples_in_a_crawl(lang: Lang) {
         reason.starts_with("score: ") && reason.contains("pixel(s) changed, first at row 59"),
         "{reason}"
     );
+    // The score plugin is told what the key-colour mask ignored (`diff.ignored`) and leaves it out.
+    let clock = page_of(s, "/clock.html");
+    assert_eq!(clock["change"], "unchanged", "{lang:?}: the score counted a masked change: {clock}");
+    assert_eq!(clock["score"], 0.0, "{clock}");
     let top = page_of(s, "/top.html");
     assert_eq!(top["change"], "changed", "{top}");
     assert!(top["score"].as_f64() > top["distortion"].as_f64(), "{lang:?}: a top change weighs more: {top}");

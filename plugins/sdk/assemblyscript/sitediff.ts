@@ -179,6 +179,8 @@ export class Diff {
   distortion: f64 = 0;
   sizeChanged: bool = false;
   regions: Rect[] = new Array<Rect>();
+  /** What the diff did not compare: the `mask_selectors` boxes and the mask plugins' rectangles. */
+  ignored: Rect[] = new Array<Rect>();
 }
 
 /** The JSON context of a call, parsed. Fields a call does not have keep their defaults (`image` is
@@ -217,6 +219,7 @@ export function parseContext(ptr: usize, len: u32): Context {
   c.diff.distortion = d.num("distortion");
   c.diff.sizeChanged = d.get("size_changed").kind == JsonKind.True;
   c.diff.regions = rects(d.get("regions"));
+  c.diff.ignored = rects(d.get("ignored"));
   const sels = root.get("selectors").items;
   for (let i = 0; i < sels.length; i++) {
     const m = new SelectorMatch();

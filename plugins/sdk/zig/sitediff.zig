@@ -176,6 +176,8 @@ pub const Diff = struct {
     distortion: f64 = 0,
     size_changed: bool = false,
     regions: []const Rect = &.{},
+    /// What the diff did not compare: the `mask_selectors` boxes and the mask plugins' rectangles.
+    ignored: []const Rect = &.{},
 };
 
 /// The JSON context of a call, parsed. Fields a call does not have keep their defaults (`image` is

@@ -3,8 +3,9 @@
 // Every pixel that differs between baseline and new capture (any channel by more than TOLERANCE, or
 // present in only one of them) counts with weight 1 / (1 + y / FOLD): full weight on the first screen,
 // half at y = FOLD, a third at 2 * FOLD... The score is the weighted count of changed pixels over the
-// weighted count of all pixels: 0 for identical images, 1 when everything changed.
-import { log, parseContext, scoreResult } from "../sitediff";
+// weighted count of all pixels: 0 for identical images, 1 when everything changed. What sitediff
+// ignored (`diff.ignored`: masked areas) is painted alike in both images first, so it never counts.
+import { Image, log, parseContext, rgba, scoreResult } from "../sitediff";
 export { sitediff_alloc, sitediff_abi_version } from "../sitediff";
 
 const TOLERANCE: i32 = 16;
@@ -23,6 +24,14 @@ function pixelDiffers(p: usize, q: usize): bool {
 export function sitediff_score(base: usize, baseW: u32, baseH: u32, cur: usize, curW: u32, curH: u32,
                                context: usize, contextLen: u32): i64 {
   const ctx = parseContext(context, contextLen);
+  // What sitediff ignored (masked areas) must not count here either: paint it the same in both.
+  const baseImg = new Image(base, baseW, baseH);
+  const curImg = new Image(cur, curW, curH);
+  for (let i = 0; i < ctx.diff.ignored.length; i++) {
+    const r = ctx.diff.ignored[i];
+    baseImg.fillRect(r.x, r.y, r.width, r.height, rgba(0, 0, 0));
+    curImg.fillRect(r.x, r.y, r.width, r.height, rgba(0, 0, 0));
+  }
   const w = max(baseW, curW);
   const h = max(baseH, curH);
   let changedWeight: f64 = 0;

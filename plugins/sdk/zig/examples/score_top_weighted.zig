@@ -3,7 +3,8 @@
 //! Every pixel that differs between baseline and new capture (any channel by more than TOLERANCE, or
 //! present in only one of them) counts with weight 1 / (1 + y / FOLD): full weight on the first
 //! screen, half at y = FOLD, a third at 2 * FOLD... The score is the weighted count of changed pixels
-//! over the weighted count of all pixels: 0 for identical images, 1 when everything changed.
+//! over the weighted count of all pixels: 0 for identical images, 1 when everything changed. What
+//! sitediff ignored (`diff.ignored`: masked areas) is painted alike in both images first.
 const std = @import("std");
 const sd = @import("sitediff");
 
@@ -30,6 +31,11 @@ export fn sitediff_score(base_ptr: [*]u8, base_w: u32, base_h: u32, new_ptr: [*]
     };
     const base = sd.Image.init(base_ptr, base_w, base_h);
     const cur = sd.Image.init(new_ptr, new_w, new_h);
+    // What sitediff ignored (masked areas) must not count here either: paint it the same in both.
+    for (ctx.diff.ignored) |r| {
+        base.fillRect(r, .{ .r = 0, .g = 0, .b = 0 });
+        cur.fillRect(r, .{ .r = 0, .g = 0, .b = 0 });
+    }
     const w = @max(base_w, new_w);
     const h = @max(base_h, new_h);
     var changed_weight: f64 = 0;
