@@ -120,6 +120,7 @@ fn main() {
             selector: ".clock".into(),
             rects: vec![Rect { x: 1000, y: 20, width: 200, height: 40 }],
         }],
+        ignored: Vec::new(),
     };
 
     let (diff_t, outcome) = time(|| diff::compare(&base, &new, &DiffOptions::default()));

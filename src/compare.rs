@@ -281,6 +281,7 @@ impl Comparer {
             url: rec.url.clone(),
             viewport: site.viewport.into(),
             selectors: rec.mask_rects.clone(),
+            ignored: Vec::new(),
         };
         let ctx_base = PageContext { selectors: base_rects.to_vec(), ..ctx_new.clone() };
         let base = self.mask(host, site, base, &ctx_base, &mut opts.ignore).map_err(Step::Plugin)?;
@@ -288,11 +289,16 @@ impl Comparer {
         let outcome =
             diff::compare_sources(ImageSource::Decoded(&base), ImageSource::Decoded(&new), &opts, None)
                 .map_err(Step::Diff)?;
+        // Score plugins get what the diff ignored (built-in and mask plugins' rectangles).
+        let ctx_new = PageContext { ignored: opts.ignore.clone(), ..ctx_new };
         let mut verdict: Option<Verdict> = None;
         for name in site.plugins.iter().filter(|p| host.kind(p) == Some(PluginKind::Score)) {
             let out = host.score(name, &base, &new, &outcome, &ctx_new);
             self.count_call(name, out.is_ok());
             let out = out.map_err(Step::Plugin)?;
+            for line in &out.logs {
+                tracing::info!(plugin = %name, page = %ctx_new.page_key, "{line}");
+            }
             if verdict.as_ref().is_none_or(|v| out.score > v.score) {
                 verdict =
                     Some(Verdict { score: out.score, reason: out.reason.map(|r| format!("{name}: {r}")) });

@@ -15,6 +15,10 @@ pub struct PageResult {
     pub change: &'static str,
     pub http_status: Option<u16>,
     pub distortion: Option<f64>,
+    /// The score that decided `change`: a score plugin's (the highest), else the distortion.
+    pub score: Option<f64>,
+    /// The score plugin's reason, as `PLUGIN: reason`.
+    pub score_reason: Option<String>,
     pub changed: bool,
     /// The page was taller than the site's `max_height`: only its top was captured (it fails).
     pub truncated: bool,
@@ -32,10 +36,23 @@ impl From<&PageRecord> for PageResult {
             change: p.change.as_str(),
             http_status: p.http_status,
             distortion: p.distortion,
+            score: p.score,
+            score_reason: p.score_reason.clone(),
             changed: p.change == PageChange::Changed,
             truncated: p.truncated,
             error: p.error.clone(),
             referrer: p.referrer.clone(),
+        }
+    }
+}
+
+impl PageResult {
+    /// ` (score 0.012: plugin: reason)` when a score plugin decided, else nothing.
+    pub fn score_note(&self) -> String {
+        match (&self.score_reason, self.score) {
+            (Some(r), Some(score)) => format!(" (score {score:.6}: {r})"),
+            (None, Some(score)) if Some(score) != self.distortion => format!(" (score {score:.6})"),
+            _ => String::new(),
         }
     }
 }
@@ -158,9 +175,12 @@ impl CrawlReport {
         for p in &self.page_results {
             match p.change {
                 "added" | "removed" => s.push_str(&format!("  {:<8} {}\n", p.change, p.key)),
-                "changed" => {
-                    s.push_str(&format!("  changed  {:.6}  {}\n", p.distortion.unwrap_or(0.0), p.key))
-                }
+                "changed" => s.push_str(&format!(
+                    "  changed  {:.6}  {}{}\n",
+                    p.distortion.unwrap_or(0.0),
+                    p.key,
+                    p.score_note()
+                )),
                 "failed" => s.push_str(&format!(
                     "  failed   {}  {}{}\n",
                     p.key,

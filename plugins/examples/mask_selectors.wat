@@ -1,6 +1,6 @@
 ;; sitediff example mask plugin (WebAssembly text): ignore the rectangles of the site's
 ;; `mask_selectors`, which the browser measured at capture time and the host hands over as a binary
-;; list (plugins/ABI.md, "Selector rectangles"). The host has already clipped them to the image.
+;; list (plugins/ABI.md, "Mask entry point"). The host has already clipped them to the image.
 ;;
 ;; No build step: sitediff loads .wat files directly (`path = "plugins/examples/mask_selectors.wat"`),
 ;; and bundles this one: `path = "builtin:mask_selectors"` works wherever the config lives.

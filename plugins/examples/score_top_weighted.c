@@ -4,7 +4,8 @@
  * present in only one of them) counts with weight 1 / (1 + y / FOLD): full weight on the first screen,
  * half at y = FOLD, a third at 2 * FOLD, and so on. The score is the weighted count of changed pixels
  * divided by the weighted count of all pixels, so it is 0 for identical images and 1 when everything
- * changed; the reason says how many pixels changed and the first changed row.
+ * changed; the reason says how many pixels changed and the first changed row. What sitediff ignored
+ * (`diff.ignored`: masked areas) is painted alike in both images first, so it never counts.
  *
  * Build (see Makefile): clang --target=wasm32 -nostdlib -O2 -mbulk-memory -Wl,--no-entry \
  *                          -o score_top_weighted.wasm score_top_weighted.c
@@ -24,7 +25,14 @@ static int pixel_differs(const u8 *p, const u8 *q) {
 SITEDIFF_EXPORT("sitediff_score")
 i64 sitediff_score(const u8 *base, u32 base_w, u32 base_h, const u8 *cur, u32 cur_w, u32 cur_h,
                    const u8 *context, u32 context_len) {
-    (void)context; (void)context_len;
+    /* What sitediff ignored (masked areas, `diff.ignored`) must not count here either: paint it the
+     * same in both images first. */
+    sitediff_image bi = {(u8 *)base, base_w, base_h}, ci = {(u8 *)cur, cur_w, cur_h};
+    u32 r[4];
+    for (u32 i = 0; sitediff_json_rect_at(context, context_len, "diff.ignored", i, r); i++) {
+        sitediff_fill_rect(bi, r[0], r[1], r[2], r[3], 0, 0, 0, 255);
+        sitediff_fill_rect(ci, r[0], r[1], r[2], r[3], 0, 0, 0, 255);
+    }
     u32 w = base_w > cur_w ? base_w : cur_w;
     u32 h = base_h > cur_h ? base_h : cur_h;
     double changed_weight = 0.0, total_weight = 0.0;

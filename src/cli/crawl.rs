@@ -1,4 +1,4 @@
-//! `sitediff crawl SITE [--json]`: one crawl now, with a progress bar; exit 0 no change, 1 changes, 2 error.
+//! `sitediff crawl SITE [--json]`: one crawl now, with a progress bar; exit 0 no change, 1 changes or failed pages, 2 error.
 
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -22,6 +22,7 @@ pub mod plugin;
 pub mod ready;
 pub mod remote;
 pub mod report;
+pub mod plugin_new;
 pub mod review;
 pub mod serve;
 pub mod status;

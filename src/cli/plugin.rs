@@ -1,5 +1,6 @@
-//! `sitediff plugin check|run`: validate a WebAssembly plugin, or try it on a screenshot (issue 4).
-//! Human output goes to stderr, `--json` output (one object) to stdout.
+//! `sitediff plugin check|run|new`: validate a WebAssembly plugin, try it on a screenshot (issue 4),
+//! or start a plugin project from a template (issue 22). Output (human or `--json`) goes to stdout,
+//! errors to stderr.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,7 +11,9 @@ use serde::Serialize;
 
 use sitediff::config::{PluginLimits, PluginSource, BUILTIN_PLUGIN_PREFIX};
 use sitediff::diff::{self, DiffOptions, Rect, RgbaImage};
-use sitediff::plugin::{PageContext, PluginError, PluginHost, PluginInfo, PluginKind, Size};
+use sitediff::plugin::{
+    mask_context_json, score_context_json, PageContext, PluginError, PluginHost, PluginInfo, PluginKind, Size,
+};
 
 use super::EXIT_OK;
 
@@ -33,6 +36,8 @@ pub enum PluginCommand {
     },
     /// Run a plugin on a screenshot and show what it masks or scores.
     Run(RunArgs),
+    /// Write a ready plugin project (source, SDK, Makefile, README) into the directory NAME.
+    New(super::plugin_new::NewArgs),
 }
 
 /// Per-call limits (defaults as in the config file).
@@ -91,9 +96,15 @@ pub struct RunArgs {
     #[arg(long, value_name = "PNG")]
     pub image: PathBuf,
     /// Page context: a JSON file, or inline JSON starting with `{`
-    /// (fields: site, page_key, url, viewport {width,height}, selectors [{selector, rects:[{x,y,width,height}]}]).
+    /// (fields: site, page_key, url, viewport {width,height}, selectors [{selector, rects:[{x,y,width,height}]}],
+    /// ignored [{x,y,width,height}]: for a score plugin, what the diff leaves out).
+    /// Fields left out take the defaults: site "cli", page_key and url empty, viewport the image
+    /// size, no selectors.
     #[arg(long, value_name = "JSON")]
     pub context: Option<String>,
+    /// Print the JSON context the call would receive (pretty) on stdout, and do not run the plugin.
+    #[arg(long)]
+    pub print_context: bool,
     /// Write the result: for a mask plugin the image with edits applied and ignored regions tinted
     /// blue; for a score plugin the diff image.
     #[arg(long, value_name = "PNG")]
@@ -115,6 +126,7 @@ pub fn run(cmd: &PluginCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         PluginCommand::Check { file, limits, json } => check(file, limits, *json),
         PluginCommand::Run(args) => run_plugin(args),
+        PluginCommand::New(args) => super::plugin_new::run(args),
     }
 }
 
@@ -183,20 +195,37 @@ fn write_png(path: &Path, img: &RgbaImage) -> anyhow::Result<()> {
     std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// Site of a `plugin run` call whose context does not name one.
+const CLI_SITE: &str = "cli";
+
+/// The page context of a `plugin run`: `--context` with the fields it leaves out (or all of them)
+/// defaulted: site "cli", viewport the image size.
 fn read_context(arg: Option<&str>, image: &RgbaImage) -> anyhow::Result<PageContext> {
-    let Some(arg) = arg else {
-        return Ok(PageContext {
-            site: "cli".into(),
-            viewport: Size { width: image.width, height: image.height },
-            ..PageContext::default()
-        });
+    let mut ctx = match arg {
+        None => PageContext::default(),
+        Some(arg) => {
+            let text = if arg.trim_start().starts_with('{') {
+                arg.to_string()
+            } else {
+                std::fs::read_to_string(arg).with_context(|| format!("cannot read context file {arg}"))?
+            };
+            serde_json::from_str(&text).context("context is not valid JSON for a page context")?
+        }
     };
-    let text = if arg.trim_start().starts_with('{') {
-        arg.to_string()
-    } else {
-        std::fs::read_to_string(arg).with_context(|| format!("cannot read context file {arg}"))?
-    };
-    serde_json::from_str(&text).context("context is not valid JSON for a page context")
+    if ctx.site.is_empty() {
+        ctx.site = CLI_SITE.into();
+    }
+    if ctx.viewport == Size::default() {
+        ctx.viewport = Size { width: image.width, height: image.height };
+    }
+    Ok(ctx)
+}
+
+/// Print a context as the plugin would receive it, pretty.
+fn print_context(json: &[u8]) -> anyhow::Result<()> {
+    let value: serde_json::Value = serde_json::from_slice(json)?;
+    println!("{}", serde_json::to_string_pretty(&value)?);
+    Ok(())
 }
 
 #[derive(Serialize)]
@@ -239,6 +268,10 @@ fn run_plugin(args: &RunArgs) -> anyhow::Result<ExitCode> {
             if args.base.is_some() {
                 bail!("--base is for score plugins; {} is a mask plugin", args.file.display());
             }
+            if args.print_context {
+                print_context(&mask_context_json(&ctx, Size { width: image.width, height: image.height })?)?;
+                return Ok(ExitCode::from(EXIT_OK));
+            }
             let out = host.mask(&name, &image, &ctx)?;
             let ignored: u64 = out.ignore.iter().map(|r| r.width as u64 * r.height as u64).sum();
             if let Some(path) = &args.out {
@@ -273,8 +306,17 @@ fn run_plugin(args: &RunArgs) -> anyhow::Result<ExitCode> {
                 bail!("{} is a score plugin: give the baseline with --base PNG", args.file.display());
             };
             let base = read_png(base_path)?;
-            let opts = DiffOptions { diff_image: args.out.is_some(), ..DiffOptions::default() };
+            let opts = DiffOptions {
+                diff_image: args.out.is_some(),
+                ignore: ctx.ignored.clone(),
+                ..DiffOptions::default()
+            };
             let outcome = diff::compare(&base, &image, &opts);
+            if args.print_context {
+                let size = |i: &RgbaImage| Size { width: i.width, height: i.height };
+                print_context(&score_context_json(&ctx, size(&base), size(&image), &outcome)?)?;
+                return Ok(ExitCode::from(EXIT_OK));
+            }
             let out = host.score(&name, &base, &image, &outcome, &ctx)?;
             if let (Some(path), Some(img)) = (&args.out, &outcome.diff_image) {
                 write_png(path, img)?;
@@ -303,8 +345,8 @@ fn run_plugin(args: &RunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(EXIT_OK))
 }
 
-/// Print one plugin run: `report` as JSON on stdout with `--json`; otherwise the plugin's log
-/// lines on stderr and `summary` on stdout.
+/// Print one plugin run on stdout: `report` as JSON with `--json`; otherwise the plugin's log lines
+/// (once each) and `summary`.
 fn print_run(
     json: bool,
     name: &str,
@@ -316,7 +358,7 @@ fn print_run(
         println!("{}", serde_json::to_string(report)?);
     } else {
         for line in logs {
-            eprintln!("[{name}] {line}");
+            println!("[{name}] {line}");
         }
         println!("{summary}");
     }
@@ -361,10 +403,17 @@ mod tests {
         let img = RgbaImage::new(10, 20);
         let c = read_context(None, &img).unwrap();
         assert_eq!(c.viewport, Size { width: 10, height: 20 });
+        assert_eq!(c.site, "cli");
         let c =
             read_context(Some(r#"{"site":"s","selectors":[{"selector":".a","rects":[]}]}"#), &img).unwrap();
         assert_eq!(c.site, "s");
         assert_eq!(c.selectors.len(), 1);
+        // A partial context keeps the defaults of what it leaves out.
+        assert_eq!(c.viewport, Size { width: 10, height: 20 });
+        let c = read_context(Some(r#"{"page_key":"a.html"}"#), &img).unwrap();
+        assert_eq!((c.site.as_str(), c.viewport), ("cli", Size { width: 10, height: 20 }));
+        let c = read_context(Some(r#"{"viewport":{"width":3,"height":4}}"#), &img).unwrap();
+        assert_eq!(c.viewport, Size { width: 3, height: 4 });
         assert!(read_context(Some(r#"{"sites":"s"}"#), &img).is_err());
     }
 }

@@ -198,6 +198,12 @@ pub fn parse_score_output(bytes: &[u8]) -> Result<(f64, Option<String>), String>
     if !score.is_finite() || !(0.0..=1.0).contains(&score) {
         return Err(format!("score {score} is not a number in 0..=1"));
     }
+    if score != 0.0 && !score.is_normal() {
+        return Err(format!(
+            "score {score:e} is not a normal number (a subnormal f64: was it written as an f32? the score \
+             is a little-endian f64 at offset 0)"
+        ));
+    }
     let reason_len = u32_at(bytes, 8) as usize;
     if reason_len > MAX_REASON_BYTES {
         return Err(format!("reason is {reason_len} bytes, more than the limit {MAX_REASON_BYTES}"));
@@ -326,6 +332,12 @@ mod tests {
         assert!(parse_score_output(&score_bytes(1.5, b"")).unwrap_err().contains("0..=1"));
         assert!(parse_score_output(&score_bytes(f64::NAN, b"")).unwrap_err().contains("0..=1"));
         assert!(parse_score_output(&score_bytes(-0.1, b"")).is_err());
+        // 0.5 written as an f32 into the first 4 bytes: a subnormal f64 (about 5e-315).
+        let mut f32_written = 0.5f32.to_le_bytes().to_vec();
+        f32_written.extend_from_slice(&[0; 8]);
+        let err = parse_score_output(&f32_written).unwrap_err();
+        assert!(err.contains("not a normal number") && err.contains("f32"), "{err}");
+        assert_eq!(parse_score_output(&score_bytes(0.0, b"")), Ok((0.0, None)));
         assert!(parse_score_output(&score_bytes(0.5, &[0xff, 0xfe])).unwrap_err().contains("UTF-8"));
         let mut b = score_bytes(0.5, b"ab");
         b.pop();

@@ -95,7 +95,9 @@ pub(super) fn check_module(name: &str, module: &Module) -> Result<PluginKind, Ve
             Some(other) => {
                 problems.push(bad(export, format!("is a {}, ABI v1 needs {expected}", kind_of(other))))
             }
-            None => problems.push(missing(export, expected)),
+            None => {
+                problems.push(missing(export, &format!("{expected}; {}", found_exports(module, &[export]))))
+            }
         }
     }
     let entry = |export: &str, params: usize, problems: &mut Vec<PluginError>| -> bool {
@@ -134,10 +136,11 @@ pub(super) fn check_module(name: &str, module: &Module) -> Result<PluginKind, Ve
             None
         }
         (false, false) => {
-            problems.push(missing(
-                &format!("{} or {}", abi::EXPORT_MASK, abi::EXPORT_SCORE),
-                "one entry point, which makes it a mask or a score plugin",
-            ));
+            let expected = format!(
+                "one entry point, which makes it a mask or a score plugin; {}",
+                found_exports(module, &[abi::EXPORT_MASK, abi::EXPORT_SCORE])
+            );
+            problems.push(missing(&format!("{} or {}", abi::EXPORT_MASK, abi::EXPORT_SCORE), &expected));
             None
         }
     };
@@ -145,6 +148,26 @@ pub(super) fn check_module(name: &str, module: &Module) -> Result<PluginKind, Ve
         Some(k) if problems.is_empty() => Ok(k),
         _ => Err(problems),
     }
+}
+
+/// The module's function exports and, when one looks like a typo of a name in `wanted`, which:
+/// `the module exports functions: a, b; did you mean `sitediff_mask` (exported as `sitediff_msk`)?`.
+fn found_exports(module: &Module, wanted: &[&str]) -> String {
+    let funcs: Vec<&str> =
+        module.exports().filter(|e| matches!(e.ty(), ExternType::Func(_))).map(|e| e.name()).collect();
+    if funcs.is_empty() {
+        return "the module exports no functions".to_string();
+    }
+    let mut text = format!("the module exports functions: {}", funcs.join(", "));
+    let closest = funcs
+        .iter()
+        .flat_map(|f| wanted.iter().map(move |w| (strsim::damerau_levenshtein(f, w), *f, *w)))
+        .filter(|(d, f, w)| *d > 0 && *d <= (w.len() / 3).max(2) && !wanted.contains(f))
+        .min();
+    if let Some((_, found, want)) = closest {
+        text.push_str(&format!("; did you mean `{want}` (exported as `{found}`)?"));
+    }
+    text
 }
 
 fn kind_of(ty: &ExternType) -> &'static str {

@@ -1,6 +1,7 @@
 //! The plugin error type: every variant names its plugin; wasmtime failures are kept as sources.
 
 use std::error::Error as StdError;
+use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,23 +55,26 @@ pub enum PluginError {
     #[error("plugin {plugin} is a {actual} plugin, not a {wanted} plugin")]
     WrongKind { plugin: String, wanted: PluginKind, actual: PluginKind },
     /// The call failed inside wasm: `reason` names the trap (or gives the error's chain).
-    #[error("plugin {plugin}: trapped: {reason}")]
+    /// `reason` names the trap and where it happened (function and offset), `logs` what the
+    /// plugin logged before.
+    #[error("plugin {plugin}: trapped: {reason}{logs}")]
     Trap {
         plugin: String,
         reason: String,
+        logs: PluginLogs,
         #[source]
         source: WasmError,
     },
-    #[error("plugin {plugin}: ran out of fuel (limit {fuel} units per call)")]
-    OutOfFuel { plugin: String, fuel: u64 },
-    #[error("plugin {plugin}: timed out (limit {} ms per call)", timeout.as_millis())]
-    Timeout { plugin: String, timeout: Duration },
-    #[error("plugin {plugin}: memory limit exceeded (wanted {requested} bytes, limit {limit} bytes)")]
-    MemoryLimit { plugin: String, requested: usize, limit: usize },
-    #[error("plugin {plugin}: bad output: {reason}")]
-    BadOutput { plugin: String, reason: String },
-    #[error("plugin {plugin}: reported failure (returned {code})")]
-    Failed { plugin: String, code: i64 },
+    #[error("plugin {plugin}: ran out of fuel (limit {fuel} units per call){logs}")]
+    OutOfFuel { plugin: String, fuel: u64, logs: PluginLogs },
+    #[error("plugin {plugin}: timed out (limit {} ms per call){logs}", timeout.as_millis())]
+    Timeout { plugin: String, timeout: Duration, logs: PluginLogs },
+    #[error("plugin {plugin}: memory limit exceeded (wanted {requested} bytes, limit {limit} bytes){logs}")]
+    MemoryLimit { plugin: String, requested: usize, limit: usize, logs: PluginLogs },
+    #[error("plugin {plugin}: bad output: {reason}{logs}")]
+    BadOutput { plugin: String, reason: String, logs: PluginLogs },
+    #[error("plugin {plugin}: reported failure (returned {code}){logs}")]
+    Failed { plugin: String, code: i64, logs: PluginLogs },
     #[error("plugin {plugin}: input rejected: {reason}")]
     Input { plugin: String, reason: String },
     #[error("plugin {plugin}: input rejected: context: {source}")]
@@ -90,7 +94,49 @@ pub enum PluginError {
     },
 }
 
+/// What a plugin logged during a failed call, shown with the failure: `; it logged: "a" / "b"`
+/// (nothing when it logged nothing).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PluginLogs(pub Vec<String>);
+
+impl fmt::Display for PluginLogs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, line) in self.0.iter().enumerate() {
+            f.write_str(if i == 0 { "; it logged: " } else { " / " })?;
+            write!(f, "{line:?}")?;
+        }
+        Ok(())
+    }
+}
+
 impl PluginError {
+    /// The lines the plugin logged during the failed call (empty for load errors).
+    pub fn logs(&self) -> &[String] {
+        match self {
+            PluginError::Trap { logs, .. }
+            | PluginError::OutOfFuel { logs, .. }
+            | PluginError::Timeout { logs, .. }
+            | PluginError::MemoryLimit { logs, .. }
+            | PluginError::BadOutput { logs, .. }
+            | PluginError::Failed { logs, .. } => &logs.0,
+            _ => &[],
+        }
+    }
+
+    /// Attach what the plugin logged to a call failure (other errors are returned as they are).
+    pub(super) fn with_logs(mut self, lines: Vec<String>) -> PluginError {
+        match &mut self {
+            PluginError::Trap { logs, .. }
+            | PluginError::OutOfFuel { logs, .. }
+            | PluginError::Timeout { logs, .. }
+            | PluginError::MemoryLimit { logs, .. }
+            | PluginError::BadOutput { logs, .. }
+            | PluginError::Failed { logs, .. } => logs.0 = lines,
+            _ => {}
+        }
+        self
+    }
+
     /// The plugin this error concerns.
     pub fn plugin(&self) -> &str {
         match self {

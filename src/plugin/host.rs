@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use wasmtime::{
     Caller, Config, Engine, Extern, ExternType, Instance, InstancePre, Linker, Memory, Module,
-    ResourceLimiter, Store, Trap, TypedFunc,
+    ResourceLimiter, Store, Trap, TypedFunc, WasmBacktrace,
 };
 
 use super::abi::{self, EntryResult};
 use super::check::{check_module, WASM_PAGE};
-use super::error::{PluginError, WasmError, OUTCOME_OK};
+use super::error::{PluginError, PluginLogs, WasmError, OUTCOME_OK};
 use super::model::{CallStats, MaskOutput, PageContext, PluginKind, ScoreOutput, Size};
 use crate::capture::SelectorRects;
 use crate::config::{PluginConfig, PluginLimits, PluginSource};
@@ -114,7 +114,6 @@ type ScoreFn = TypedFunc<(i32, i32, i32, i32, i32, i32, i32, i32), i64>;
 
 /// The data of one call's store.
 struct CallState {
-    plugin: String,
     limiter: Limiter,
     logs: Vec<String>,
     dropped_logs: usize,
@@ -132,8 +131,8 @@ fn host_log(mut caller: Caller<'_, CallState>, ptr: i32, len: i32) -> wasmtime::
         caller.data_mut().dropped_logs += 1;
         return Ok(());
     }
+    // Kept, not traced here: the caller shows the lines once (crawl log, `plugin run`, an error).
     let line = abi::sanitize_log_line(&memory.data(&caller)[range]);
-    tracing::info!(plugin = %caller.data().plugin, "plugin log: {line}");
     caller.data_mut().logs.push(line);
     Ok(())
 }
@@ -217,6 +216,8 @@ struct DiffJson<'a> {
     distortion: f64,
     size_changed: bool,
     regions: &'a [Rect],
+    /// What the diff did not compare (added in ABI v1's context: older plugins ignore it).
+    ignored: &'a [Rect],
 }
 
 /// The JSON context of a score call.
@@ -234,14 +235,51 @@ struct ScoreJson<'a> {
     selectors: &'a [SelectorRects],
 }
 
-/// The JSON context handed to `plugin`.
-fn context_json(plugin: &str, ctx: &impl Serialize) -> Result<Vec<u8>, PluginError> {
-    serde_json::to_vec(ctx).map_err(|source| PluginError::Context { plugin: plugin.to_string(), source })
+/// The JSON context a mask call on an `image`-sized capture receives (`plugin run --print-context`).
+pub fn mask_context_json(ctx: &PageContext, image: Size) -> Result<Vec<u8>, serde_json::Error> {
+    serde_json::to_vec(&MaskJson {
+        abi_version: abi::ABI_VERSION,
+        kind: PluginKind::Mask,
+        site: &ctx.site,
+        page_key: &ctx.page_key,
+        url: &ctx.url,
+        viewport: ctx.viewport,
+        image,
+        selectors: &ctx.selectors,
+    })
+}
+
+/// The JSON context a score call receives (`plugin run --print-context`).
+pub fn score_context_json(
+    ctx: &PageContext,
+    base: Size,
+    new: Size,
+    diff: &DiffOutcome,
+) -> Result<Vec<u8>, serde_json::Error> {
+    serde_json::to_vec(&ScoreJson {
+        abi_version: abi::ABI_VERSION,
+        kind: PluginKind::Score,
+        site: &ctx.site,
+        page_key: &ctx.page_key,
+        url: &ctx.url,
+        viewport: ctx.viewport,
+        base,
+        new,
+        diff: DiffJson {
+            diff_pixels: diff.diff_pixels,
+            total_pixels: diff.total_pixels,
+            distortion: diff.distortion,
+            size_changed: diff.size_changed,
+            regions: &diff.regions,
+            ignored: &ctx.ignored,
+        },
+        selectors: &ctx.selectors,
+    })
 }
 
 /// Maps a reason `plugin`'s output was refused to the error naming it.
 fn bad_output(plugin: &str) -> impl Fn(String) -> PluginError + '_ {
-    move |reason| PluginError::BadOutput { plugin: plugin.to_string(), reason }
+    move |reason| PluginError::BadOutput { plugin: plugin.to_string(), reason, logs: PluginLogs::default() }
 }
 
 fn image_bytes(plugin: &str, img: &RgbaImage, what: &str) -> Result<usize, PluginError> {
@@ -402,19 +440,8 @@ impl PluginHost {
     pub fn mask(&self, plugin: &str, img: &RgbaImage, ctx: &PageContext) -> Result<MaskOutput, PluginError> {
         let p = self.get_kind(plugin, PluginKind::Mask)?;
         let image_len = image_bytes(plugin, img, "the")?;
-        let json = context_json(
-            plugin,
-            &MaskJson {
-                abi_version: abi::ABI_VERSION,
-                kind: PluginKind::Mask,
-                site: &ctx.site,
-                page_key: &ctx.page_key,
-                url: &ctx.url,
-                viewport: ctx.viewport,
-                image: Size { width: img.width, height: img.height },
-                selectors: &ctx.selectors,
-            },
-        )?;
+        let json = mask_context_json(ctx, Size { width: img.width, height: img.height })
+            .map_err(|source| PluginError::Context { plugin: plugin.to_string(), source })?;
         let (rects, rect_count) = abi::encode_selector_rects(&ctx.selectors, img.width, img.height);
         let inputs = image_len + json.len() + rects.len();
         let ((reply, edited), stats, logs) = self.call(p, inputs, |store, instance, memory| {
@@ -435,8 +462,9 @@ impl PluginHost {
                     rect_count as i32,
                 ),
             )?;
-            let out = read_output(store, plugin, memory, result)?;
-            let reply = abi::parse_mask_output(&out, img.width, img.height).map_err(bad_output(plugin))?;
+            let reply = decode_output(store, plugin, memory, result, |out| {
+                abi::parse_mask_output(out, img.width, img.height)
+            })?;
             let edited = if reply.image_edited {
                 let range = abi::checked_range(img_ptr, image_len as u32, memory.data_size(&*store))
                     .map_err(bad_output(plugin))?;
@@ -465,27 +493,13 @@ impl PluginHost {
         let p = self.get_kind(plugin, PluginKind::Score)?;
         let base_len = image_bytes(plugin, base, "the baseline")?;
         let new_len = image_bytes(plugin, new, "the new")?;
-        let json = context_json(
-            plugin,
-            &ScoreJson {
-                abi_version: abi::ABI_VERSION,
-                kind: PluginKind::Score,
-                site: &ctx.site,
-                page_key: &ctx.page_key,
-                url: &ctx.url,
-                viewport: ctx.viewport,
-                base: Size { width: base.width, height: base.height },
-                new: Size { width: new.width, height: new.height },
-                diff: DiffJson {
-                    diff_pixels: diff.diff_pixels,
-                    total_pixels: diff.total_pixels,
-                    distortion: diff.distortion,
-                    size_changed: diff.size_changed,
-                    regions: &diff.regions,
-                },
-                selectors: &ctx.selectors,
-            },
-        )?;
+        let json = score_context_json(
+            ctx,
+            Size { width: base.width, height: base.height },
+            Size { width: new.width, height: new.height },
+            diff,
+        )
+        .map_err(|source| PluginError::Context { plugin: plugin.to_string(), source })?;
         let inputs = base_len + new_len + json.len();
         let ((score, reason), stats, logs) = self.call(p, inputs, |store, instance, memory| {
             let alloc: TypedFunc<i32, i32> = instance.get_typed_func(&mut *store, abi::EXPORT_ALLOC)?;
@@ -506,8 +520,7 @@ impl PluginHost {
                     json.len() as i32,
                 ),
             )?;
-            let out = read_output(store, plugin, memory, result)?;
-            Ok(abi::parse_score_output(&out).map_err(bad_output(plugin))?)
+            decode_output(store, plugin, memory, result, abi::parse_score_output)
         })?;
         Ok(ScoreOutput { score, reason, logs, stats })
     }
@@ -552,12 +565,8 @@ impl PluginHost {
         let started = Instant::now();
         let input_pages = input_bytes.div_ceil(WASM_PAGE) * WASM_PAGE;
         let memory_cap = p.limits.memory_bytes.saturating_add(input_pages).min(MAX_WASM32_MEMORY);
-        let state = CallState {
-            plugin: p.name.clone(),
-            limiter: Limiter { memory_cap, denied: None },
-            logs: Vec::new(),
-            dropped_logs: 0,
-        };
+        let state =
+            CallState { limiter: Limiter { memory_cap, denied: None }, logs: Vec::new(), dropped_logs: 0 };
         let mut store = Store::new(self.engine, state);
         store.limiter(|s| &mut s.limiter);
         store
@@ -577,15 +586,16 @@ impl PluginHost {
         let fuel_used = p.limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
         let stats = CallStats { fuel_used, elapsed: started.elapsed() };
         let value = match result {
-            Ok(v) => v,
-            Err(Fail::Plugin(e)) => return Err(e),
-            Err(Fail::Wasm(e)) => return Err(self.classify(p, store.data(), memory_cap, e)),
+            Ok(v) => Ok(v),
+            Err(Fail::Plugin(e)) => Err(e),
+            Err(Fail::Wasm(e)) => Err(self.classify(p, store.data(), memory_cap, e)),
         };
         let state = store.into_data();
         let mut logs = state.logs;
         if state.dropped_logs > 0 {
             logs.push(format!("({} more log line(s) dropped)", state.dropped_logs));
         }
+        let value = value.map_err(|e| e.with_logs(logs.clone()))?;
         tracing::debug!(plugin = %p.name, fuel = fuel_used, elapsed_ms = stats.elapsed.as_millis() as u64,
             outcome = OUTCOME_OK, "plugin call");
         Ok((value, stats, logs))
@@ -595,18 +605,52 @@ impl PluginHost {
     fn classify(&self, p: &Loaded, state: &CallState, memory_cap: usize, e: wasmtime::Error) -> PluginError {
         let plugin = p.name.clone();
         if let Some(requested) = state.limiter.denied {
-            return PluginError::MemoryLimit { plugin, requested, limit: memory_cap };
+            return PluginError::MemoryLimit {
+                plugin,
+                requested,
+                limit: memory_cap,
+                logs: PluginLogs::default(),
+            };
         }
+        let logs = PluginLogs::default();
+        let at = trap_location(&e);
         match e.downcast_ref::<Trap>() {
-            Some(Trap::OutOfFuel) => PluginError::OutOfFuel { plugin, fuel: p.limits.fuel },
-            Some(Trap::Interrupt) => PluginError::Timeout { plugin, timeout: p.limits.timeout },
-            Some(trap) => PluginError::Trap { plugin, reason: trap.to_string(), source: e.into() },
+            Some(Trap::OutOfFuel) => PluginError::OutOfFuel { plugin, fuel: p.limits.fuel, logs },
+            Some(Trap::Interrupt) => PluginError::Timeout { plugin, timeout: p.limits.timeout, logs },
+            Some(trap) => PluginError::Trap { plugin, reason: format!("{trap}{at}"), logs, source: e.into() },
             None => {
-                let reason = e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ");
-                PluginError::Trap { plugin, reason, source: e.into() }
+                // The chain without wasmtime's multi-line backtrace (named by `at` instead).
+                let reason = e
+                    .chain()
+                    .map(|c| c.to_string())
+                    .filter(|c| !c.contains("wasm backtrace:"))
+                    .collect::<Vec<_>>()
+                    .join(": ");
+                PluginError::Trap { plugin, reason: format!("{reason}{at}"), logs, source: e.into() }
             }
         }
     }
+}
+
+/// Where in the module a call trapped: ` in function NAME (function index N) at module offset 0x..`,
+/// the innermost wasm frame, named from the module's name section when it has one (empty when
+/// wasmtime captured no backtrace).
+fn trap_location(e: &wasmtime::Error) -> String {
+    let Some(frame) = e.downcast_ref::<WasmBacktrace>().and_then(|bt| bt.frames().first()) else {
+        return String::new();
+    };
+    let name = match frame.func_name() {
+        Some(n) => format!("`{n}`"),
+        None => format!("#{} (no name section: build without stripping names)", frame.func_index()),
+    };
+    let mut at = format!(" in wasm function {name}");
+    if let Some(offset) = frame.module_offset() {
+        at.push_str(&format!(" at module offset {offset:#x}"));
+    }
+    if let Some(offset) = frame.func_offset() {
+        at.push_str(&format!(" (function offset {offset:#x})"));
+    }
+    at
 }
 
 /// Copy `bytes` into a buffer the plugin allocates; returns its address (0 for no bytes).
@@ -632,6 +676,7 @@ fn put(
         return Err(PluginError::BadOutput {
             plugin: plugin.to_string(),
             reason: format!("{}({len}) for the {what} returned 0", abi::EXPORT_ALLOC),
+            logs: PluginLogs::default(),
         }
         .into());
     }
@@ -639,26 +684,47 @@ fn put(
         abi::checked_range(ptr, len, memory.data_size(&*store)).map_err(|e| PluginError::BadOutput {
             plugin: plugin.to_string(),
             reason: format!("{}({len}) for the {what}: {e}", abi::EXPORT_ALLOC),
+            logs: PluginLogs::default(),
         })?;
     memory.data_mut(&mut *store)[range].copy_from_slice(bytes);
     Ok(ptr)
 }
 
-/// The output buffer an entry point's result points to, bounds-checked and copied out.
-fn read_output(
+/// Decode the output buffer an entry point's result points to with `parse` (an empty buffer is
+/// handed over as it is). When the buffer is refused but the result read the other way round
+/// (length in the high bits) would decode, the error says so.
+fn decode_output<T>(
     store: &Store<CallState>,
     plugin: &str,
     memory: &Memory,
     result: i64,
-) -> Result<Vec<u8>, Fail> {
-    match abi::split_result(result) {
-        EntryResult::Failed(code) => Err(PluginError::Failed { plugin: plugin.to_string(), code }.into()),
-        EntryResult::Output { len: 0, .. } => Ok(Vec::new()),
-        EntryResult::Output { ptr, len } => {
-            let range = abi::checked_range(ptr, len, memory.data_size(store)).map_err(bad_output(plugin))?;
-            Ok(memory.data(store)[range].to_vec())
+    parse: impl Fn(&[u8]) -> Result<T, String>,
+) -> Result<T, Fail> {
+    let (ptr, len) = match abi::split_result(result) {
+        EntryResult::Failed(code) => {
+            return Err(
+                PluginError::Failed { plugin: plugin.to_string(), code, logs: PluginLogs::default() }.into()
+            )
         }
-    }
+        EntryResult::Output { len: 0, .. } => return parse(&[]).map_err(|e| bad_output(plugin)(e).into()),
+        EntryResult::Output { ptr, len } => (ptr, len),
+    };
+    let data = memory.data(store);
+    let read = |ptr: u32, len: u32| -> Result<T, String> {
+        let range = abi::checked_range(ptr, len, data.len())?;
+        parse(&data[range])
+    };
+    read(ptr, len).map_err(|reason| {
+        let swapped = len != 0 && ptr != 0 && read(len, ptr).is_ok();
+        let reason = match swapped {
+            true => format!(
+                "{reason} (read as address {len} and length {ptr} it would be valid: the result must be \
+                 (address << 32) | length, the address in the high 32 bits)"
+            ),
+            false => reason,
+        };
+        bad_output(plugin)(reason).into()
+    })
 }
 
 #[cfg(test)]

@@ -15,8 +15,8 @@ mod error;
 mod host;
 mod model;
 
-pub use error::{PluginError, WasmError, OUTCOME_OK};
-pub use host::{PluginHost, PluginInfo};
+pub use error::{PluginError, PluginLogs, WasmError, OUTCOME_OK};
+pub use host::{mask_context_json, score_context_json, PluginHost, PluginInfo};
 pub use model::{CallStats, MaskContext, MaskOutput, PageContext, PluginKind, ScoreOutput, Size};
 
 #[cfg(test)]

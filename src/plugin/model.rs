@@ -58,6 +58,9 @@ pub struct PageContext {
     pub viewport: Size,
     /// The rectangles of elements matching the site's `mask_selectors`, measured at capture.
     pub selectors: Vec<SelectorRects>,
+    /// Score calls: the rectangles the diff ignored (the `mask_selectors` boxes of both images and
+    /// the mask plugins' rectangles), handed to score plugins as `diff.ignored`.
+    pub ignored: Vec<Rect>,
 }
 
 /// The context of a mask call (the same for both kinds of plugin).

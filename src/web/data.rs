@@ -111,6 +111,8 @@ pub struct PageSummary {
     pub http_status: Option<u16>,
     pub distortion: Option<f64>,
     pub score: Option<f64>,
+    /// A score plugin's reason for `score`, as `PLUGIN: reason`.
+    pub score_reason: Option<String>,
     pub approved: bool,
     pub width: u32,
     pub height: u32,
@@ -177,6 +179,7 @@ impl From<&PageRecord> for PageSummary {
             http_status: p.http_status,
             distortion: p.distortion,
             score: p.score,
+            score_reason: p.score_reason.clone(),
             approved: p.approved,
             width: p.width,
             height: p.height,

@@ -549,8 +549,10 @@ pub fn page_view(ctx: &Ctx, d: &PageDetail, filter: PageFilter) -> String {
             @if p.approved { " " span class="badge approved" id="page-approved" { "approved" } }
             " · crawl " span id="crawl-status" { (status_badge(c.status)) }
             " · distortion " strong { (fmt_distortion(p.distortion)) }
-            @if p.score != p.distortion { " · score " (fmt_distortion(p.score)) }
-            @if let Some(r) = &p.score_reason { " (" (r) ")" }
+            @if p.score != p.distortion || p.score_reason.is_some() {
+                " · " span id="page-score" { "score " strong { (fmt_distortion(p.score)) }
+                    @if let Some(r) = &p.score_reason { " (" span id="page-score-reason" { (r) } ")" } }
+            }
             " · " (p.diff_pixels) " px differ"
             @if p.size_changed { " · " span class="warn" { "size changed" } }
             @if p.truncated { " · " span class="warn truncated" { "truncated: page cut at max height, its bottom not compared" } }

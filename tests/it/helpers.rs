@@ -461,23 +461,31 @@ pub async fn post_json(url: &str, token: Option<&str>) -> (u16, serde_json::Valu
     (code, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
 }
 
-/// Where `scripts/install-test-tools` puts the test toolchains outside the clone.
-pub fn test_tools_dir() -> std::path::PathBuf {
+/// The directory of test toolchains outside the clone (`scripts/install-test-tools` fills it).
+pub fn tools_dir() -> std::path::PathBuf {
     match std::env::var_os("SITEDIFF_TOOLS") {
         Some(d) => std::path::PathBuf::from(d),
-        None => std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
-            .join(".cache/sitediff-tools"),
+        None => {
+            std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/sitediff-tools")
+        }
     }
+}
+
+/// A file inside the tools directory; panics (never skips) naming the installer when it is missing.
+pub fn tool(relative: &str) -> std::path::PathBuf {
+    let path = tools_dir().join(relative);
+    assert!(
+        path.exists(),
+        "\n\n*** {} is missing: run scripts/install-test-tools (it installs the test toolchains into {}).\n\n",
+        path.display(),
+        tools_dir().display()
+    );
+    path
 }
 
 /// The directory of npm package `name` installed by `scripts/install-test-tools`; panics (never
 /// skips) when it is missing.
 pub fn npm_tool(name: &str) -> std::path::PathBuf {
-    let dir = test_tools_dir().join("npm/node_modules").join(name);
-    assert!(
-        dir.join("package.json").is_file(),
-        "npm package {name} is missing at {}: run scripts/install-test-tools",
-        dir.display()
-    );
-    dir
+    let manifest = tool(&format!("npm/node_modules/{name}/package.json"));
+    manifest.parent().expect("a package directory").to_path_buf()
 }

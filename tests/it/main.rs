@@ -23,6 +23,7 @@ mod plugin;
 mod prometheus;
 mod reload;
 mod retention;
+mod sdk;
 mod secrets;
 mod security;
 mod settle;

@@ -139,6 +139,7 @@ fn ctx(selectors: Vec<SelectorRects>) -> PageContext {
         url: "http://127.0.0.1:8000/docs/index.html".into(),
         viewport: Size { width: 1280, height: 800 },
         selectors,
+        ignored: Vec::new(),
     }
 }
 
