@@ -316,6 +316,7 @@ mod tests {
             error: None,
             structure: Some(StructuralDiff { error: 4, unchanged: 7, ..Default::default() }),
             warnings: Vec::new(),
+            incremental: false,
         };
         m.set_last_crawl(&rec);
         m.crawl_reviewed("docs", CrawlStatus::Approved);

@@ -26,6 +26,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::fingerprint::{Observed, Recorder};
 use super::intercept::{self, SiteRequests};
 
 /// Largest DevTools message accepted: a full-page PNG of the tallest, widest page, in base64.
@@ -157,6 +158,8 @@ struct Shared {
     state: watch::Sender<LoadState>,
     /// The site whose headers and credentials paused requests get (on its origin only).
     site: StdMutex<Option<Arc<SiteRequests>>>,
+    /// The page's `Network` events being recorded for a capture fingerprint, if any.
+    network: StdMutex<Option<Recorder>>,
 }
 
 impl Shared {
@@ -169,6 +172,13 @@ impl Shared {
 
     fn lock_site(&self) -> std::sync::MutexGuard<'_, Option<Arc<SiteRequests>>> {
         match self.site.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    fn lock_network(&self) -> std::sync::MutexGuard<'_, Option<Recorder>> {
+        match self.network.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         }
@@ -252,6 +262,11 @@ impl Shared {
                 };
                 return Some(self.command("Fetch.continueWithAuth", answer));
             }
+            m @ ("Network.requestWillBeSent" | "Network.responseReceived" | "Network.loadingFailed") => {
+                if let Some(rec) = self.lock_network().as_mut() {
+                    rec.event(m, &params);
+                }
+            }
             "Inspector.targetCrashed" => self.gone(Ended::Crashed),
             "Inspector.detached" => {
                 let why = params.get("reason").and_then(Value::as_str).unwrap_or("detached");
@@ -315,6 +330,7 @@ impl DevTools {
             pending: StdMutex::new(HashMap::new()),
             state: watch::Sender::new(LoadState::default()),
             site: StdMutex::new(None),
+            network: StdMutex::new(None),
         });
         let cancel = cancel.child_token();
         tasks.spawn(run_connection(ws, rx, shared.clone(), target.to_string(), cancel.clone()));
@@ -361,6 +377,21 @@ impl DevTools {
                 Ok(())
             }
         }
+    }
+
+    /// Start recording the page's `Network` events afresh (the domain must be enabled).
+    pub fn record_network(&self) {
+        *self.shared.lock_network() = Some(Recorder::default());
+    }
+
+    /// Stop recording and return what was recorded (`None`: nothing was being recorded).
+    pub fn take_network(&self) -> Option<Vec<Observed>> {
+        self.shared.lock_network().take().map(Recorder::finish)
+    }
+
+    /// What was recorded so far (recording goes on).
+    pub fn peek_network(&self) -> Option<Vec<Observed>> {
+        self.shared.lock_network().as_ref().map(|r| r.clone().finish())
     }
 
     /// One DevTools command on the current document: [`DevToolsError::Navigated`] instead if the
@@ -554,6 +585,7 @@ mod tests {
             pending: StdMutex::new(HashMap::new()),
             state: watch::Sender::new(LoadState::default()),
             site: StdMutex::new(None),
+            network: StdMutex::new(None),
         }
     }
 
