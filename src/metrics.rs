@@ -59,6 +59,7 @@ pub struct Metrics {
     schedule_skipped: IntCounterVec,
     site_pages: IntGaugeVec,
     site_failed_pages: IntGaugeVec,
+    pages_reused: IntCounterVec,
     /// The page keys each site currently exports in `sitediff_page_distortion`.
     page_keys: Arc<Mutex<HashMap<String, Vec<String>>>>,
 }
@@ -156,6 +157,12 @@ impl Metrics {
              review), state=still failing the same way as in it.",
             &["site", "state"],
         )?;
+        let pages_reused = counter(
+            "sitediff_pages_reused_total",
+            "Pages of incremental crawls whose approved capture was reused without rendering (every \
+             input of its capture fingerprint unchanged).",
+            &["site"],
+        )?;
         let up = Gauge::with_opts(Opts::new("sitediff_up", "1 while the daemon runs."))?;
         registry.register(Box::new(up.clone()))?;
         up.set(1.0);
@@ -174,6 +181,7 @@ impl Metrics {
             schedule_skipped,
             site_pages,
             site_failed_pages,
+            pages_reused,
             page_keys: Arc::default(),
         })
     }
@@ -190,6 +198,12 @@ impl Metrics {
         }
         self.review_pending.with_label_values(&[site]);
         self.schedule_skipped.with_label_values(&[site]);
+        self.pages_reused.with_label_values(&[site]);
+    }
+
+    /// A page's approved capture was reused without rendering (incremental crawls).
+    pub fn page_reused(&self, site: &str) {
+        self.pages_reused.with_label_values(&[site]).inc();
     }
 
     pub fn page_captured(&self, site: &str, outcome: PageOutcome) {

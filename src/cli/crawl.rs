@@ -21,6 +21,9 @@ pub struct CrawlArgs {
     /// One JSON object on stdout instead of the human summary.
     #[arg(long)]
     pub json: bool,
+    /// Render every page: no approved capture is reused, whatever the site's `incremental`.
+    #[arg(long)]
+    pub full: bool,
     #[command(flatten)]
     pub config: ConfigArg,
 }
@@ -49,12 +52,12 @@ impl SweepObserver for Progress {
 pub fn run(args: &CrawlArgs) -> anyhow::Result<ExitCode> {
     let cfg = args.config.load()?;
     let site = find_site(&cfg, &args.site)?.clone();
-    run_site(&cfg, site, args.json)
+    run_site(&cfg, site, args.json, args.full)
 }
 
 /// Crawl one site (a configured one, or a pair site built by `sitediff pair`) with a progress bar
 /// and print its report; exit 0 = nothing changed, 1 = changed/added/removed pages, 2 = error.
-pub fn run_site(cfg: &Config, site: SiteConfig, json: bool) -> anyhow::Result<ExitCode> {
+pub fn run_site(cfg: &Config, site: SiteConfig, json: bool, full: bool) -> anyhow::Result<ExitCode> {
     let plugins = load_plugins(cfg, &site.plugins)?;
     let store = open_store(cfg)?;
     let rt = runtime()?;
@@ -84,7 +87,7 @@ pub fn run_site(cfg: &Config, site: SiteConfig, json: bool) -> anyhow::Result<Ex
             cfg.browser.sessions,
             cfg.store.keep_crawls as usize,
         );
-        let result = sweeper.run(&site, cancel, Arc::new(Progress(bar.clone()))).await;
+        let result = sweeper.run_full(&site, full, cancel, Arc::new(Progress(bar.clone()))).await;
         bar.finish_and_clear();
         pool.shutdown().await;
         let crawl = result?;

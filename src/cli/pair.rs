@@ -93,7 +93,7 @@ pub fn run(args: &PairArgs) -> anyhow::Result<ExitCode> {
         site.scope.prefix(),
         site.compare_to.as_ref().map(Url::as_str).unwrap_or("?")
     );
-    run_site(&cfg, site, args.json)
+    run_site(&cfg, site, args.json, false)
 }
 
 #[cfg(test)]

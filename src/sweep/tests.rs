@@ -45,6 +45,7 @@ fn discovered(key: &str, result: FetchResult) -> DiscoveredPage {
         fetch_ms: 7,
         redirected_from: Some("/old".into()),
         referrer: Some("/links.html".into()),
+        document: None,
     }
 }
 
