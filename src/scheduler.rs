@@ -177,7 +177,8 @@ impl<C: Capturer + 'static> Scheduler<C> {
     fn fire_due(&self, now: DateTime<Utc>) {
         let due = due_sites(&self.config.sites, &lock(&self.shared).next_run, now);
         for site in due {
-            if self.start(site.clone(), Reason::Schedule, None, false) == Err(TriggerOutcome::AlreadyRunning) {
+            if self.start(site.clone(), Reason::Schedule, None, false) == Err(TriggerOutcome::AlreadyRunning)
+            {
                 tracing::warn!(site = %site.name, "scheduled crawl skipped: the previous one is still running");
                 self.metrics.schedule_skipped(&site.name);
             }

@@ -26,8 +26,8 @@ mod advice;
 mod pair;
 mod reuse;
 
-pub use reuse::ReuseError;
 use reuse::Reuse;
+pub use reuse::ReuseError;
 
 /// One running crawl: its id and when it started (the browser cache holds nothing older).
 #[derive(Debug, Clone, Copy)]
@@ -160,8 +160,7 @@ impl<C: Capturer + 'static> Sweeper<C> {
             let kind = if compare_to.is_some() { CrawlKind::Pair } else { CrawlKind::Site };
             let earlier = if incremental { store.crawls(&name)? } else { Vec::new() };
             let mut rec = store.begin_crawl(&name, kind, &prefix, compare_to.as_deref())?;
-            rec.incremental =
-                incremental && kind == CrawlKind::Site && !full_sweep_due(full_every, &earlier);
+            rec.incremental = incremental && kind == CrawlKind::Site && !full_sweep_due(full_every, &earlier);
             if rec.incremental {
                 store.update_crawl(&rec)?;
             }
@@ -219,7 +218,9 @@ impl<C: Capturer + 'static> Sweeper<C> {
         let result = match &site.compare_to {
             Some(base) => self.pair_pipeline(site, base, run, cancel.clone(), observer).await,
             None => match self.reuse_checks(site, crawl.incremental).await {
-                Ok(reuse) => self.pipeline(site, run, Arc::new(basis.baselines), reuse, cancel.clone(), observer).await,
+                Ok(reuse) => {
+                    self.pipeline(site, run, Arc::new(basis.baselines), reuse, cancel.clone(), observer).await
+                }
                 Err(e) => Err(e),
             },
         };
@@ -283,8 +284,9 @@ impl<C: Capturer + 'static> Sweeper<C> {
         let environment = self.capturer.environment().await;
         let plugins = self.comparer.plugins.clone();
         let site_cfg = site.clone();
-        let reuse = blocking(&site.name, move || Reuse::new(&site_cfg, allowed, environment, plugins.as_deref()))
-            .await??;
+        let reuse =
+            blocking(&site.name, move || Reuse::new(&site_cfg, allowed, environment, plugins.as_deref()))
+                .await??;
         if allowed && !reuse.allowed() {
             tracing::info!(site = %site.name, "a score plugin is configured: every page is rendered");
         }
@@ -337,7 +339,8 @@ impl<C: Capturer + 'static> Sweeper<C> {
                 let observer = observer.clone();
                 let reuse = reuse.clone();
                 async move {
-                    let rec = self.process_page(&site, run, page, viewport, options, &baselines, &reuse).await?;
+                    let rec =
+                        self.process_page(&site, run, page, viewport, options, &baselines, &reuse).await?;
                     self.page_done(&site, &rec, &*observer);
                     Ok(rec)
                 }
@@ -400,7 +403,9 @@ impl<C: Capturer + 'static> Sweeper<C> {
                     Err(e) => capture_error_record(&site.name, &page, *status, title.clone(), &e),
                     Ok(capture) => {
                         let fingerprint = match &capture.inputs {
-                            Some(inputs) => reuse.fingerprint(&page, req_viewport, &req_options, inputs).await,
+                            Some(inputs) => {
+                                reuse.fingerprint(&page, req_viewport, &req_options, inputs).await
+                            }
                             None => None,
                         };
                         let comparer = self.comparer.clone();
@@ -520,13 +525,15 @@ fn reused_record(
     }
 }
 
-/// Whether a crawl must render every page by the site's `full_every` (`N`): when none of the
-/// site's last `N - 1` crawls (`earlier`, oldest first) rendered every page (`N = 1`: always).
-/// Crawls that never ran (failed, interrupted) do not count.
+/// Whether a crawl must render every page by the site's `full_every` (`N`): when the site's last
+/// `N - 1` crawls (`earlier`, newest first, as [`Store::crawls`] lists them) were all incremental
+/// (`N = 1`: always). Crawls that did not finish (running, failed, interrupted) do not count.
 pub fn full_sweep_due(full_every: Option<u32>, earlier: &[CrawlRecord]) -> bool {
     let Some(n) = full_every else { return false };
-    let ran = earlier.iter().filter(|c| !matches!(c.status, CrawlStatus::Failed | CrawlStatus::Interrupted | CrawlStatus::Running));
-    let recent: Vec<&CrawlRecord> = ran.rev().take(n.saturating_sub(1) as usize).collect();
+    let finished = earlier.iter().filter(|c| {
+        !matches!(c.status, CrawlStatus::Failed | CrawlStatus::Interrupted | CrawlStatus::Running)
+    });
+    let recent: Vec<&CrawlRecord> = finished.take(n.saturating_sub(1) as usize).collect();
     recent.len() + 1 >= n as usize && recent.iter().all(|c| c.incremental)
 }
 

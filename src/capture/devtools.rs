@@ -116,13 +116,18 @@ pub enum ScriptKind {
     Async,
 }
 
+/// The source URL our scripts run under (stack traces name it: the fingerprint script tells
+/// sitediff's own clock reads from the page's by it).
+pub const SCRIPT_URL: &str = "sitediff-script";
+
 /// The expression that runs a WebDriver-style script body with `args` (`arguments` inside).
 pub fn script_expression(body: &str, args: &[Value], kind: ScriptKind) -> String {
     let args = Value::Array(args.to_vec()).to_string();
+    let source = format!("\n//# sourceURL={SCRIPT_URL}");
     match kind {
-        ScriptKind::Sync => format!("(function () {{\n{body}\n}}).apply(window, {args})"),
+        ScriptKind::Sync => format!("(function () {{\n{body}\n}}).apply(window, {args}){source}"),
         ScriptKind::Async => format!(
-            "new Promise((resolve) => {{ (function () {{\n{body}\n}}).apply(window, {args}.concat([resolve])); }})"
+            "new Promise((resolve) => {{ (function () {{\n{body}\n}}).apply(window, {args}.concat([resolve])); }}){source}"
         ),
     }
 }
@@ -573,7 +578,10 @@ mod tests {
     #[test]
     fn script_expressions_pass_arguments_and_the_callback() {
         let sync = script_expression("return arguments[0] + 1;", &[json!(41)], ScriptKind::Sync);
-        assert_eq!(sync, "(function () {\nreturn arguments[0] + 1;\n}).apply(window, [41])");
+        assert_eq!(
+            sync,
+            "(function () {\nreturn arguments[0] + 1;\n}).apply(window, [41])\n//# sourceURL=sitediff-script"
+        );
         let asy = script_expression("arguments[1](arguments[0]);", &[json!("a\"b")], ScriptKind::Async);
         assert!(asy.starts_with("new Promise((resolve) => {"), "{asy}");
         assert!(asy.contains(".apply(window, [\"a\\\"b\"].concat([resolve]))"), "{asy}");

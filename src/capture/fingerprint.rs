@@ -25,8 +25,10 @@ use serde_json::Value;
 /// The document-start script (every frame): counts what could make the page change by itself.
 pub const START: &str = concat!(include_str!("js/fingerprint.js"), "\nsitediffFingerprintStart();\n");
 /// The read after the shots: the marks, every URL the page used, whether images/fonts still load.
-pub const READ: &str =
-    concat!(include_str!("js/fingerprint.js"), "\nreturn sitediffFingerprintRead.apply(window, arguments);\n");
+pub const READ: &str = concat!(
+    include_str!("js/fingerprint.js"),
+    "\nreturn sitediffFingerprintRead.apply(window, arguments);\n"
+);
 
 /// Most responses recorded per page (a page with more is not fingerprinted: never reused).
 pub const MAX_RESOURCES: usize = 2000;
@@ -79,9 +81,11 @@ pub struct Recorder {
 }
 
 fn header(headers: &Value, name: &str) -> Option<String> {
-    headers.as_object()?.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).and_then(|(_, v)| {
-        v.as_str().map(str::to_string)
-    })
+    headers
+        .as_object()?
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .and_then(|(_, v)| v.as_str().map(str::to_string))
 }
 
 fn response_into(o: &mut Observed, resp: &Value) {
@@ -113,7 +117,11 @@ impl Recorder {
                 let method = req.get("method").and_then(Value::as_str).unwrap_or("GET");
                 self.requests.insert(
                     id,
-                    Observed { url: without_fragment(url), method: method.to_string(), ..Observed::default() },
+                    Observed {
+                        url: without_fragment(url),
+                        method: method.to_string(),
+                        ..Observed::default()
+                    },
                 );
             }
             "Network.responseReceived" => {

@@ -31,6 +31,6 @@ mod types;
 
 pub use driver::{find_chromedriver, ChromeDriver};
 pub use error::CaptureError;
-pub use pool::{BrowserPool, PoolStats};
 pub use fingerprint::{CaptureInputs, Environment, Observed};
+pub use pool::{BrowserPool, PoolStats};
 pub use types::{Capture, CaptureRequest, CaptureTiming, Capturer, SelectorRects};

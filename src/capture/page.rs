@@ -356,7 +356,10 @@ async fn fingerprint_setup(session: &mut BrowserSession, url: &str) -> Result<()
     }
     let setup_err = |step| setup_err(url, step);
     if !session.setup.network_enabled {
-        session.cdp_cmd("Network.enable", json!({})).await.map_err(setup_err("enabling the Network domain"))?;
+        session
+            .cdp_cmd("Network.enable", json!({}))
+            .await
+            .map_err(setup_err("enabling the Network domain"))?;
         session.setup.network_enabled = true;
     }
     let guard = session.setup.guard.as_ref().map(|(_, id)| id.clone()).unwrap_or_default();
@@ -376,7 +379,10 @@ async fn fingerprint_setup(session: &mut BrowserSession, url: &str) -> Result<()
         session.setup.fingerprint_script = Some((guard, id));
     }
     if session.setup.environment.is_none() {
-        let v = session.cdp_cmd("Browser.getVersion", json!({})).await.map_err(setup_err("reading the browser version"))?;
+        let v = session
+            .cdp_cmd("Browser.getVersion", json!({}))
+            .await
+            .map_err(setup_err("reading the browser version"))?;
         let fonts = fingerprint::system_fonts().await;
         session.setup.environment = Some(Environment { browser: fingerprint::browser_build(&v), fonts });
     }

@@ -435,7 +435,10 @@ impl BrowserPool {
         }
         match session.cdp_cmd("Browser.getVersion", json!({})).await {
             Ok(v) => {
-                let env = Environment { browser: fingerprint::browser_build(&v), fonts: fingerprint::system_fonts().await };
+                let env = Environment {
+                    browser: fingerprint::browser_build(&v),
+                    fonts: fingerprint::system_fonts().await,
+                };
                 *lock(&self.inner.environment) = Some(env);
             }
             Err(e) => tracing::warn!(error = %e, "cannot read the browser version: no capture is reused"),

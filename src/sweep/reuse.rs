@@ -91,7 +91,8 @@ impl Reuse {
     ) -> Result<Reuse, ReuseError> {
         let opts = super::request_options(&site.capture);
         let site_headers = crawl::request_headers(&site.name, &opts)?;
-        let agent = opts.user_agent.clone().unwrap_or_else(|| concat!("sitediff/", env!("CARGO_PKG_VERSION")).into());
+        let agent =
+            opts.user_agent.clone().unwrap_or_else(|| concat!("sitediff/", env!("CARGO_PKG_VERSION")).into());
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(site.request_timeout)
@@ -162,7 +163,14 @@ impl Reuse {
         };
         dynamic.sort();
         dynamic.dedup();
-        Some(Fingerprint { document, resources, dynamic, browser, fonts, options: self.options_hash(viewport, options) })
+        Some(Fingerprint {
+            document,
+            resources,
+            dynamic,
+            browser,
+            fonts,
+            options: self.options_hash(viewport, options),
+        })
     }
 
     /// Whether a capture with fingerprint `fp` would be made again, unchanged, of `page` with

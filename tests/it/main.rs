@@ -11,6 +11,7 @@ mod fixture_store;
 mod flake;
 mod helpers;
 mod hostile;
+mod incremental;
 mod mask;
 mod mistakes;
 mod pair;
