@@ -10,8 +10,8 @@
 //! - it read the clock or a random source (`Date`, `performance.now`, `Math.random`, `crypto`);
 //! - it set a repeating or delayed timer, ran a script animation (over 4 animation frames),
 //!   created a canvas context, opened a WebSocket / EventSource / peer connection or a worker;
-//! - it has media (video, audio), a frame of another origin (or one the scripts could not watch),
-//!   a plugin object;
+//! - it has media (video, audio), a frame (the settle script freezes the top document only), a
+//!   plugin object;
 //! - a request other than GET, a request that failed (other than by `block_urls`), a `blob:` or
 //!   other non-HTTP resource, requests still in flight at the read, or images / web fonts still
 //!   loading; an animated image (GIF, WebP, APNG, SVG) as DevTools reports its type;
@@ -178,6 +178,7 @@ pub fn inputs(
             if matches!(
                 mark.as_str(),
                 "media"
+                    | "frame"
                     | "cross-origin-frame"
                     | "unwatched-frame"
                     | "deep-frames"

@@ -10,8 +10,8 @@
 // - animation-frames: more than 4 `requestAnimationFrame` callbacks asked for (a script animation);
 // - canvas: a canvas context was created; connection: WebSocket, EventSource, RTCPeerConnection;
 // - worker: Worker, SharedWorker, a service worker registered;
-// at the read: media (video, audio), a frame of another origin (a same-origin frame's marks count
-// as the page's own), requests still in flight. The Rust side adds what DevTools saw (see
+// at the read: media (video, audio), any frame (the settle script freezes the top document only;
+// a same-origin frame's marks and URLs are read too), requests still in flight. The Rust side adds what DevTools saw (see
 // src/capture/fingerprint.rs).
 
 /* exported sitediffFingerprintStart, sitediffFingerprintRead */
@@ -88,6 +88,8 @@ function sitediffFingerprintRead() {
     }
     if (doc.querySelector('video, audio')) { marks.media = 1; }
     for (const f of doc.querySelectorAll('iframe, frame, object, embed')) {
+      // The settle script freezes the top document only: a frame's animations and timers go on.
+      marks.frame = 1;
       if (depth > 4) { marks['deep-frames'] = 1; break; }
       const cw = f.contentWindow;
       if (!cw) { if (f.tagName !== 'IFRAME' && f.tagName !== 'FRAME') { marks.plugin = 1; } continue; }
