@@ -465,7 +465,7 @@ impl<C: Capturer + 'static> Sweeper<C> {
         let Some(fp) = approved.fingerprint.as_ref() else { return Ok(None) };
         let (viewport, options) = site.capture_for(&page.key, viewport, options);
         if let Err(why) = reuse.check(page, viewport, &options, fp).await {
-            tracing::debug!(site = %site.name, page = %page.key, why, "rendered, not reused");
+            tracing::debug!(site = %site.name, page = %page.key, why, dynamic = ?fp.dynamic, "rendered, not reused");
             return Ok(None);
         }
         let rec = reused_record(page, *status, title.clone(), approved, &baseline);

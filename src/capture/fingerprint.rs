@@ -265,11 +265,17 @@ pub async fn system_fonts() -> Option<String> {
     static FONTS: tokio::sync::OnceCell<Option<String>> = tokio::sync::OnceCell::const_new();
     FONTS
         .get_or_init(|| async {
-            let out = tokio::process::Command::new("fc-list")
-                .args([":", "family", "style", "file", "fontversion"])
-                .kill_on_drop(true)
-                .output()
-                .await;
+            let out = tokio::task::spawn_blocking(|| {
+                std::process::Command::new("fc-list").args([":", "family", "style", "file", "fontversion"]).output()
+            })
+            .await;
+            let out = match out {
+                Ok(out) => out,
+                Err(e) => {
+                    tracing::warn!(error = %e, "listing the fonts failed: captures will not be reused");
+                    return None;
+                }
+            };
             match out {
                 Ok(o) if o.status.success() => {
                     let text = String::from_utf8_lossy(&o.stdout);

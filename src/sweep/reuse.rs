@@ -140,7 +140,9 @@ impl Reuse {
             }
             // What the browser got must be what sitediff got (else it changed meanwhile).
             let differs = |a: &Option<String>, b: &Option<String>| a.is_some() && b.is_some() && a != b;
-            if (o.status.is_some() && o.status != p.status) || differs(&o.etag, &p.etag) {
+            // (A 304 is the browser revalidating its copy from earlier in this crawl.)
+            let status_differs = o.status.is_some_and(|s| s != 304) && o.status != p.status;
+            if status_differs || differs(&o.etag, &p.etag) {
                 dynamic.push("resource-changed-during-capture".into());
             }
             resources.push(ResourceFingerprint {
