@@ -367,6 +367,7 @@ impl<C: Capturer + 'static> Sweeper<C> {
         observer.page_done(rec);
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn process_page(
         &self,
         site: &Arc<SiteConfig>,

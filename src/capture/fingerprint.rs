@@ -266,7 +266,9 @@ pub async fn system_fonts() -> Option<String> {
     FONTS
         .get_or_init(|| async {
             let out = tokio::task::spawn_blocking(|| {
-                std::process::Command::new("fc-list").args([":", "family", "style", "file", "fontversion"]).output()
+                std::process::Command::new("fc-list")
+                    .args([":", "family", "style", "file", "fontversion"])
+                    .output()
             })
             .await;
             let out = match out {

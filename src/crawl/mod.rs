@@ -78,7 +78,7 @@ pub struct DiscoveredPage {
     pub referrer: Option<String>,
     /// blake3 of the final URL, status and whole body of an HTML page (`None`: an error, or a
     /// body past the read limit): the document input of a capture fingerprint.
-    pub document: Option<[u8; 32]>,
+    pub document: Option<Box<[u8; 32]>>,
 }
 
 /// Tallies of what discovery skipped, and what became of the start URL.
@@ -128,7 +128,7 @@ pub struct DiscoveryPlan {
 }
 
 enum Fetched {
-    Page { url: Url, status: u16, body: String, document: Option<[u8; 32]> },
+    Page { url: Url, status: u16, body: String, document: Option<Box<[u8; 32]>> },
     NotHtml { content_type: String },
     OffPrefixRedirect { to: Option<Url> },
     Error { url: Url, status: Option<u16>, reason: String },
@@ -317,7 +317,7 @@ async fn fetch(client: &SiteClient, url: &Url) -> Fetched {
         url: final_url,
         status: status.as_u16(),
         body: String::from_utf8_lossy(&body).into_owned(),
-        document: whole.then(|| *digest.finalize().as_bytes()),
+        document: whole.then(|| Box::new(*digest.finalize().as_bytes())),
     }
 }
 

@@ -127,7 +127,7 @@ impl Reuse {
         options: &CaptureOptions,
         inputs: &CaptureInputs,
     ) -> Option<Fingerprint> {
-        let document = Hash(page.document?);
+        let document = Hash(*page.document.as_deref()?);
         let mut dynamic = inputs.dynamic.clone();
         // (Futures collected first: a closure inside the stream would make the crawl's future
         // not `Send` for every lifetime.)
@@ -200,7 +200,7 @@ impl Reuse {
         if fp.options != self.options_hash(viewport, options) {
             return Err("a capture option changed");
         }
-        if page.document != Some(fp.document.0) {
+        if page.document.as_deref() != Some(&fp.document.0) {
             return Err("the document changed");
         }
         let fetches: Vec<_> = fp.resources.iter().map(|r| self.probe(&r.url)).collect();

@@ -206,6 +206,11 @@ pub fn with_cookie(mut r: Response, cookie: &str) -> Response {
     r
 }
 
+/// Whether a crawl trigger asks for a full sweep (`?full=1` or `?full=true`): every page rendered.
+pub fn full_sweep_asked(req: &Request) -> bool {
+    req.query_params().get("full").is_some_and(|v| matches!(v.as_str(), "1" | "true" | "yes"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,9 +230,4 @@ mod tests {
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(r.headers()[header::WWW_AUTHENTICATE], "Bearer realm=\"sitediff\"");
     }
-}
-
-/// Whether a crawl trigger asks for a full sweep (`?full=1` or `?full=true`): every page rendered.
-pub fn full_sweep_asked(req: &Request) -> bool {
-    req.query_params().get("full").is_some_and(|v| matches!(v.as_str(), "1" | "true" | "yes"))
 }
