@@ -379,4 +379,14 @@ mod tests {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }
     }
+
+    #[test]
+    fn reused_pages_are_counted_per_site_from_zero() {
+        let m = Metrics::new().unwrap();
+        m.register_site("docs");
+        assert!(m.render().unwrap().contains("sitediff_pages_reused_total{site=\"docs\"} 0"));
+        m.page_reused("docs");
+        m.page_reused("docs");
+        assert!(m.render().unwrap().contains("sitediff_pages_reused_total{site=\"docs\"} 2"));
+    }
 }
