@@ -555,6 +555,7 @@ mod tests {
             unstable_rect: None,
             blocked_navigations: Vec::new(),
             timing: Default::default(),
+            inputs: None,
         };
         let head = capture(&[(8, 8)], vec![sel("#clock", &[(7, 7, 3, 3)])]);
         let base = capture(&[(0, 9)], vec![sel("#clock", &[(0, 8, 2, 2)])]);

@@ -89,6 +89,7 @@ pub struct Metrics {
     site_pages: IntGaugeVec,
     site_failed_pages: IntGaugeVec,
     notifications: IntCounterVec,
+    pages_reused: IntCounterVec,
     /// The page keys each site currently exports in `sitediff_page_distortion`.
     page_keys: Arc<Mutex<HashMap<String, Vec<String>>>>,
 }
@@ -200,6 +201,12 @@ impl Metrics {
         for o in NotificationOutcome::ALL {
             notifications.with_label_values(&[o.as_str()]);
         }
+        let pages_reused = counter(
+            "sitediff_pages_reused_total",
+            "Pages of incremental crawls whose approved capture was reused without rendering (every \
+             input of its capture fingerprint unchanged).",
+            &["site"],
+        )?;
         let up = Gauge::with_opts(Opts::new("sitediff_up", "1 while the daemon runs."))?;
         registry.register(Box::new(up.clone()))?;
         up.set(1.0);
@@ -228,6 +235,7 @@ impl Metrics {
             site_pages,
             site_failed_pages,
             notifications,
+            pages_reused,
             page_keys: Arc::default(),
         })
     }
@@ -245,6 +253,12 @@ impl Metrics {
         self.review_pending.with_label_values(&[site]);
         self.pages_truncated.with_label_values(&[site]);
         self.schedule_skipped.with_label_values(&[site]);
+        self.pages_reused.with_label_values(&[site]);
+    }
+
+    /// A page's approved capture was reused without rendering (incremental crawls).
+    pub fn page_reused(&self, site: &str) {
+        self.pages_reused.with_label_values(&[site]).inc();
     }
 
     /// Count one webhook delivery outcome.
@@ -388,6 +402,7 @@ mod tests {
             error: None,
             structure: Some(StructuralDiff { error: 4, unchanged: 7, ..Default::default() }),
             warnings: Vec::new(),
+            incremental: false,
         };
         m.set_last_crawl(&rec);
         m.crawl_reviewed("docs", CrawlStatus::Approved);
@@ -437,5 +452,15 @@ mod tests {
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }
+    }
+
+    #[test]
+    fn reused_pages_are_counted_per_site_from_zero() {
+        let m = Metrics::new().unwrap();
+        m.register_site("docs");
+        assert!(m.render().unwrap().contains("sitediff_pages_reused_total{site=\"docs\"} 0"));
+        m.page_reused("docs");
+        m.page_reused("docs");
+        assert!(m.render().unwrap().contains("sitediff_pages_reused_total{site=\"docs\"} 2"));
     }
 }

@@ -25,6 +25,8 @@ pub struct PageResult {
     pub error: Option<String>,
     /// The page whose links led discovery here first.
     pub referrer: Option<String>,
+    /// The approved crawl whose capture was reused without rendering (incremental crawls).
+    pub reused_from: Option<u64>,
 }
 
 impl From<&PageRecord> for PageResult {
@@ -42,6 +44,7 @@ impl From<&PageRecord> for PageResult {
             truncated: p.truncated,
             error: p.error.clone(),
             referrer: p.referrer.clone(),
+            reused_from: p.reused_from,
         }
     }
 }
@@ -68,6 +71,10 @@ pub struct CrawlReport {
     pub changed: u32,
     pub new: u32,
     pub unchanged: u32,
+    /// Unchanged pages whose approved capture was reused without rendering.
+    pub reused: u32,
+    /// Approved captures could be reused (the site is incremental and no full sweep was due).
+    pub incremental: bool,
     /// Pages failing unlike in the approved crawl (review items).
     pub failed: u32,
     /// Pages failing the same way as in the approved crawl (not review items).
@@ -116,6 +123,8 @@ impl CrawlReport {
             changed: crawl.counts.changed,
             new: crawl.counts.new,
             unchanged: crawl.counts.unchanged,
+            reused: crawl.counts.reused,
+            incremental: crawl.incremental,
             failed: crawl.counts.failed,
             still_failing: crawl.counts.still_failing,
             truncated: pages.iter().filter(|p| p.truncated).count() as u32,
@@ -149,6 +158,9 @@ impl CrawlReport {
             self.failed,
             self.max_distortion
         );
+        if self.incremental {
+            s.push_str(&format!("  incremental: {} unchanged pages reused without rendering\n", self.reused));
+        }
         if self.still_failing > 0 {
             s.push_str(&format!(
                 "  {} still failing (as in the approved crawl; not for review)\n",

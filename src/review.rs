@@ -118,9 +118,9 @@ impl ReviewError {
 }
 
 /// Start a crawl of `site` now (through the daemon's scheduler); the new crawl's id.
-pub async fn trigger(scheduler: &SchedulerHandle, site: &str) -> Result<u64, ReviewError> {
+pub async fn trigger(scheduler: &SchedulerHandle, site: &str, full: bool) -> Result<u64, ReviewError> {
     let outcome = scheduler
-        .trigger(site)
+        .trigger_full(site, full)
         .await
         .map_err(|source| ReviewError::Scheduler { site: site.to_string(), source })?;
     triggered(site, outcome)

@@ -76,6 +76,8 @@ struct Trigger {
     site: String,
     /// A site not in the config (a pair crawl through the API); `None`: look `site` up.
     config: Option<Box<SiteConfig>>,
+    /// Render every page (no approved capture reused).
+    full: bool,
     reply: oneshot::Sender<TriggerOutcome>,
 }
 
@@ -112,8 +114,14 @@ fn lock(m: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
 impl SchedulerHandle {
     /// Start a crawl of `site` now (unless one is running).
     pub async fn trigger(&self, site: &str) -> Result<TriggerOutcome, SchedulerError> {
+        self.trigger_full(site, false).await
+    }
+
+    /// [`SchedulerHandle::trigger`]; with `full`, every page is rendered (no approved capture
+    /// reused, whatever the site's `incremental`).
+    pub async fn trigger_full(&self, site: &str, full: bool) -> Result<TriggerOutcome, SchedulerError> {
         let (reply, rx) = oneshot::channel();
-        let t = Trigger { site: site.to_string(), config: None, reply };
+        let t = Trigger { site: site.to_string(), config: None, full, reply };
         self.tx.send(t).await.map_err(|_| SchedulerError::Stopped)?;
         rx.await.map_err(|_| SchedulerError::Stopped)
     }
@@ -122,7 +130,7 @@ impl SchedulerHandle {
     /// one of that name is running.
     pub async fn trigger_site(&self, site: SiteConfig) -> Result<TriggerOutcome, SchedulerError> {
         let (reply, rx) = oneshot::channel();
-        let t = Trigger { site: site.name.clone(), config: Some(Box::new(site)), reply };
+        let t = Trigger { site: site.name.clone(), config: Some(Box::new(site)), full: false, reply };
         self.tx.send(t).await.map_err(|_| SchedulerError::Stopped)?;
         rx.await.map_err(|_| SchedulerError::Stopped)
     }
@@ -322,7 +330,7 @@ impl<C: Capturer + 'static> Scheduler<C> {
                 None => return answer(t, TriggerOutcome::UnknownSite),
             },
         };
-        if let Err(refused) = self.start(site, Reason::Manual, Some(t.reply)) {
+        if let Err(refused) = self.start(site, Reason::Manual, Some(t.reply), t.full) {
             tracing::debug!(site = %t.site, outcome = ?refused, "crawl trigger refused");
         }
     }
@@ -332,7 +340,8 @@ impl<C: Capturer + 'static> Scheduler<C> {
     fn fire_due(&self, now: DateTime<Utc>) {
         let due = due_sites(&self.config.sites, &lock(&self.shared).next_run, now);
         for site in due {
-            if self.start(site.clone(), Reason::Schedule, None) == Err(TriggerOutcome::AlreadyRunning) {
+            if self.start(site.clone(), Reason::Schedule, None, false) == Err(TriggerOutcome::AlreadyRunning)
+            {
                 tracing::warn!(site = %site.name, "scheduled crawl skipped: the previous one is still running");
                 self.metrics.schedule_skipped(&site.name);
             }
@@ -357,6 +366,7 @@ impl<C: Capturer + 'static> Scheduler<C> {
         site: SiteConfig,
         reason: Reason,
         reply: Option<oneshot::Sender<TriggerOutcome>>,
+        full: bool,
     ) -> Result<(), TriggerOutcome> {
         let refused = if self.cancel.is_cancelled() {
             Some(TriggerOutcome::ShuttingDown)
@@ -378,7 +388,7 @@ impl<C: Capturer + 'static> Scheduler<C> {
         let cancel = self.cancel.clone();
         let notifier = self.notifier.clone();
         self.tracker.spawn(async move {
-            let crawl = match sweeper.begin(&site).await {
+            let crawl = match sweeper.begin_full(&site, full).await {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(site = %site.name, error = %e, "crawl not started: it cannot be recorded");
@@ -608,7 +618,7 @@ mod tests {
     /// Start a manual crawl as a trigger does and return its answer.
     async fn trigger(r: &Rig, site: &SiteConfig) -> TriggerOutcome {
         let (reply, rx) = oneshot::channel();
-        let started = r.scheduler.start(site.clone(), Reason::Manual, Some(reply));
+        let started = r.scheduler.start(site.clone(), Reason::Manual, Some(reply), false);
         let outcome = rx.await.unwrap();
         match started {
             Ok(()) => assert!(matches!(outcome, TriggerOutcome::Started { .. }), "{outcome:?}"),
@@ -631,7 +641,7 @@ mod tests {
         assert!(r.handle.is_busy("docs"));
         assert_eq!(trigger(&r, &site).await, TriggerOutcome::AlreadyRunning);
         assert_eq!(
-            r.scheduler.start(site.clone(), Reason::Schedule, None),
+            r.scheduler.start(site.clone(), Reason::Schedule, None, false),
             Err(TriggerOutcome::AlreadyRunning)
         );
         drop(slot);
@@ -713,7 +723,7 @@ mod tests {
     async fn triggers_name_configured_sites() {
         let r = rig(config("", &dead_site("docs", "")));
         let (reply, rx) = oneshot::channel();
-        r.scheduler.handle_trigger(Trigger { site: "nope".into(), config: None, reply });
+        r.scheduler.handle_trigger(Trigger { site: "nope".into(), config: None, full: false, reply });
         assert_eq!(rx.await.unwrap(), TriggerOutcome::UnknownSite);
         assert!(!r.handle.is_busy("nope"));
     }
@@ -741,7 +751,7 @@ mod tests {
     async fn run_ends_on_cancel_and_answers_queued_triggers() {
         let r = rig(config("", &dead_site("docs", "")));
         let (reply, queued) = oneshot::channel();
-        r.handle.tx.send(Trigger { site: "docs".into(), config: None, reply }).await.unwrap();
+        r.handle.tx.send(Trigger { site: "docs".into(), config: None, full: false, reply }).await.unwrap();
         r.cancel.cancel();
         r.scheduler.run().await;
         assert_eq!(queued.await.unwrap(), TriggerOutcome::ShuttingDown);

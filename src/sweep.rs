@@ -24,6 +24,10 @@ use crate::store::{
 
 mod advice;
 mod pair;
+mod reuse;
+
+use reuse::Reuse;
+pub use reuse::ReuseError;
 
 /// One running crawl: its id and when it started (the browser cache holds nothing older).
 #[derive(Debug, Clone, Copy)]
@@ -50,6 +54,8 @@ pub enum SweepError {
     /// the prefix): the crawl is recorded as failed with this message.
     #[error("site {site}: {message}")]
     StartPage { site: String, message: String },
+    #[error(transparent)]
+    Reuse(#[from] ReuseError),
     #[error("site {site}: a worker task failed: {source}")]
     Task {
         site: String,
@@ -139,19 +145,44 @@ impl<C: Capturer + 'static> Sweeper<C> {
         cancel: CancellationToken,
         observer: Arc<dyn SweepObserver>,
     ) -> Result<CrawlRecord, SweepError> {
-        let crawl = self.begin(site).await?;
+        self.run_full(site, false, cancel, observer).await
+    }
+
+    /// [`Sweeper::run`], every page rendered when `full` (no approved capture reused).
+    pub async fn run_full(
+        &self,
+        site: &SiteConfig,
+        full: bool,
+        cancel: CancellationToken,
+        observer: Arc<dyn SweepObserver>,
+    ) -> Result<CrawlRecord, SweepError> {
+        let crawl = self.begin_full(site, full).await?;
         self.run_begun(site, crawl, cancel, observer).await
     }
 
     /// Record the start of a crawl of `site` (status `running`, its id allocated) without running
     /// it yet: [`Sweeper::run_begun`] runs it, [`Sweeper::abandon`] gives it up.
     pub async fn begin(&self, site: &SiteConfig) -> Result<CrawlRecord, SweepError> {
+        self.begin_full(site, false).await
+    }
+
+    /// [`Sweeper::begin`]; the crawl is incremental (approved captures may be reused) when the site
+    /// has `incremental` on, `full` is not asked and its `full_every` is not due (see
+    /// [`full_sweep_due`]).
+    pub async fn begin_full(&self, site: &SiteConfig, full: bool) -> Result<CrawlRecord, SweepError> {
         let store = self.store.clone();
         let (name, prefix) = (site.name.clone(), site.scope.prefix().to_string());
         let compare_to = site.compare_to.as_ref().map(|u| u.to_string());
+        let (incremental, full_every) = (site.incremental && !full, site.full_every);
         blocking(&site.name, move || {
             let kind = if compare_to.is_some() { CrawlKind::Pair } else { CrawlKind::Site };
-            store.begin_crawl(&name, kind, &prefix, compare_to.as_deref())
+            let earlier = if incremental { store.crawls(&name)? } else { Vec::new() };
+            let mut rec = store.begin_crawl(&name, kind, &prefix, compare_to.as_deref())?;
+            rec.incremental = incremental && kind == CrawlKind::Site && !full_sweep_due(full_every, &earlier);
+            if rec.incremental {
+                store.update_crawl(&rec)?;
+            }
+            Ok(rec)
         })
         .await?
         .map_err(|source| SweepError::Store { site: site.name.clone(), source })
@@ -204,7 +235,12 @@ impl<C: Capturer + 'static> Sweeper<C> {
         let run = SweepRun { crawl_id: crawl.id, started };
         let result = match &site.compare_to {
             Some(base) => self.pair_pipeline(site, base, run, cancel.clone(), observer).await,
-            None => self.pipeline(site, run, Arc::new(basis.baselines), cancel.clone(), observer).await,
+            None => match self.reuse_checks(site, crawl.incremental).await {
+                Ok(reuse) => {
+                    self.pipeline(site, run, Arc::new(basis.baselines), reuse, cancel.clone(), observer).await
+                }
+                Err(e) => Err(e),
+            },
         };
         let (records, stats) = match result {
             Ok(v) => v,
@@ -261,11 +297,26 @@ impl<C: Capturer + 'static> Sweeper<C> {
         Ok(rec)
     }
 
+    /// The reuse checks and fingerprints of a crawl of `site` (`allowed`: it is incremental).
+    async fn reuse_checks(&self, site: &SiteConfig, allowed: bool) -> Result<Arc<Reuse>, SweepError> {
+        let environment = self.capturer.environment().await;
+        let plugins = self.comparer.plugins.clone();
+        let site_cfg = site.clone();
+        let reuse =
+            blocking(&site.name, move || Reuse::new(&site_cfg, allowed, environment, plugins.as_deref()))
+                .await??;
+        if allowed && !reuse.allowed() {
+            tracing::info!(site = %site.name, "a score plugin is configured: every page is rendered");
+        }
+        Ok(Arc::new(reuse))
+    }
+
     async fn pipeline(
         &self,
         site: &SiteConfig,
         run: SweepRun,
         baselines: Arc<HashMap<String, BaselineRecord>>,
+        reuse: Arc<Reuse>,
         cancel: CancellationToken,
         observer: Arc<dyn SweepObserver>,
     ) -> Result<(Vec<PageRecord>, DiscoveryStats), SweepError> {
@@ -304,8 +355,10 @@ impl<C: Capturer + 'static> Sweeper<C> {
                 let options = options.clone();
                 let baselines = baselines.clone();
                 let observer = observer.clone();
+                let reuse = reuse.clone();
                 async move {
-                    let rec = self.process_page(&site, run, page, viewport, options, &baselines).await?;
+                    let rec =
+                        self.process_page(&site, run, page, viewport, options, &baselines, &reuse).await?;
                     self.page_done(&site, &rec, &*observer);
                     Ok(rec)
                 }
@@ -335,6 +388,7 @@ impl<C: Capturer + 'static> Sweeper<C> {
         observer.page_done(rec);
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn process_page(
         &self,
         site: &Arc<SiteConfig>,
@@ -343,8 +397,12 @@ impl<C: Capturer + 'static> Sweeper<C> {
         viewport: crate::config::Viewport,
         options: Arc<crate::config::CaptureOptions>,
         baselines: &HashMap<String, BaselineRecord>,
+        reuse: &Reuse,
     ) -> Result<PageRecord, SweepError> {
         let store_err = |source| SweepError::Store { site: site.name.clone(), source };
+        if let Some(rec) = self.try_reuse(site, run, &page, viewport, &options, baselines, reuse).await? {
+            return Ok(rec);
+        }
         let record = match &page.result {
             FetchResult::HttpError { status, reason } => {
                 let mut r = http_error_record(&page, *status, reason.clone());
@@ -362,9 +420,16 @@ impl<C: Capturer + 'static> Sweeper<C> {
                     expected_png: baselines.get(&page.key).map(|b| b.png.0),
                     sweep_started: run.started,
                 };
+                let (req_viewport, req_options) = (req.viewport, req.options.clone());
                 match self.capturer.capture(req).await {
                     Err(e) => capture_error_record(&site.name, &page, *status, title.clone(), &e),
                     Ok(capture) => {
+                        let fingerprint = match &capture.inputs {
+                            Some(inputs) => {
+                                reuse.fingerprint(&page, req_viewport, &req_options, inputs).await
+                            }
+                            None => None,
+                        };
                         let comparer = self.comparer.clone();
                         let site = site.clone();
                         let baseline = baselines.get(&page.key).cloned();
@@ -372,7 +437,8 @@ impl<C: Capturer + 'static> Sweeper<C> {
                         let title = title.clone();
                         let name = site.name.clone();
                         return blocking(&name, move || {
-                            let c = comparer.compare(&site, &page, status, title, capture, baseline)?;
+                            let mut c = comparer.compare(&site, &page, status, title, capture, baseline)?;
+                            c.record.fingerprint = fingerprint;
                             let blobs: Vec<Blob<'_>> = c.blobs.iter().map(|b| Blob::new(b)).collect();
                             comparer.store.put_page(run.crawl_id, &c.record, &blobs)?;
                             Ok::<_, StoreError>(c.record)
@@ -388,6 +454,109 @@ impl<C: Capturer + 'static> Sweeper<C> {
         blocking(&site.name, move || store.put_page(run.crawl_id, &rec, &[])).await?.map_err(store_err)?;
         Ok(record)
     }
+}
+
+impl<C: Capturer + 'static> Sweeper<C> {
+    /// Reuse the approved capture of `page` when its fingerprint inputs are all unchanged (see
+    /// `reuse`): the page is recorded unchanged, with `reused_from` the approved crawl, and stored.
+    /// `None`: it is to be rendered.
+    #[allow(clippy::too_many_arguments)]
+    async fn try_reuse(
+        &self,
+        site: &SiteConfig,
+        run: SweepRun,
+        page: &DiscoveredPage,
+        viewport: crate::config::Viewport,
+        options: &Arc<crate::config::CaptureOptions>,
+        baselines: &HashMap<String, BaselineRecord>,
+        reuse: &Reuse,
+    ) -> Result<Option<PageRecord>, SweepError> {
+        let store_err = |source| SweepError::Store { site: site.name.clone(), source };
+        let FetchResult::Page { status, title } = &page.result else { return Ok(None) };
+        let Some(baseline) = baselines.get(&page.key).filter(|_| reuse.allowed()).cloned() else {
+            return Ok(None);
+        };
+        let store = self.store.clone();
+        let key = page.key.clone();
+        let approved =
+            blocking(&site.name, move || store.page(baseline.crawl, &key)).await?.map_err(store_err)?;
+        let Some(approved) = approved.filter(|p| p.png == Some(baseline.png) && p.outcome == PageOutcome::Ok)
+        else {
+            return Ok(None);
+        };
+        let Some(fp) = approved.fingerprint.as_ref() else { return Ok(None) };
+        let (viewport, options) = site.capture_for(&page.key, viewport, options);
+        if let Err(why) = reuse.check(page, viewport, &options, fp).await {
+            tracing::debug!(site = %site.name, page = %page.key, why, dynamic = ?fp.dynamic, "rendered, not reused");
+            return Ok(None);
+        }
+        let rec = reused_record(page, *status, title.clone(), approved, &baseline);
+        let store = self.store.clone();
+        let stored = rec.clone();
+        blocking(&site.name, move || store.put_page(run.crawl_id, &stored, &[])).await?.map_err(store_err)?;
+        if let Some(m) = &self.metrics {
+            m.page_reused(&site.name);
+        }
+        Ok(Some(rec))
+    }
+}
+
+/// The record of a page whose approved capture (`approved`, the page of the baseline's crawl) is
+/// reused: unchanged against its baseline, nothing rendered or diffed.
+fn reused_record(
+    page: &DiscoveredPage,
+    status: u16,
+    title: Option<String>,
+    approved: PageRecord,
+    baseline: &BaselineRecord,
+) -> PageRecord {
+    PageRecord {
+        key: page.key.clone(),
+        url: page.url.to_string(),
+        title: title.or(approved.title),
+        outcome: PageOutcome::Ok,
+        change: crate::store::PageChange::Unchanged,
+        http_status: Some(status),
+        png: Some(baseline.png),
+        html: approved.html,
+        diff: None,
+        width: approved.width,
+        height: approved.height,
+        truncated: approved.truncated,
+        baseline_crawl: Some(baseline.crawl),
+        baseline_png: Some(baseline.png),
+        diff_pixels: 0,
+        distortion: Some(0.0),
+        score: None,
+        score_reason: None,
+        size_changed: false,
+        regions: Vec::new(),
+        error: None,
+        timing: crate::store::PageTiming { fetch_ms: page.fetch_ms, ..Default::default() },
+        approved: false,
+        baseline_mask_rects: approved.mask_rects.clone(),
+        mask_rects: approved.mask_rects,
+        unstable_area: None,
+        unstable_rect: None,
+        blocked_navigations: approved.blocked_navigations,
+        redirected_from: page.redirected_from.clone(),
+        baseline_html: baseline.html,
+        referrer: page.referrer.clone(),
+        fingerprint: approved.fingerprint,
+        reused_from: Some(baseline.crawl),
+    }
+}
+
+/// Whether a crawl must render every page by the site's `full_every` (`N`): when the site's last
+/// `N - 1` crawls (`earlier`, newest first, as [`Store::crawls`] lists them) were all incremental
+/// (`N = 1`: always). Crawls that did not finish (running, failed, interrupted) do not count.
+pub fn full_sweep_due(full_every: Option<u32>, earlier: &[CrawlRecord]) -> bool {
+    let Some(n) = full_every else { return false };
+    let finished = earlier.iter().filter(|c| {
+        !matches!(c.status, CrawlStatus::Failed | CrawlStatus::Interrupted | CrawlStatus::Running)
+    });
+    let recent: Vec<&CrawlRecord> = finished.take(n.saturating_sub(1) as usize).collect();
+    recent.len() + 1 >= n as usize && recent.iter().all(|c| c.incremental)
 }
 
 /// What discovery sends with every request: the site's headers, cookies, basic auth and user agent.

@@ -26,6 +26,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::fingerprint::{Observed, Recorder};
 use super::intercept::{self, SiteRequests};
 
 /// Largest DevTools message accepted: a full-page PNG of the tallest, widest page, in base64.
@@ -115,13 +116,18 @@ pub enum ScriptKind {
     Async,
 }
 
+/// The source URL our scripts run under (stack traces name it: the fingerprint script tells
+/// sitediff's own clock reads from the page's by it).
+pub const SCRIPT_URL: &str = "sitediff-script";
+
 /// The expression that runs a WebDriver-style script body with `args` (`arguments` inside).
 pub fn script_expression(body: &str, args: &[Value], kind: ScriptKind) -> String {
     let args = Value::Array(args.to_vec()).to_string();
+    let source = format!("\n//# sourceURL={SCRIPT_URL}");
     match kind {
-        ScriptKind::Sync => format!("(function () {{\n{body}\n}}).apply(window, {args})"),
+        ScriptKind::Sync => format!("(function () {{\n{body}\n}}).apply(window, {args}){source}"),
         ScriptKind::Async => format!(
-            "new Promise((resolve) => {{ (function () {{\n{body}\n}}).apply(window, {args}.concat([resolve])); }})"
+            "new Promise((resolve) => {{ (function () {{\n{body}\n}}).apply(window, {args}.concat([resolve])); }}){source}"
         ),
     }
 }
@@ -157,6 +163,8 @@ struct Shared {
     state: watch::Sender<LoadState>,
     /// The site whose headers and credentials paused requests get (on its origin only).
     site: StdMutex<Option<Arc<SiteRequests>>>,
+    /// The page's `Network` events being recorded for a capture fingerprint, if any.
+    network: StdMutex<Option<Recorder>>,
 }
 
 impl Shared {
@@ -169,6 +177,13 @@ impl Shared {
 
     fn lock_site(&self) -> std::sync::MutexGuard<'_, Option<Arc<SiteRequests>>> {
         match self.site.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    fn lock_network(&self) -> std::sync::MutexGuard<'_, Option<Recorder>> {
+        match self.network.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         }
@@ -252,6 +267,11 @@ impl Shared {
                 };
                 return Some(self.command("Fetch.continueWithAuth", answer));
             }
+            m @ ("Network.requestWillBeSent" | "Network.responseReceived" | "Network.loadingFailed") => {
+                if let Some(rec) = self.lock_network().as_mut() {
+                    rec.event(m, &params);
+                }
+            }
             "Inspector.targetCrashed" => self.gone(Ended::Crashed),
             "Inspector.detached" => {
                 let why = params.get("reason").and_then(Value::as_str).unwrap_or("detached");
@@ -315,6 +335,7 @@ impl DevTools {
             pending: StdMutex::new(HashMap::new()),
             state: watch::Sender::new(LoadState::default()),
             site: StdMutex::new(None),
+            network: StdMutex::new(None),
         });
         let cancel = cancel.child_token();
         tasks.spawn(run_connection(ws, rx, shared.clone(), target.to_string(), cancel.clone()));
@@ -361,6 +382,21 @@ impl DevTools {
                 Ok(())
             }
         }
+    }
+
+    /// Start recording the page's `Network` events afresh (the domain must be enabled).
+    pub fn record_network(&self) {
+        *self.shared.lock_network() = Some(Recorder::default());
+    }
+
+    /// Stop recording and return what was recorded (`None`: nothing was being recorded).
+    pub fn take_network(&self) -> Option<Vec<Observed>> {
+        self.shared.lock_network().take().map(Recorder::finish)
+    }
+
+    /// What was recorded so far (recording goes on).
+    pub fn peek_network(&self) -> Option<Vec<Observed>> {
+        self.shared.lock_network().as_ref().map(|r| r.clone().finish())
     }
 
     /// One DevTools command on the current document: [`DevToolsError::Navigated`] instead if the
@@ -542,7 +578,10 @@ mod tests {
     #[test]
     fn script_expressions_pass_arguments_and_the_callback() {
         let sync = script_expression("return arguments[0] + 1;", &[json!(41)], ScriptKind::Sync);
-        assert_eq!(sync, "(function () {\nreturn arguments[0] + 1;\n}).apply(window, [41])");
+        assert_eq!(
+            sync,
+            "(function () {\nreturn arguments[0] + 1;\n}).apply(window, [41])\n//# sourceURL=sitediff-script"
+        );
         let asy = script_expression("arguments[1](arguments[0]);", &[json!("a\"b")], ScriptKind::Async);
         assert!(asy.starts_with("new Promise((resolve) => {"), "{asy}");
         assert!(asy.contains(".apply(window, [\"a\\\"b\"].concat([resolve]))"), "{asy}");
@@ -554,6 +593,7 @@ mod tests {
             pending: StdMutex::new(HashMap::new()),
             state: watch::Sender::new(LoadState::default()),
             site: StdMutex::new(None),
+            network: StdMutex::new(None),
         }
     }
 

@@ -11,6 +11,8 @@
 //! - `session`: one session's command transport (the page's DevTools connection, else WebDriver);
 //! - `scripts` (with `js/*.js`): what runs inside the page, its arguments and answers;
 //! - `devtools`: the direct DevTools connection to a page;
+//! - `fingerprint` (with `js/fingerprint.js`): what a capture was made from (requests, what could
+//!   change the page by itself, browser build, fonts) and the rule deciding it;
 //! - `intercept`: a site's headers and credentials for its own origin only (answers to the page's
 //!   DevTools `Fetch` events);
 //! - `geometry`: heights, rectangles, PNG size, shot differences.
@@ -18,6 +20,7 @@
 pub mod devtools;
 pub mod driver;
 mod error;
+pub mod fingerprint;
 pub mod geometry;
 pub mod intercept;
 pub mod page;
@@ -28,5 +31,6 @@ mod types;
 
 pub use driver::{find_chromedriver, ChromeDriver};
 pub use error::CaptureError;
+pub use fingerprint::{CaptureInputs, Environment, Observed};
 pub use pool::{BrowserPool, PoolStats};
 pub use types::{Capture, CaptureRequest, CaptureTiming, Capturer, SelectorRects};

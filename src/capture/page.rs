@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use url::Url;
 
 use super::error::CaptureError;
+use super::fingerprint::{self, CaptureInputs, Environment};
 use super::geometry::{capped_height, clip_rect, png_size, shot_difference, tiles, union_rect, TILE_HEIGHT};
 use super::scripts::{self, Script, Settled};
 use super::session::{BrowserSession, CdpSupport, CommandError, SiteRequestsKey};
@@ -35,6 +36,7 @@ pub async fn capture_page(
         opts.page_timeout.clamp(MIN_SCRIPT_TIMEOUT, MAX_SETTLE_TIMEOUT.max(MIN_SCRIPT_TIMEOUT));
     set_up(session, req, settle_timeout).await?;
 
+    session.record_network();
     let t0 = Instant::now();
     load(session, req, settle_timeout).await?;
     let navigate_ms = elapsed_ms(t0);
@@ -45,8 +47,11 @@ pub async fn capture_page(
     let mut attempt = 1;
     loop {
         let last = attempt >= MAX_SETTLE_ATTEMPTS;
-        if let Some(capture) = capture_document(session, req, &css, settle_timeout, last).await? {
+        if let Some(mut capture) = capture_document(session, req, &css, settle_timeout, last).await? {
             let timing = CaptureTiming { navigate_ms, ..capture.timing };
+            if let Some(inputs) = capture.inputs.as_mut().filter(|_| attempt > 1) {
+                inputs.dynamic.push("navigated-by-itself".into());
+            }
             return Ok(Capture { timing, ..capture });
         }
         attempt += 1;
@@ -118,6 +123,7 @@ async fn prepare(session: &mut BrowserSession, req: &CaptureRequest) -> Result<(
         let id = v.get("identifier").and_then(Value::as_str).unwrap_or_default().to_string();
         session.setup.guard = Some((prefix.to_string(), id));
     }
+    fingerprint_setup(session, url).await?;
     if session.setup.cache_cleared.is_none_or(|t| t < req.sweep_started) {
         session
             .cdp_cmd("Network.clearBrowserCache", json!({}))
@@ -309,13 +315,19 @@ async fn capture_document(
         .collect();
     let settle_ms = elapsed_ms(t1);
 
+    let Some(fp_read) = fingerprint_read(session, req, settle_timeout, last).await? else { return Ok(None) };
+    let one_shot = one_shot_is_proof(session, fp_read.as_ref());
+
     let t2 = Instant::now();
-    let Some(shots) = shoot_until_stable(session, req, width, height, last).await? else { return Ok(None) };
+    let Some(shots) = shoot_until_stable(session, req, width, height, last, one_shot).await? else {
+        return Ok(None);
+    };
     let (png_width, png_height) =
         png_size(&shots.png).ok_or_else(|| CaptureError::NotPng { url: req.url.to_string() })?;
     let screenshot_ms = elapsed_ms(t2);
 
     let Some(read) = read_page(session, req, settle_timeout, last).await? else { return Ok(None) };
+    let inputs = fp_read.map(|r| capture_inputs(session, req, &r, &read.final_url, shots.unstable.is_some()));
     let title = Some(measure.title).filter(|t| !t.is_empty());
     Ok(Some(Capture {
         png: shots.png,
@@ -331,7 +343,98 @@ async fn capture_document(
         unstable_rect: shots.unstable.and(shots.changed_bounds),
         blocked_navigations: read.blocked,
         timing: CaptureTiming { navigate_ms: 0, settle_ms, screenshot_ms, shots: shots.count },
+        inputs,
     }))
+}
+
+/// Own DevTools connection only: the `Network` domain on (its events feed the fingerprint), the
+/// fingerprint document-start script installed after the navigation guard (so the guard's timer
+/// wrappers, and the settle script using them, see the page's originals), and the session's
+/// browser build and font set asked once.
+async fn fingerprint_setup(session: &mut BrowserSession, url: &str) -> Result<(), CaptureError> {
+    if !session.has_devtools() {
+        return Ok(());
+    }
+    let setup_err = |step| setup_err(url, step);
+    if !session.setup.network_enabled {
+        session
+            .cdp_cmd("Network.enable", json!({}))
+            .await
+            .map_err(setup_err("enabling the Network domain"))?;
+        session.setup.network_enabled = true;
+    }
+    let guard = session.setup.guard.as_ref().map(|(_, id)| id.clone()).unwrap_or_default();
+    if session.setup.fingerprint_script.as_ref().map(|(g, _)| g) != Some(&guard) {
+        let step = "installing the fingerprint script";
+        if let Some((_, id)) = session.setup.fingerprint_script.take() {
+            session
+                .cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", json!({ "identifier": id }))
+                .await
+                .map_err(setup_err(step))?;
+        }
+        let v = session
+            .cdp_cmd("Page.addScriptToEvaluateOnNewDocument", json!({ "source": fingerprint::START }))
+            .await
+            .map_err(setup_err(step))?;
+        let id = v.get("identifier").and_then(Value::as_str).unwrap_or_default().to_string();
+        session.setup.fingerprint_script = Some((guard, id));
+    }
+    if session.setup.environment.is_none() {
+        let v = session
+            .cdp_cmd("Browser.getVersion", json!({}))
+            .await
+            .map_err(setup_err("reading the browser version"))?;
+        let fonts = fingerprint::system_fonts().await;
+        session.setup.environment = Some(Environment { browser: fingerprint::browser_build(&v), fonts });
+    }
+    Ok(())
+}
+
+/// The fingerprint read of the settled document (what could change or move it, the URLs it
+/// used), with its images decoded. `Some(None)` when the session records no fingerprint; `None`
+/// when the document went away under the read (never on the `last` attempt).
+async fn fingerprint_read(
+    session: &BrowserSession,
+    req: &CaptureRequest,
+    timeout: Duration,
+    last: bool,
+) -> Result<Option<Option<Value>>, CaptureError> {
+    if !session.has_devtools() {
+        return Ok(Some(None));
+    }
+    match run_script(session, req, timeout, &Script::sync(fingerprint::READ)).await {
+        Err(CaptureError::Script { .. }) if !last => Ok(None),
+        other => Ok(Some(Some(other?))),
+    }
+}
+
+/// The stability decision: one shot is proof enough when the page's own state says nothing on it
+/// can move once the settle script froze it (DevTools sessions only: the fingerprint read and the
+/// requests so far show no animated image, media, frame, live connection, worker, request in
+/// flight, image or font still loading); otherwise shots are taken until two agree.
+fn one_shot_is_proof(session: &BrowserSession, read: Option<&Value>) -> bool {
+    let (Some(read), Some(observed)) = (read, session.peek_network()) else { return false };
+    !fingerprint::inputs(observed, read, &[], None).can_move
+}
+
+/// The capture's fingerprint inputs: the requests recorded since navigation, the read's marks and
+/// URLs, the session's browser and fonts; `unstable` shots make the page dynamic.
+fn capture_inputs(
+    session: &BrowserSession,
+    req: &CaptureRequest,
+    read: &Value,
+    final_url: &Url,
+    unstable: bool,
+) -> CaptureInputs {
+    let observed = session.take_network().unwrap_or_default();
+    let requested = req.url.as_str().split('#').next().unwrap_or_default().to_string();
+    let landed = final_url.as_str().split('#').next().unwrap_or_default().to_string();
+    let mut inputs =
+        fingerprint::inputs(observed, read, &[&requested, &landed], session.setup.environment.clone());
+    if unstable {
+        inputs.dynamic.push("unstable-shots".into());
+    }
+    inputs
 }
 
 /// Run the site's `inject_js`, then the settle script, and return its measurement. `None` when the
@@ -385,7 +488,7 @@ struct Shots {
 }
 
 /// Shots until two consecutive ones are identical (at most [`MAX_SHOTS`]; one when the first
-/// reproduces the approved screenshot byte for byte). `None` when the page navigated meanwhile
+/// reproduces the approved screenshot byte for byte, or when `one_shot`: see [`one_shot_is_proof`]). `None` when the page navigated meanwhile
 /// (never on the `last` attempt).
 async fn shoot_until_stable(
     session: &mut BrowserSession,
@@ -393,6 +496,7 @@ async fn shoot_until_stable(
     width: u32,
     height: u32,
     last: bool,
+    one_shot: bool,
 ) -> Result<Option<Shots>, CaptureError> {
     let url = req.url.as_str();
     let Some(mut png) = shoot(session, req, width, height, !last).await? else {
@@ -402,7 +506,7 @@ async fn shoot_until_stable(
     let mut unstable: Option<(u64, Rect)> = None;
     let mut changed_bounds: Option<Rect> = None;
     let reproduced = req.expected_png.is_some_and(|h| *blake3::hash(&png).as_bytes() == h);
-    while count < MAX_SHOTS && !reproduced {
+    while count < MAX_SHOTS && !reproduced && !one_shot {
         let Some(next) = shoot(session, req, width, height, !last).await? else {
             return Ok(None);
         };

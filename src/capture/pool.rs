@@ -16,6 +16,7 @@ use url::Url;
 use super::devtools::DevTools;
 use super::driver::{find_chromedriver, ChromeDriver};
 use super::error::CaptureError;
+use super::fingerprint::{self, Environment};
 use super::page::capture_page;
 use super::session::BrowserSession;
 use super::types::{Capture, CaptureRequest, Capturer};
@@ -134,6 +135,8 @@ struct Inner {
     /// One permit per session slot: the bounded queue captures wait in.
     slots: Semaphore,
     closed: AtomicBool,
+    /// The browser build and font set of the newest session with its own DevTools connection.
+    environment: StdMutex<Option<Environment>>,
     /// Background session closes (awaited at shutdown).
     tasks: TaskTracker,
     counters: Counters,
@@ -171,6 +174,7 @@ impl BrowserPool {
                 idle: StdMutex::new(Vec::with_capacity(sessions)),
                 slots: Semaphore::new(sessions),
                 closed: AtomicBool::new(false),
+                environment: StdMutex::new(None),
                 tasks: TaskTracker::new(),
                 counters: Counters::default(),
             }),
@@ -418,8 +422,27 @@ impl BrowserPool {
         let mut session = BrowserSession::new(client);
         if self.inner.driver_path.is_some() {
             session = self.with_devtools(session).await;
+            self.note_environment(&session).await;
         }
         Ok(PooledSession { session, pages: 0, generation })
+    }
+
+    /// Remember the browser build and font set of a session with its own DevTools connection (what
+    /// capture fingerprints are checked against).
+    async fn note_environment(&self, session: &BrowserSession) {
+        if !session.has_devtools() {
+            return;
+        }
+        match session.cdp_cmd("Browser.getVersion", json!({})).await {
+            Ok(v) => {
+                let env = Environment {
+                    browser: fingerprint::browser_build(&v),
+                    fonts: fingerprint::system_fonts().await,
+                };
+                *lock(&self.inner.environment) = Some(env);
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the browser version: no capture is reused"),
+        }
     }
 
     /// Spawn mode: connect to the session's page over DevTools (see [`DevTools`]). Without it
@@ -463,6 +486,17 @@ impl BrowserPool {
 impl Capturer for BrowserPool {
     async fn capture(&self, req: CaptureRequest) -> Result<Capture, CaptureError> {
         self.capture_inner(req).await
+    }
+
+    async fn environment(&self) -> Option<Environment> {
+        lock(&self.inner.environment).clone()
+    }
+}
+
+fn lock<T>(m: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
     }
 }
 

@@ -180,7 +180,12 @@ mod tests {
         let prefix = Url::parse("http://127.0.0.1:8000/docs/a'b/").unwrap();
         let js = doc_start_js(&prefix);
         assert!(js.starts_with("(function () {\n// sitediff document-start script"), "{js}");
-        assert!(js.ends_with(").apply(window, [\"http://127.0.0.1:8000/docs/a'b/\",1000])"), "{js}");
+        assert!(
+            js.ends_with(
+                ").apply(window, [\"http://127.0.0.1:8000/docs/a'b/\",1000])\n//# sourceURL=sitediff-script"
+            ),
+            "{js}"
+        );
         let w3c = doc_start(&prefix);
         assert_eq!(w3c.args, vec![json!(prefix.as_str()), json!(1000)]);
     }

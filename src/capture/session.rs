@@ -135,6 +135,11 @@ pub(super) struct SessionSetup {
     pub block_urls: Vec<String>,
     /// W3C fallback: origins whose cookies were added to the jar.
     pub cookie_origins: HashSet<String>,
+    /// The installed fingerprint document-start script: the navigation guard's id it was
+    /// installed after, and its own id (issue 19).
+    pub fingerprint_script: Option<(String, String)>,
+    /// The browser and fonts of this session, once asked.
+    pub environment: Option<super::fingerprint::Environment>,
 }
 
 /// What [`SiteRequests`] were made of: the site's origin, extra headers and credentials.
@@ -205,6 +210,28 @@ impl BrowserSession {
             },
             None => matches!(tokio::time::timeout(timeout, self.client.goto(url)).await, Ok(Ok(()))),
         }
+    }
+
+    /// Start recording the page's `Network` events for a capture fingerprint (own DevTools
+    /// connection only; returns whether it records).
+    pub(super) fn record_network(&self) -> bool {
+        match &self.devtools {
+            Some(dt) => {
+                dt.record_network();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stop recording the page's `Network` events and return them.
+    pub(super) fn take_network(&self) -> Option<Vec<super::fingerprint::Observed>> {
+        self.devtools.as_ref().and_then(DevTools::take_network)
+    }
+
+    /// What was recorded so far, recording going on.
+    pub(super) fn peek_network(&self) -> Option<Vec<super::fingerprint::Observed>> {
+        self.devtools.as_ref().and_then(DevTools::peek_network)
     }
 
     /// Whether DevTools passthrough works on this session (known after the first capture).

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::error::CaptureError;
+use super::fingerprint::{CaptureInputs, Environment};
 use crate::config::{CaptureOptions, Viewport};
 use crate::crawl::links::Scope;
 use crate::diff::Rect;
@@ -74,9 +75,18 @@ pub struct Capture {
     /// Top-level navigations away from the prefix that the page tried and that were refused.
     pub blocked_navigations: Vec<String>,
     pub timing: CaptureTiming,
+    /// What the capture was made from, as the browser saw it (`None`: no DevTools connection of
+    /// the session's own, so no fingerprint: the page is never reused).
+    pub inputs: Option<CaptureInputs>,
 }
 
 /// Something that turns a URL into a [`Capture`]: the browser pool in production.
 pub trait Capturer: Send + Sync {
     fn capture(&self, req: CaptureRequest) -> impl Future<Output = Result<Capture, CaptureError>> + Send;
+
+    /// The browser build and font set captures are made with now (`None`: unknown, so no capture
+    /// fingerprint can be trusted and nothing is reused).
+    fn environment(&self) -> impl Future<Output = Option<Environment>> + Send {
+        async { None }
+    }
 }

@@ -24,6 +24,9 @@ pub struct CrawlArgs {
     /// One JSON object on stdout instead of the human summary.
     #[arg(long)]
     pub json: bool,
+    /// Render every page: no approved capture is reused, whatever the site's `incremental`.
+    #[arg(long)]
+    pub full: bool,
     #[command(flatten)]
     pub gate: GateArgs,
     #[command(flatten)]
@@ -60,13 +63,14 @@ pub fn run(args: &CrawlArgs) -> anyhow::Result<ExitCode> {
     }
     let cfg = args.config.load()?;
     let site = find_site(&cfg, &args.site)?.clone();
-    run_site(&cfg, site, args.json, &args.gate)
+    run_site(&cfg, site, args.json, &args.gate, args.full)
 }
 
 /// Crawl one site (a configured one, or a pair site built by `sitediff pair`) with a progress bar,
-/// print its report, write the report files asked for, and exit by the shared policy
+/// print its report, write the report files asked for (`full`: render every page, no approved
+/// capture reused), and exit by the shared policy
 /// ([`exit_code`]: 0 nothing over threshold, 1 changes/failures, 2 error).
-pub fn run_site(cfg: &Config, site: SiteConfig, json: bool, gate: &GateArgs) -> anyhow::Result<ExitCode> {
+pub fn run_site(cfg: &Config, site: SiteConfig, json: bool, gate: &GateArgs, full: bool) -> anyhow::Result<ExitCode> {
     let plugins = load_plugins(cfg, &site.plugins)?;
     let rt = runtime()?;
     rt.block_on(gate.wait_until_ready())?;
@@ -97,7 +101,7 @@ pub fn run_site(cfg: &Config, site: SiteConfig, json: bool, gate: &GateArgs) -> 
             cfg.browser.sessions,
             cfg.store.keep_crawls as usize,
         );
-        let result = sweeper.run(&site, cancel, Arc::new(Progress(bar.clone()))).await;
+        let result = sweeper.run_full(&site, full, cancel, Arc::new(Progress(bar.clone()))).await;
         bar.finish_and_clear();
         pool.shutdown().await;
         let crawl = result?;

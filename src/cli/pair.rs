@@ -57,5 +57,5 @@ pub fn run(args: &PairArgs) -> anyhow::Result<ExitCode> {
         site.scope.prefix(),
         site.compare_to.as_ref().map(Url::as_str).unwrap_or("?")
     );
-    run_site(&cfg, site, args.json, &args.gate)
+    run_site(&cfg, site, args.json, &args.gate, false)
 }

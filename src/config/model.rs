@@ -340,6 +340,11 @@ pub struct SiteConfig {
     pub request_timeout: Duration,
     /// Export `sitediff_page_distortion` for this site's pages.
     pub page_metrics: bool,
+    /// Reuse a page's approved capture, without opening it in the browser, when every input of
+    /// its capture fingerprint is unchanged (default off).
+    pub incremental: bool,
+    /// With `incremental`: every Nth crawl of the site renders every page (`None`: never forced).
+    pub full_every: Option<u32>,
 }
 
 /// Capture options of one listed URL, over the site's.

@@ -139,6 +139,10 @@ pub struct RawSite {
     pub request_timeout_ms: Option<u64>,
     pub max_height: Option<u32>,
     pub page_metrics: Option<bool>,
+    /// Reuse approved captures whose fingerprint inputs are unchanged (issue 19).
+    pub incremental: Option<bool>,
+    /// With `incremental`: every Nth crawl renders every page.
+    pub full_every: Option<u32>,
 }
 
 /// One entry of a site's `urls`: a URL, or a table with the URL and its own capture options.

@@ -558,3 +558,18 @@ fn notify_and_pair_prefixes_are_validated_with_their_key_paths() {
         (&[NotifyOn::Finished][..], NotifyFormat::Slack, Some("HOOK"))
     );
 }
+
+#[test]
+fn incremental_is_off_by_default_and_full_every_must_be_positive() {
+    let c = parse(MINIMAL).unwrap();
+    assert!(!c.sites[0].incremental, "incremental sweeps are opt-in");
+    assert_eq!(c.sites[0].full_every, None);
+    let site = "[[sites]]\nname = \"a\"\nstart = \"http://127.0.0.1/\"\nincremental = true\n";
+    let c = parse(&format!("{site}full_every = 24\n")).unwrap();
+    assert!(c.sites[0].incremental);
+    assert_eq!(c.sites[0].full_every, Some(24));
+    let msg = report(&parse(&format!("{site}full_every = 0\n")).unwrap_err());
+    assert!(msg.contains("full_every: must be at least 1"), "{msg}");
+    let msg = report(&parse(&format!("{site}incremetal = true\n")).unwrap_err());
+    assert!(msg.contains("did you mean \"incremental\"?"), "{msg}");
+}

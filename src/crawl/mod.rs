@@ -76,6 +76,9 @@ pub struct DiscoveredPage {
     pub redirected_from: Option<String>,
     /// The page key of the page whose links led discovery here first (None for seeds).
     pub referrer: Option<String>,
+    /// blake3 of the final URL, status and whole body of an HTML page (`None`: an error, or a
+    /// body past the read limit): the document input of a capture fingerprint.
+    pub document: Option<Box<[u8; 32]>>,
 }
 
 /// Tallies of what discovery skipped, and what became of the start URL.
@@ -125,7 +128,7 @@ pub struct DiscoveryPlan {
 }
 
 enum Fetched {
-    Page { url: Url, status: u16, body: String },
+    Page { url: Url, status: u16, body: String, document: Option<Box<[u8; 32]>> },
     NotHtml { content_type: String },
     OffPrefixRedirect { to: Option<Url> },
     Error { url: Url, status: Option<u16>, reason: String },
@@ -285,12 +288,18 @@ async fn fetch(client: &SiteClient, url: &Url) -> Fetched {
     }
     let mut resp = resp;
     let mut body = Vec::new();
+    let mut digest = blake3::Hasher::new();
+    digest.update(final_url.as_str().as_bytes());
+    digest.update(&status.as_u16().to_le_bytes());
+    let mut whole = true;
     loop {
         match resp.chunk().await {
             Ok(Some(chunk)) => {
                 let room = MAX_HTML_BYTES.saturating_sub(body.len());
                 body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                digest.update(&chunk);
                 if body.len() >= MAX_HTML_BYTES {
+                    whole = false;
                     break;
                 }
             }
@@ -308,6 +317,7 @@ async fn fetch(client: &SiteClient, url: &Url) -> Fetched {
         url: final_url,
         status: status.as_u16(),
         body: String::from_utf8_lossy(&body).into_owned(),
+        document: whole.then(|| Box::new(*digest.finalize().as_bytes())),
     }
 }
 
@@ -337,15 +347,17 @@ pub async fn probe(client: &SiteClient, scope: &Scope, url: &Url) -> Option<Disc
                 result: FetchResult::HttpError { status, reason },
                 fetch_ms,
                 referrer: None,
+                document: None,
             })
         }
-        Fetched::Page { url, status, body } => Some(DiscoveredPage {
+        Fetched::Page { url, status, body, document } => Some(DiscoveredPage {
             key: scope.page_key(&url)?,
             redirected_from: redirect_key(scope, &requested, &url),
             result: FetchResult::Page { status, title: extract_links(&body, &url).title },
             url,
             fetch_ms,
             referrer: None,
+            document,
         }),
     }
 }
@@ -423,9 +435,10 @@ pub async fn discover(
                     fetch_ms,
                     redirected_from,
                     referrer,
+                    document: None,
                 }
             }
-            Fetched::Page { url, status, body } => {
+            Fetched::Page { url, status, body, document } => {
                 seen.insert(url.clone());
                 let Some(key) = plan.scope.page_key(&url) else { continue };
                 let extracted = extract_links(&body, &url);
@@ -457,6 +470,7 @@ pub async fn discover(
                     fetch_ms,
                     redirected_from,
                     referrer,
+                    document,
                 }
             }
         };

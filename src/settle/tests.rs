@@ -39,6 +39,7 @@ fn crawl(id: u64, kind: CrawlKind, status: CrawlStatus, counts: CrawlCounts) -> 
         error: None,
         structure: None,
         warnings: Vec::new(),
+        incremental: false,
     }
 }
 

@@ -32,11 +32,25 @@ pub(super) struct Step {
 }
 
 /// Every step, in order; the last one ends at [`SCHEMA_VERSION`].
-pub(super) const STEPS: &[Step] = &[Step {
-    from: 1,
-    what: "crawl status `passed`, page change `still_failing` with its count, page referrers, baseline mask rectangles",
-    run: additive_only,
-}];
+pub(super) const STEPS: &[Step] = &[
+    Step {
+        from: 1,
+        what: "crawl status `passed`, page change `still_failing` with its count, page referrers, baseline mask rectangles",
+        run: additive_only,
+    },
+    Step {
+        from: 2,
+        what: "capture fingerprints, pages reused from an approved crawl (`reused_from`, count `reused`), incremental crawls",
+        run: v3_fingerprints,
+    },
+];
+
+/// Schema 3 (issue 19) only adds record fields with defaults (`fingerprint`, `reused_from`,
+/// `counts.reused`, `incremental`): every schema-2 record reads as it is (not fingerprinted:
+/// never reused, not reused, a full crawl).
+fn v3_fingerprints(_: &WriteTransaction) -> Result<(), StoreError> {
+    Ok(())
+}
 
 /// Schema 2 only adds record fields with defaults and enum values older records never hold:
 /// every schema-1 record reads as it is, so only the version moves.

@@ -287,6 +287,7 @@ impl Store {
                 error: None,
                 structure: None,
                 warnings: Vec::new(),
+                incremental: false,
             };
             let mut crawls = wtx.open_table(CRAWLS).map_err(db_err(OP))?;
             crawls.insert(id, encode("crawl", || crawl_key(id), &rec)?.as_slice()).map_err(db_err(OP))?;

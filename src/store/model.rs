@@ -219,6 +219,10 @@ pub struct CrawlCounts {
     /// Redirects that left the prefix (not followed).
     #[serde(default)]
     pub skipped_off_prefix_redirect: u32,
+    /// Pages whose approved capture was reused without rendering (counted in `unchanged` too;
+    /// schema 3).
+    #[serde(default)]
+    pub reused: u32,
 }
 
 /// Page keys listed per kind of change (the counts are always exact).
@@ -364,6 +368,10 @@ pub struct CrawlRecord {
     /// crawled: its links lie outside the prefix ...").
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Approved captures could be reused in this crawl (`incremental` on and no full sweep forced;
+    /// schema 3).
+    #[serde(default)]
+    pub incremental: bool,
 }
 
 impl CrawlRecord {
@@ -379,6 +387,9 @@ impl CrawlRecord {
                 PageChange::Added => self.counts.added += 1,
                 PageChange::Removed => self.counts.removed += 1,
                 PageChange::StillFailing => self.counts.still_failing += 1,
+            }
+            if p.reused_from.is_some() {
+                self.counts.reused += 1;
             }
             if let Some(d) = p.distortion {
                 self.max_distortion = self.max_distortion.max(d);
@@ -453,6 +464,50 @@ pub struct PageRecord {
     /// The page key of the page whose links led discovery here first (schema 2).
     #[serde(default)]
     pub referrer: Option<String>,
+    /// What the capture was made from (schema 3; `None`: not fingerprinted, never reused).
+    #[serde(default)]
+    pub fingerprint: Option<Fingerprint>,
+    /// The capture is the approved one of this crawl, reused without rendering (schema 3).
+    #[serde(default)]
+    pub reused_from: Option<u64>,
+}
+
+/// What one capture was made from (issue 19): a later crawl reuses the capture only when every
+/// input is unchanged and `dynamic` is empty.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    /// blake3 of the page's final URL, HTTP status and document bytes as discovery fetched them.
+    pub document: Hash,
+    /// Every response the page used (subresources, redirect hops, frames, script-fetched data).
+    pub resources: Vec<ResourceFingerprint>,
+    /// Why the page could change by itself (see `capture::fingerprint`); empty: it cannot.
+    pub dynamic: Vec<String>,
+    /// The browser build (DevTools `Browser.getVersion`).
+    pub browser: String,
+    /// blake3 of the system font list; `None`: unknown (never reused).
+    pub fonts: Option<String>,
+    /// blake3 of every capture option that affects pixels (viewport, CSS/JS, selectors, cookies,
+    /// headers, user agent, blocked URLs, timeouts, height cap, plugins and their modules, the
+    /// sitediff version).
+    pub options: Hash,
+}
+
+/// One response a capture used, as sitediff itself fetched it (no redirects followed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceFingerprint {
+    pub url: String,
+    /// `None`: no answer.
+    pub status: Option<u16>,
+    /// The redirect's `Location`.
+    #[serde(default)]
+    pub location: Option<String>,
+    #[serde(default)]
+    pub etag: Option<String>,
+    #[serde(default)]
+    pub last_modified: Option<String>,
+    /// blake3 of the body (`None` when validators decided, or no answer).
+    #[serde(default)]
+    pub body: Option<Hash>,
 }
 
 impl PageRecord {
@@ -490,6 +545,8 @@ impl PageRecord {
             unstable_rect: None,
             blocked_navigations: Vec::new(),
             referrer: None,
+            fingerprint: None,
+            reused_from: None,
         }
     }
 

@@ -7,7 +7,7 @@ use redb::TableDefinition;
 
 /// The schema version this build writes and understands. Older files are upgraded by the steps in
 /// `migrate.rs`, each in one write transaction.
-pub const SCHEMA_VERSION: u64 = 2;
+pub const SCHEMA_VERSION: u64 = 3;
 
 /// Keys of [`META`].
 pub const META_SCHEMA_VERSION: &str = "schema_version";

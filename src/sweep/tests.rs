@@ -45,6 +45,7 @@ fn discovered(key: &str, result: FetchResult) -> DiscoveredPage {
         fetch_ms: 7,
         redirected_from: Some("/old".into()),
         referrer: Some("/links.html".into()),
+        document: None,
     }
 }
 
@@ -234,4 +235,23 @@ fn discovery_sends_the_site_s_headers_cookies_auth_and_user_agent() {
     assert_eq!(r.cookies, [("a".to_string(), "1".to_string())]);
     assert_eq!(r.basic_auth, Some(("u".to_string(), "pw".to_string())));
     assert_eq!(r.user_agent.as_deref(), Some("bot/1"));
+}
+
+#[test]
+fn full_every_n_forces_a_full_sweep_after_n_minus_1_incremental_ones() {
+    let (_d, store) = temp_store();
+    let begun = store.begin_crawl("docs", CrawlKind::Site, "http://h/", None).unwrap();
+    let crawl = |incremental: bool, status: CrawlStatus| CrawlRecord { incremental, status, ..begun.clone() };
+    let done = CrawlStatus::Passed;
+    assert!(!full_sweep_due(None, &[]), "no full_every: never forced");
+    assert!(full_sweep_due(Some(1), &[]), "full_every = 1: every crawl is full");
+    assert!(!full_sweep_due(Some(2), &[]), "the first crawl has nothing before it");
+    // Newest first.
+    assert!(full_sweep_due(Some(2), &[crawl(true, done)]));
+    assert!(!full_sweep_due(Some(2), &[crawl(false, done), crawl(true, done)]));
+    assert!(!full_sweep_due(Some(3), &[crawl(true, done), crawl(false, done)]));
+    assert!(full_sweep_due(
+        Some(3),
+        &[crawl(true, done), crawl(true, CrawlStatus::Failed), crawl(true, done)]
+    ));
 }

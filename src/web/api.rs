@@ -80,10 +80,10 @@ fn parse_usize(q: &HashMap<String, String>, name: &str, default: usize) -> Resul
     }
 }
 
-/// `POST /api/sites/{site}/crawl`: 202 once the crawl is started (recorded, running or waiting
-/// for a slot), with its id.
-pub async fn trigger(app: &App, site: &str) -> Result<Response, RequestError> {
-    let crawl = app.trigger(site).await?;
+/// `POST /api/sites/{site}/crawl[?full=1]`: 202 once the crawl is started (recorded, running or
+/// waiting for a slot), with its id. `full` renders every page (no approved capture reused).
+pub async fn trigger(app: &App, site: &str, full: bool) -> Result<Response, RequestError> {
+    let crawl = app.trigger(site, full).await?;
     let body = serde_json::json!({
         "site": site,
         "crawl": crawl,

@@ -31,9 +31,9 @@ impl App {
         App { state, auth, catalog, review }
     }
 
-    /// Start a crawl of `site` now; the new crawl's id.
-    pub async fn trigger(&self, site: &str) -> Result<u64, RequestError> {
-        Ok(review::trigger(&self.state.scheduler, site).await?)
+    /// Start a crawl of `site` now (`full`: every page rendered); the new crawl's id.
+    pub async fn trigger(&self, site: &str, full: bool) -> Result<u64, RequestError> {
+        Ok(review::trigger(&self.state.scheduler, site, full).await?)
     }
 
     /// Start a crawl of a site given whole (a pair crawl through the API) now; its id.

@@ -129,6 +129,8 @@ pub struct PageSummary {
     pub masked: Vec<MaskedRect>,
     /// The page whose links led discovery here first.
     pub referrer: Option<String>,
+    /// The approved crawl whose capture was reused without rendering (incremental crawls).
+    pub reused_from: Option<u64>,
 }
 
 /// One rectangle the comparison ignored on both images: the `mask_selectors` entry it belongs to
@@ -191,6 +193,7 @@ impl From<&PageRecord> for PageSummary {
             error: p.error.clone(),
             masked: masked_rects(p),
             referrer: p.referrer.clone(),
+            reused_from: p.reused_from,
         }
     }
 }

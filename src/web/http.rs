@@ -89,6 +89,8 @@ impl Request {
     }
 
     /// Decoded query parameters (last one wins).
+    ///
+    /// (See also [`full_sweep_asked`].)
     pub fn query_params(&self) -> HashMap<String, String> {
         url::form_urlencoded::parse(self.query.as_bytes()).into_owned().collect()
     }
@@ -202,6 +204,11 @@ pub fn with_cookie(mut r: Response, cookie: &str) -> Response {
         r.headers_mut().append(header::SET_COOKIE, v);
     }
     r
+}
+
+/// Whether a crawl trigger asks for a full sweep (`?full=1` or `?full=true`): every page rendered.
+pub fn full_sweep_asked(req: &Request) -> bool {
+    req.query_params().get("full").is_some_and(|v| matches!(v.as_str(), "1" | "true" | "yes"))
 }
 
 #[cfg(test)]

@@ -235,7 +235,7 @@ async fn api_route(
         ApiRoute::Sites => api::sites(app).await,
         ApiRoute::SiteCrawls(site) => api::site_crawls(app, site).await,
         ApiRoute::Crawl(id) => api::crawl(app, &req, id).await,
-        ApiRoute::TriggerCrawl(site) => api::trigger(app, &site).await,
+        ApiRoute::TriggerCrawl(site) => api::trigger(app, &site, http::full_sweep_asked(&req)).await,
         ApiRoute::Upload(site) => {
             let body = upload.ok_or_else(|| RequestError::bad_request("an upload needs a body"))?;
             upload::handle(app, req, &site, body).await

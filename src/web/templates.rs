@@ -215,6 +215,7 @@ pub fn dashboard(ctx: &Ctx, sites: &[SiteOverview]) -> String {
                                     }
                                 } @else if s.configured && ctx.can_write {
                                     (post_form(ctx, &format!("/sites/{}/crawl", encode(&s.name)), "Crawl now", "button", None, &[]))
+                                    (post_form(ctx, &format!("/sites/{}/crawl?full=1", encode(&s.name)), "Full crawl", "button", None, &[]))
                                 }
                             }
                         }
@@ -312,6 +313,9 @@ fn crawl_header(c: &CrawlRecord) -> Markup {
             @if c.counts.still_failing > 0 {
                 " · " span id="still-failing" { (c.counts.still_failing) " still failing (as in the approved crawl)" }
             }
+            @if c.incremental {
+                " · " span id="reused" { "incremental: " (c.counts.reused) " of " (c.counts.pages) " pages reused without rendering" }
+            }
             @if let Some(e) = &c.error { br; span class="error" { (e) } }
         }
         @if c.status == CrawlStatus::Passed {
@@ -405,6 +409,11 @@ pub fn crawl_view(ctx: &Ctx, l: &Listing) -> String {
                                 (change_badge(p.change))
                                 @if p.truncated { " " span class="badge warn truncated" { "truncated" } }
                                 @if p.approved { " " span class="badge approved" { "approved" } }
+                                @if let Some(from) = p.reused_from {
+                                    " " span class="badge reused" title="approved capture reused: nothing it was made from changed" {
+                                        "reused from " a href=(crawl_url(from, PageFilter::All, 0)) { "#" (from) }
+                                    }
+                                }
                                 " distortion " (fmt_distortion(p.distortion))
                                 @if let Some(s) = p.http_status { " · " (http_status_text(s)) }
                                 @if let Some(e) = error_beyond_status(p.error.as_deref(), p.http_status) { " · " span class="error" { (e) } }

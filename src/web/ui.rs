@@ -186,7 +186,7 @@ pub fn logout(app: &App, req: &Request, visit: &Visit) -> UiResult {
 /// `POST /sites/{site}/crawl`: start a crawl, on to its crawl view.
 pub async fn trigger(app: &Arc<App>, req: &Request, visit: &Visit, site: String) -> UiResult {
     visit.check_post(app, req, true)?;
-    let crawl = app.trigger(&site).await?;
+    let crawl = app.trigger(&site, crate::web::http::full_sweep_asked(req)).await?;
     Ok(Outcome::Done(http::redirect(&templates::crawl_url(crawl, PageFilter::All, 0))))
 }
 

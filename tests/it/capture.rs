@@ -929,7 +929,7 @@ async fn site_options_reach(pool: &BrowserPool, own_devtools: bool) {
 }
 
 #[tokio::test]
-async fn stable_page_takes_two_shots_and_unstable_page_is_recorded() {
+async fn stable_page_takes_one_shot_and_unstable_page_is_recorded() {
     let _g = serial().await;
     let srv = FixtureServer::start().await;
     srv.set("/stable", page("<h1>still</h1>"));
@@ -944,7 +944,8 @@ async fn stable_page_takes_two_shots_and_unstable_page_is_recorded() {
     );
     let pool = pool(1).await;
     let c = pool.capture(request(&srv.url("/stable"), 640, 480, options())).await.unwrap();
-    assert_eq!(c.timing.shots, 2);
+    // Nothing on it can move once frozen: one shot is proof (issue 19).
+    assert_eq!(c.timing.shots, 1);
     assert_eq!((c.unstable_area, c.unstable_rect), (None, None));
     let c = pool.capture(request(&srv.url("/unstable"), 640, 480, options())).await.unwrap();
     assert_eq!(c.timing.shots, sitediff::capture::page::MAX_SHOTS);
@@ -1109,7 +1110,8 @@ async fn a_sweep_shares_the_cache_and_a_later_sweep_never_sees_it() {
 async fn a_shot_reproducing_the_baseline_needs_no_second_shot() {
     let _g = serial().await;
     let srv = FixtureServer::start().await;
-    srv.set("/same.html", page("<h1>Stable</h1><p>nothing moves here</p>"));
+    // A (paused, empty) video could move: without a baseline the page is proven stable by two shots.
+    srv.set("/same.html", page("<h1>Stable</h1><p>nothing moves here</p><video width=20 height=20></video>"));
     let pool = pool(1).await;
     let first = pool.capture(request(&srv.url("/same.html"), 500, 400, options())).await.unwrap();
     assert!(first.timing.shots >= 2, "without a baseline the page is proven stable by two shots");
@@ -1176,4 +1178,45 @@ async fn headless_shell_and_full_chromium_render_alike() {
     assert!(out.distortion < 1e-4, "distortion {} in {:?}", out.distortion, out.regions);
     assert!(raw < 3_000, "{raw} raw pixel differences");
     assert!(out.regions.iter().all(|r| r.width <= 120 && r.height <= 30), "{:?}", out.regions);
+}
+
+/// Issue 19: one shot is proof of stability when nothing on the page can move once frozen (a
+/// clock read or a held timer does not move it); a page with media, a frame or an image still
+/// loading gets shots until two agree. Every capture carries its fingerprint inputs.
+#[tokio::test]
+async fn still_pages_need_one_shot_and_moving_ones_two() {
+    let _g = serial().await;
+    let srv = FixtureServer::start().await;
+    srv.set("/img.png", Response::with_type(200, "image/png", solid_png(40, 40, [0, 0, 255, 255])));
+    srv.set("/still", page("<h1>still</h1><img src='/img.png' width=40 height=40>"));
+    srv.set(
+        "/clock",
+        page("<p id=t></p><script>t.textContent = new Date().getFullYear(); setInterval(() => {}, 50);</script>"),
+    );
+    srv.set("/media", page("<video width=40 height=30></video>"));
+    srv.set("/frame", page("<iframe src='/still' width=200 height=100></iframe>"));
+    let pool = pool(1).await;
+    let shoot = |path: &str| pool.capture(request(&srv.url(path), 800, 600, options()));
+
+    let still = shoot("/still").await.unwrap();
+    assert_eq!(still.timing.shots, 1, "nothing can move: one shot");
+    let inputs = still.inputs.expect("DevTools sessions record fingerprint inputs");
+    assert!(inputs.dynamic.is_empty(), "{:?}", inputs.dynamic);
+    assert!(
+        inputs.resources.iter().any(|r| r.url.ends_with("/img.png") && r.status == Some(200)),
+        "{inputs:?}"
+    );
+    assert!(inputs.environment.is_some_and(|e| !e.browser.is_empty()));
+
+    let clock = shoot("/clock").await.unwrap();
+    assert_eq!(clock.timing.shots, 1, "frozen timers and a clock read do not move the page");
+    let dynamic = clock.inputs.unwrap().dynamic;
+    assert!(dynamic.contains(&"clock".to_string()) && dynamic.contains(&"timer".to_string()), "{dynamic:?}");
+
+    for path in ["/media", "/frame"] {
+        let c = shoot(path).await.unwrap();
+        assert!(c.timing.shots >= 2, "{path}: could move: shots until two agree");
+        assert!(!c.inputs.unwrap().dynamic.is_empty(), "{path}");
+    }
+    pool.shutdown().await;
 }

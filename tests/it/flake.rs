@@ -111,11 +111,11 @@ fn build_flaky_site(srv: &FixtureServer) {
     srv.set("/f/tall.html", page("Tall", "", &tall));
 }
 
-/// The site at two viewports (the second gives `@375` page keys).
-fn flaky_config(srv: &FixtureServer) -> String {
+/// The site at two viewports (the second gives `@375` page keys); `incremental` on or off.
+fn flaky_config(srv: &FixtureServer, incremental: bool) -> String {
     format!(
         "[browser]\nsessions = 2\n\n[[sites]]\nname = \"flaky\"\nstart = \"{}\"\n\
-         viewports = [{{ width = 800, height = 600 }}, {{ width = 375, height = 667 }}]\n",
+         viewports = [{{ width = 800, height = 600 }}, {{ width = 375, height = 667 }}]\nincremental = {incremental}\n",
         srv.url("/f/")
     )
 }
@@ -125,10 +125,21 @@ const FLAKY_PAGES: [&str; 7] =
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flaky_site_crawled_three_times_unchanged_then_one_change_is_caught() {
+    flaky_rounds(false).await;
+}
+
+/// The same with incremental sweeps (issue 19): pages reused or rendered, nothing is flagged until
+/// the one change, which is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flaky_site_stays_quiet_and_the_change_is_caught_with_incremental_sweeps() {
+    flaky_rounds(true).await;
+}
+
+async fn flaky_rounds(incremental: bool) {
     let srv = FixtureServer::start().await;
     build_flaky_site(&srv);
     let project = TempProject::new();
-    let cfg = project.write_config(&flaky_config(&srv));
+    let cfg = project.write_config(&flaky_config(&srv, incremental));
     let expected: BTreeSet<String> =
         FLAKY_PAGES.iter().flat_map(|k| [k.to_string(), format!("{k}@375")]).collect();
 
@@ -148,6 +159,11 @@ async fn flaky_site_crawled_three_times_unchanged_then_one_change_is_caught() {
         } else {
             assert_eq!(j["unchanged"].as_u64().unwrap() as usize, expected.len(), "round {round}: {j}");
             assert_eq!(j["max_distortion"].as_f64(), Some(0.0), "round {round}: {j}");
+            if incremental {
+                // The plain pages (no script, no animation) are not rendered again.
+                let reused = j["reused"].as_u64().unwrap();
+                assert!(reused >= 4, "round {round}: {j}");
+            }
         }
     }
 

@@ -13,6 +13,7 @@ mod flake;
 mod gate;
 mod helpers;
 mod hostile;
+mod incremental;
 mod mask;
 mod mistakes;
 mod notify;

@@ -176,6 +176,9 @@ pub(super) fn validate_site(
     if max_height < MIN_MAX_HEIGHT {
         v.issue(key("max_height"), format!("{max_height} is below the minimum of {MIN_MAX_HEIGHT}"));
     }
+    if s.full_every == Some(0) {
+        v.issue(key("full_every"), "must be at least 1 (1 = every crawl renders every page)");
+    }
     if v.issues.len() > before {
         return None;
     }
@@ -212,6 +215,8 @@ pub(super) fn validate_site(
         crawl,
         request_timeout,
         page_metrics: s.page_metrics.unwrap_or(true),
+        incremental: s.incremental.unwrap_or(false),
+        full_every: s.full_every,
     })
 }
 
