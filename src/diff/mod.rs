@@ -16,6 +16,8 @@
 mod cache;
 mod codec;
 mod engine;
+mod formats;
+mod group;
 mod mask;
 mod pipeline;
 mod pixel;
@@ -27,6 +29,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 pub use cache::{content_key, DecodedCache};
+pub use formats::{decode_image, decode_png_rows, to_png, ImageFormat};
+pub use group::{change_signature, signature_rows};
 pub use mask::IgnoreMask;
 pub use regions::{MAX_REGIONS, MERGE_GAP};
 
@@ -76,6 +80,17 @@ pub enum DiffError {
     EmptyDiff,
     #[error("image {name} is too large: {width}x{height}")]
     TooLarge { name: String, width: u32, height: u32 },
+    /// A JPEG or WebP input the `image` crate could not decode.
+    #[error("cannot decode {format} {name}: {source}")]
+    Image {
+        name: String,
+        format: &'static str,
+        #[source]
+        source: image::ImageError,
+    },
+    /// An input that is neither PNG, JPEG nor WebP.
+    #[error("cannot decode {name}: not a PNG, JPEG or WebP image")]
+    UnknownFormat { name: String },
     #[error("ignore mask has {got} pixels, expected {expected}")]
     MaskSize { expected: usize, got: usize },
 }

@@ -6,7 +6,7 @@ use redb::WriteTransaction;
 
 use super::db_err;
 use super::error::StoreError;
-use super::schema::{META, META_SCHEMA_VERSION, SCHEMA_VERSION};
+use super::schema::{IGNORE_AREAS, META, META_SCHEMA_VERSION, SCHEMA_VERSION};
 
 /// One upgrade step.
 struct Step {
@@ -17,11 +17,25 @@ struct Step {
 }
 
 /// Every step, in order; the last one ends at [`SCHEMA_VERSION`].
-const STEPS: &[Step] = &[Step {
-    from: 1,
-    what: "crawl status `passed`, page change `still_failing` with its count, page referrers, baseline mask rectangles",
-    run: additive_only,
-}];
+const STEPS: &[Step] = &[
+    Step {
+        from: 1,
+        what: "crawl status `passed`, page change `still_failing` with its count, page referrers, baseline mask rectangles",
+        run: additive_only,
+    },
+    Step {
+        from: 2,
+        what: "review at scale: page thumbnails, change previews, change groups, applied ignore areas; the ignore_areas table",
+        run: v3_review,
+    },
+];
+
+/// Schema 3 (review at scale) adds page record fields with defaults (an older page simply has no
+/// thumbnail, preview or group) and the `ignore_areas` table, created here.
+fn v3_review(wtx: &WriteTransaction) -> Result<(), StoreError> {
+    wtx.open_table(IGNORE_AREAS).map_err(db_err("creating the ignore_areas table"))?;
+    Ok(())
+}
 
 /// Schema 2 only adds record fields with defaults and enum values older records never hold:
 /// every schema-1 record reads as it is, so only the version moves.

@@ -10,6 +10,7 @@
 //! unreferenced artifacts, `read.rs` the typed reads both kinds of transaction share.
 
 mod error;
+mod ignore;
 mod migrate;
 pub mod model;
 mod read;
@@ -234,6 +235,7 @@ impl Store {
             wtx.open_table(PAGES).map_err(db_err(OP))?;
             wtx.open_table(BASELINES).map_err(db_err(OP))?;
             wtx.open_table(BLOBS).map_err(db_err(OP))?;
+            wtx.open_table(IGNORE_AREAS).map_err(db_err(OP))?;
         }
         wtx.commit().map_err(db_err(OP))
     }
