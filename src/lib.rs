@@ -12,6 +12,7 @@ pub mod crawl;
 pub mod daemon;
 pub mod diff;
 pub mod errors;
+pub mod groups;
 pub mod metrics;
 pub mod plugin;
 pub mod preview;

@@ -15,6 +15,7 @@ pub mod crawl;
 pub mod diff;
 pub mod pair;
 pub mod plugin;
+pub mod rescore;
 pub mod review;
 pub mod serve;
 pub mod status;
@@ -53,12 +54,14 @@ pub enum Command {
     Reject(review::ReviewArgs),
     /// Show sites, crawls and changed pages.
     Status(status::StatusArgs),
-    /// Compare two PNG images.
+    /// Compare two images (PNG, JPEG or WebP).
     Diff(diff::DiffArgs),
     /// Pair Diff: crawl the head prefix and compare every page with the base prefix's.
     Pair(pair::PairArgs),
     /// A crawl from screenshots made elsewhere (one PNG per page key), compared with baselines.
     Upload(upload::UploadArgs),
+    /// Compare a kept crawl's pages again from their stored images (after ignore areas changed).
+    Rescore(rescore::RescoreArgs),
     /// Validate or try a WebAssembly plugin.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
@@ -174,5 +177,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plugin(cmd) => plugin::run(&cmd),
         Command::Pair(args) => pair::run(&args),
         Command::Upload(args) => upload::run(&args),
+        Command::Rescore(args) => rescore::run(&args),
     }
 }
