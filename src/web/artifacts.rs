@@ -1,6 +1,6 @@
 //! `GET /artifacts/{hash}`: stored blobs by their hash (64 hex digits only), immutable and cached
 //! forever by the browser only (`private`: screenshots of private pages stay out of shared caches
-//! and proxies); PNGs as `image/png`, anything else (captured HTML included) as plain text in a sandbox.
+//! and proxies); PNGs as `image/png`, previews as `image/jpeg`, anything else (captured HTML included) as plain text in a sandbox.
 
 use warp::http::{header, HeaderValue, StatusCode};
 
@@ -12,8 +12,6 @@ use crate::store::Hash;
 
 /// Artifacts never change (they are named by their hash); only the browser may keep them.
 const IMMUTABLE: &str = "private, max-age=31536000, immutable";
-/// The 8-byte PNG signature.
-const PNG_MAGIC: &[u8] = b"\x89PNG\r\n\x1a\n";
 
 /// Serve one artifact; `304` when the client has it already.
 pub async fn serve(app: &App, req: &Request, hex: &str) -> Result<Response, RequestError> {
@@ -27,7 +25,12 @@ pub async fn serve(app: &App, req: &Request, hex: &str) -> Result<Response, Requ
     let bytes = blocking("reading an artifact", move || Ok(store.blob(&hash)?))
         .await?
         .ok_or_else(|| RequestError::not_found(format!("artifact {hash}")))?;
-    let ct = if bytes.starts_with(PNG_MAGIC) { "image/png" } else { "text/plain; charset=utf-8" };
+    let ct = match crate::diff::ImageFormat::sniff(&bytes) {
+        Some(crate::diff::ImageFormat::Png) => "image/png",
+        // Thumbnails and change previews.
+        Some(crate::diff::ImageFormat::Jpeg) => "image/jpeg",
+        _ => "text/plain; charset=utf-8",
+    };
     let mut r = response(StatusCode::OK, ct, bytes);
     let h = r.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));

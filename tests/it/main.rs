@@ -18,6 +18,7 @@ mod pipeline;
 mod plugin;
 mod prometheus;
 mod retention;
+mod review_scale;
 mod secrets;
 mod security;
 mod settle;
