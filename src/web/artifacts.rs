@@ -40,3 +40,41 @@ pub async fn serve(app: &App, req: &Request, hex: &str) -> Result<Response, Requ
     }
     Ok(r)
 }
+
+/// Rows of a strip of a tall PNG artifact ([`serve_rows`]) at most.
+pub const MAX_STRIP_ROWS: u32 = 4096;
+
+/// `GET /artifacts/{hash}/rows/{from}-{to}`: rows `from..to` of a PNG artifact as a PNG of their
+/// own (decoding stops after row `to`), so the page view of a very tall page loads it strip by
+/// strip; at most [`MAX_STRIP_ROWS`] rows, clamped to the image.
+pub async fn serve_rows(app: &App, hex: &str, range: &str) -> Result<Response, RequestError> {
+    let hash = Hash::from_hex(hex).ok_or_else(|| RequestError::not_found("artifact (not a hash)"))?;
+    let bad =
+        || RequestError::bad_request(format!("rows {range:?}: give FROM-TO, at most {MAX_STRIP_ROWS} rows"));
+    let (from, to) = range.split_once('-').ok_or_else(bad)?;
+    let (from, to): (u32, u32) = (from.parse().map_err(|_| bad())?, to.parse().map_err(|_| bad())?);
+    if to <= from || to - from > MAX_STRIP_ROWS {
+        return Err(bad());
+    }
+    let store = app.state.store.clone();
+    let range = range.to_string();
+    let png = blocking("reading rows of an artifact", move || {
+        let Some(bytes) = store.blob(&hash)? else { return Ok(None) };
+        if crate::diff::ImageFormat::sniff(&bytes) != Some(crate::diff::ImageFormat::Png) {
+            return Err(RequestError::bad_request("rows: not a PNG artifact"));
+        }
+        let (strip, _) = crate::diff::decode_png_rows(&bytes, "artifact", from, to)
+            .map_err(|e| RequestError::internal("reading rows of an artifact", e))?;
+        if strip.height == 0 {
+            return Err(RequestError::bad_request(format!("rows {range}: past the image's last row")));
+        }
+        crate::diff::encode_png(&strip).map(Some).map_err(|e| RequestError::internal("encoding a strip", e))
+    })
+    .await?
+    .ok_or_else(|| RequestError::not_found(format!("artifact {hash}")))?;
+    let mut r = response(StatusCode::OK, "image/png", png);
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; sandbox"));
+    Ok(r)
+}

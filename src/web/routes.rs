@@ -103,6 +103,8 @@ enum Route {
     Ui(UiRoute),
     Api(ApiRoute),
     Artifact(String),
+    /// Rows `FROM-TO` of a PNG artifact (strips of tall pages).
+    ArtifactRows(String, String),
     Asset(&'static Asset),
 }
 
@@ -172,6 +174,7 @@ fn table(segs: &[&str]) -> Result<(Route, Methods), RequestError> {
         ["api", ..] => return Err(RequestError::not_found("API route")),
         // Stored artifacts by hash (the handler checks the hash, after the method) and UI assets.
         ["artifacts", hex] => (Route::Artifact(hex.to_string()), Read),
+        ["artifacts", hex, "rows", range] => (Route::ArtifactRows(hex.to_string(), range.to_string()), Read),
         ["artifacts", ..] => return Err(RequestError::not_found("artifact")),
         ["static", name] => {
             (Route::Asset(assets::find(name).ok_or_else(|| RequestError::not_found("asset"))?), Read)
@@ -212,6 +215,9 @@ async fn handle(
         }
         Ok((Route::Artifact(hex), _)) => {
             artifacts::serve(&app, &req, &hex).await.unwrap_or_else(|e| http::text_error(&e))
+        }
+        Ok((Route::ArtifactRows(hex, range), _)) => {
+            artifacts::serve_rows(&app, &hex, &range).await.unwrap_or_else(|e| http::text_error(&e))
         }
         Ok((Route::Asset(asset), _)) => assets::serve(asset),
         Err(e) => match family {

@@ -114,6 +114,7 @@ fn help_overlay() -> Markup {
                     dt { kbd { "Enter" } } dd { "open the selected page (crawl view)" }
                     dt { kbd { "a" } } dd { "approve this page (page view)" }
                     dt { kbd { "o" } } dd { "toggle side-by-side / overlay (page view)" }
+                    dt { kbd { "n" } " / " kbd { "p" } } dd { "next / previous change (page view)" }
                     dt { kbd { "u" } } dd { "up: back to the crawl / dashboard" }
                     dt { kbd { "?" } } dd { "show or hide this help" }
                 }
@@ -545,20 +546,44 @@ fn ignore_editor(ctx: &Ctx, d: &PageDetail, areas: &[ListedArea], filter: PageFi
     }
 }
 
+/// Images taller than this are shown as strips ([`STRIP_ROWS`] rows each, loaded lazily).
+pub const TALL_PAGE_ROWS: u32 = 4000;
+pub const STRIP_ROWS: u32 = 2000;
+
+/// A shot: one lazily loaded image, or for a very tall one, strips read server-side
+/// (`/artifacts/{hash}/rows/{from}-{to}`) that load as they scroll into view.
+fn shot_image(h: &crate::store::Hash, caption: &str, size: Option<(u32, u32)>) -> Markup {
+    match size {
+        Some((w, height)) if height > TALL_PAGE_ROWS && w > 0 => html! {
+            div class="strips" {
+                @for y in (0..height).step_by(STRIP_ROWS as usize) {
+                    @let end = (y + STRIP_ROWS).min(height);
+                    img class="strip" src={ "/artifacts/" (h) "/rows/" (y) "-" (end) } alt={ (caption) ", rows " (y) "–" (end) }
+                        loading="lazy" width=(w) height=(end - y);
+                }
+            }
+        },
+        _ => html! { img src=(artifact(h)) alt=(caption) loading="lazy"; },
+    }
+}
+
 fn image_figure(
     caption: &str,
     hash: Option<crate::store::Hash>,
     id: &str,
     overlay: Option<&PageRecord>,
     masks: Markup,
+    size: Option<(u32, u32)>,
 ) -> Markup {
+    let changes: Vec<String> =
+        overlay.map(|p| p.regions.iter().map(|r| r.y.to_string()).collect()).unwrap_or_default();
     html! {
         figure class="shot" id=(id) {
             figcaption { (caption) }
             @match hash {
                 Some(h) => {
-                    div class="shot-frame" {
-                        a href=(artifact(&h)) { img src=(artifact(&h)) alt=(caption) loading="lazy"; }
+                    div class="shot-frame" data-height=[size.map(|s| s.1)] data-changes=[(!changes.is_empty()).then(|| changes.join(","))] {
+                        a href=(artifact(&h)) { (shot_image(&h, caption, size)) }
                         @if let Some(p) = overlay { (region_boxes(p)) }
                         (masks)
                     }
@@ -692,13 +717,18 @@ pub fn page_view(ctx: &Ctx, d: &PageDetail, areas: &[ListedArea], filter: PageFi
             }
             (crawl_actions(ctx, c, d.newest_approval))
             button type="button" class="button secondary" id="mode-toggle" hidden { "Overlay (o)" }
+            @if !p.regions.is_empty() {
+                button type="button" class="button secondary" id="prev-change" hidden { "← change (p)" }
+                button type="button" class="button secondary" id="next-change" hidden { "change (n) →" }
+            }
         }
         (login_note(ctx))
         div id="shots" class="shots side-by-side" {
             @let (base_label, new_label) = if c.kind == CrawlKind::Pair { ("Base", "Head") } else { ("Baseline", "New capture") };
-            (image_figure(base_label, p.baseline_png, "shot-baseline", None, html! { (mask_boxes(&d.masked, d.baseline_size)) (ignore_boxes(p, d.baseline_size)) }))
-            (image_figure(new_label, p.png, "shot-new", Some(p), html! { (mask_boxes(&d.masked, Some((p.width, p.height)))) (ignore_boxes(p, Some((p.width, p.height)))) }))
-            (image_figure("Diff", p.diff, "shot-diff", None, html! {}))
+            @let union = d.baseline_size.map_or((p.width, p.height), |(w, h)| (w.max(p.width), h.max(p.height)));
+            (image_figure(base_label, p.baseline_png, "shot-baseline", None, html! { (mask_boxes(&d.masked, d.baseline_size)) (ignore_boxes(p, d.baseline_size)) }, d.baseline_size))
+            (image_figure(new_label, p.png, "shot-new", Some(p), html! { (mask_boxes(&d.masked, Some((p.width, p.height)))) (ignore_boxes(p, Some((p.width, p.height)))) }, Some((p.width, p.height))))
+            (image_figure("Diff", p.diff, "shot-diff", None, html! {}, p.diff.map(|_| union)))
         }
         @if let (Some(b), Some(n)) = (p.baseline_png, p.png) {
             div id="compare" class="compare" hidden {

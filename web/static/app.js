@@ -98,6 +98,24 @@
     });
   }
 
+  // Page view: jump from change to change (the changed regions' tops, in image rows).
+  var changeFrame = $("#shot-new .shot-frame[data-changes]");
+  var changeAt = -1;
+  function jump(step) {
+    if (!changeFrame) return false;
+    var ys = changeFrame.getAttribute("data-changes").split(",").map(Number);
+    var rows = Number(changeFrame.getAttribute("data-height")) || 1;
+    changeAt = Math.max(0, Math.min(ys.length - 1, changeAt + step));
+    var scale = changeFrame.getBoundingClientRect().height / rows;
+    var top = changeFrame.getBoundingClientRect().top + window.scrollY + ys[changeAt] * scale - 80;
+    window.scrollTo({ top: Math.max(0, top) });
+    return true;
+  }
+  [["#next-change", 1], ["#prev-change", -1]].forEach(function (b) {
+    var el = $(b[0]);
+    if (el && changeFrame) { el.hidden = false; el.addEventListener("click", function () { jump(b[1]); }); }
+  });
+
   var helpButton = $("#help-button");
   if (helpButton) helpButton.addEventListener("click", function () { toggleHelp(); });
   var help = $("#help");
@@ -129,6 +147,8 @@
         if (approve) { approve.click(); } else { handled = false; }
         break;
       case "o": setOverlay(compare ? compare.hidden : false); break;
+      case "n": handled = jump(1); break;
+      case "p": handled = jump(-1); break;
       case "u":
         var up = document.body.getAttribute("data-up");
         if (up) { window.location.href = up; } else { handled = false; }
