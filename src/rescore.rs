@@ -120,12 +120,11 @@ pub fn rescore(
     Ok(Rescored { crawl, pages: todo.len(), moved, missing, millis })
 }
 
+/// A page compared again and its artifacts (the capture first).
+type Again = (PageRecord, Vec<Vec<u8>>);
+
 /// Compare one stored page again; `None` when its capture image is gone.
-fn again(
-    comparer: &Comparer,
-    site: &SiteConfig,
-    p: &PageRecord,
-) -> Result<Option<(PageRecord, Vec<Vec<u8>>)>, StoreError> {
+fn again(comparer: &Comparer, site: &SiteConfig, p: &PageRecord) -> Result<Option<Again>, StoreError> {
     let (Some(png), Some(base_png), Some(base_crawl)) = (p.png, p.baseline_png, p.baseline_crawl) else {
         return Ok(None);
     };

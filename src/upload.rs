@@ -53,7 +53,7 @@ pub enum UploadError {
         name: String,
         format: &'static str,
         #[source]
-        source: image::ImageError,
+        source: Box<image::ImageError>,
     },
     #[error("site {site}: {name}: cannot convert it to PNG: {source}")]
     Convert {
@@ -168,7 +168,7 @@ pub fn image_size(site: &str, name: &str, bytes: &[u8]) -> Result<(u32, u32), Up
             site: site.clone(),
             name: name.clone(),
             format: format.0.as_str(),
-            source,
+            source: Box::new(source),
         })?;
     if u64::from(width) * u64::from(height) > MAX_IMAGE_PIXELS {
         return Err(UploadError::TooManyPixels { site, name, width, height });

@@ -67,7 +67,11 @@ pub fn to_png<'a>(bytes: &'a [u8], name: &str) -> Result<Cow<'a, [u8]>, DiffErro
 }
 
 fn decode_other(bytes: &[u8], name: &str, format: ImageFormat) -> Result<RgbaImage, DiffError> {
-    let err = |source| DiffError::Image { name: name.to_string(), format: format.as_str(), source };
+    let err = |source| DiffError::Image {
+        name: name.to_string(),
+        format: format.as_str(),
+        source: Box::new(source),
+    };
     let mut reader = image::ImageReader::with_format(Cursor::new(bytes), format.to_image_crate());
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(MAX_PIXELS * 4);

@@ -86,7 +86,7 @@ pub enum DiffError {
         name: String,
         format: &'static str,
         #[source]
-        source: image::ImageError,
+        source: Box<image::ImageError>,
     },
     /// An input that is neither PNG, JPEG nor WebP.
     #[error("cannot decode {name}: not a PNG, JPEG or WebP image")]

@@ -276,7 +276,7 @@ pub async fn save_ignore(app: &Arc<App>, req: &Request, visit: &Visit, site: Str
     let key = match form.get("scope").map(String::as_str) {
         Some("site") => crate::store::IGNORE_EVERY_PAGE.to_string(),
         Some("page") | None => form.get("key").cloned().unwrap_or_default(),
-        Some(other) => return Err(RequestError::bad_request(format!("scope {other:?}: page or site")).into()),
+        Some(other) => return Err(RequestError::bad_request(format!("scope {other:?}: page or site"))),
     };
     let area = super::rescoring::NewArea {
         key,

@@ -520,7 +520,7 @@ async fn the_crawl_view_of_tall_changed_pages_loads_under_a_megabyte() {
     let (project, cfg) = project("tall", "");
     let dir = project.dir.path().join("shots");
     std::fs::create_dir_all(&dir).unwrap();
-    let height = |i: u32| if i % 4 == 0 { 8000 } else { 1400 };
+    let height = |i: u32| if i.is_multiple_of(4) { 8000 } else { 1400 };
     for i in 0..PAGES {
         write_png(&dir, &format!("p{i:02}.png"), &text_page(i, height(i), false));
     }
