@@ -80,7 +80,11 @@ impl Comparer {
         rec.baseline_crawl = baseline.as_ref().map(|b| b.crawl);
         rec.baseline_png = baseline.as_ref().map(|b| b.png);
         rec.baseline_html = baseline.as_ref().and_then(|b| b.html);
-        let Some(b) = baseline else { return Ok(Compared { record: rec, blobs }) };
+        let Some(b) = baseline else {
+            self.previews(&mut rec, &mut blobs);
+            return Ok(Compared { record: rec, blobs });
+        };
+        rec.ignored = self.ignore_rects(site, &rec.key)?;
 
         let started = Instant::now();
         let has_score = self.has_kind(site, PluginKind::Score);
@@ -107,6 +111,7 @@ impl Comparer {
             }
         }
         self.settle(site, &mut rec, started);
+        self.previews(&mut rec, &mut blobs);
         Ok(Compared { record: rec, blobs })
     }
 
@@ -131,14 +136,20 @@ impl Comparer {
             rec.change = PageChange::Failed;
             rec.error = Some(format!("base side {}", truncated_reason(base.page_height, base.height)));
         }
+        rec.ignored = self.ignore_rects(site, &rec.key).unwrap_or_else(|e| {
+            tracing::warn!(site = %site.name, page = %rec.key, error = %crate::errors::chain(&e),
+                "stored ignore areas unreadable: only the configured ones apply");
+            configured_ignore(site, &rec.key)
+        });
         if rec.png == Some(base_hash) && !self.has_kind(site, PluginKind::Score) {
             rec.distortion = Some(0.0);
         } else {
             self.diff_step(site, &mut rec, &mut blobs, &base.png, &base.mask_rects);
         }
+        self.settle(site, &mut rec, started);
+        self.previews(&mut rec, &mut blobs);
         blobs.push(base.png);
         blobs.push(base_html);
-        self.settle(site, &mut rec, started);
         Compared { record: rec, blobs }
     }
 
@@ -164,6 +175,7 @@ impl Comparer {
                     rec.score_reason = v.reason;
                 }
                 if outcome.diff_pixels > 0 {
+                    rec.group = self.group_of(&rec.regions, base_png, new_png, &rec.key);
                     if let Some(png) = outcome.diff_png {
                         rec.diff = Some(Hash::of(&png));
                         blobs.push(png);
@@ -179,6 +191,64 @@ impl Comparer {
                 rec.outcome = PageOutcome::CaptureError;
                 rec.change = PageChange::Failed;
                 rec.error = Some(e.to_string());
+            }
+        }
+    }
+
+    /// The ignore areas of page `key`: the site's configured ones, then the stored ones.
+    pub fn ignore_rects(&self, site: &SiteConfig, key: &str) -> Result<Vec<Rect>, StoreError> {
+        let mut rects = configured_ignore(site, key);
+        for a in self.store.ignore_areas(&site.name)?.into_iter().filter(|a| a.applies_to(key)) {
+            if !rects.contains(&a.rect) {
+                rects.push(a.rect);
+            }
+        }
+        Ok(rects)
+    }
+
+    /// The change group of a compared page with `regions` (see [`diff::change_signature`]): the
+    /// first 16 hex digits of the signature, reading both images only down to the lowest region.
+    /// `None` (logged) when an image cannot be read.
+    fn group_of(&self, regions: &[Rect], base_png: &[u8], new_png: &[u8], key: &str) -> Option<String> {
+        let rows = diff::signature_rows(regions);
+        let read = |png: &[u8], name: &str| diff::decode_png_rows(png, name, 0, rows);
+        match (read(base_png, "baseline"), read(new_png, "capture")) {
+            (Ok((base, (_, hb))), Ok((new, (_, hn)))) => {
+                let sig = diff::change_signature(regions, &base, &new, (hb, hn));
+                Some(Hash(sig).to_hex()[..GROUP_ID_LEN].to_string())
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(page = %key, error = %crate::errors::chain(&e), "no change group");
+                None
+            }
+        }
+    }
+
+    /// Make the page's previews ([`crate::preview`]): the thumbnail of its capture (`blobs[0]`;
+    /// kept when the record has one)
+    /// and, with a diff image, the crop around the first changed region; appended to `blobs`. A
+    /// preview that cannot be made is logged and left out (the page keeps its full images).
+    fn previews(&self, rec: &mut PageRecord, blobs: &mut Vec<Vec<u8>>) {
+        let log = |what: &str, e: &crate::preview::PreviewError| {
+            tracing::warn!(page = %rec.key, error = %crate::errors::chain(e), "no {what}");
+        };
+        if let Some(png) = blobs.first().filter(|_| rec.png.is_some() && rec.thumb.is_none()) {
+            match crate::preview::thumbnail(png) {
+                Ok(jpeg) => {
+                    rec.thumb = Some(Hash::of(&jpeg));
+                    blobs.push(jpeg);
+                }
+                Err(e) => log("thumbnail", &e),
+            }
+        }
+        let diff_png = rec.diff.and_then(|h| blobs.iter().rev().find(|b| Hash::of(b) == h));
+        if let (Some(png), Some(region)) = (diff_png, rec.regions.first()) {
+            match crate::preview::change_crop(png, *region) {
+                Ok(jpeg) => {
+                    rec.change_preview = Some(Hash::of(&jpeg));
+                    blobs.push(jpeg);
+                }
+                Err(e) => log("change preview", &e),
             }
         }
     }
@@ -245,7 +315,10 @@ impl Comparer {
             threshold: site.threshold,
             include_aa: site.count_aa,
             diff_png: true,
-            ignore: mask_area(&site.capture.mask_selectors, &rec.mask_rects, &rec.baseline_mask_rects),
+            ignore: mask_area(&site.capture.mask_selectors, &rec.mask_rects, &rec.baseline_mask_rects)
+                .into_iter()
+                .chain(rec.ignored.iter().copied())
+                .collect(),
             ..DiffOptions::default()
         };
         let host = match &self.plugins {
@@ -312,6 +385,18 @@ impl Comparer {
 fn decoded_bytes(png: &[u8]) -> Result<u64, diff::DiffError> {
     let rows = diff::PngRows::open(png, "baseline")?;
     Ok(rows.width() as u64 * rows.height() as u64 * 4)
+}
+
+/// Hex digits of a change group id (64 bits of the change signature).
+pub const GROUP_ID_LEN: usize = 16;
+
+/// The configured `ignore_areas` of page `key` (its own and the site-wide `"*"` ones).
+pub fn configured_ignore(site: &SiteConfig, key: &str) -> Vec<Rect> {
+    site.ignore_areas
+        .iter()
+        .filter(|a| a.key == crate::store::IGNORE_EVERY_PAGE || a.key == key)
+        .map(|a| a.rect)
+        .collect()
 }
 
 /// The rectangles of `selectors` among measured ones (a capture's `mask_rects`), in the order of
@@ -634,12 +719,52 @@ mod tests {
     }
 
     #[test]
+    fn ignore_areas_from_config_and_store_are_ignored_on_both_images() {
+        let r = rig(None);
+        let b = r.baseline(&png(&[], 0));
+        let mut s = site(0.0, 0.1);
+        let new = || png(&[(1, 1), (8, 8)], 0);
+        let c = r.compare(&s, new(), Some(b.clone()));
+        assert_eq!((c.record.diff_pixels, c.record.change), (2, PageChange::Changed));
+        let top_left = Rect { x: 0, y: 0, width: 3, height: 3 };
+        s.ignore_areas = vec![crate::config::ConfigIgnoreArea { key: "*".into(), rect: top_left }];
+        let c = r.compare(&s, new(), Some(b.clone()));
+        assert_eq!((c.record.diff_pixels, c.record.ignored.clone()), (1, vec![top_left]));
+        let corner = Rect { x: 7, y: 7, width: 2, height: 2 };
+        r.comparer.store.add_ignore_area("docs", "/other", corner, "t").unwrap();
+        let c = r.compare(&s, new(), Some(b.clone()));
+        assert_eq!(c.record.diff_pixels, 1, "another page's area does not apply");
+        r.comparer.store.add_ignore_area("docs", "/a", corner, "t").unwrap();
+        let c = r.compare(&s, new(), Some(b));
+        assert_eq!((c.record.diff_pixels, c.record.change), (0, PageChange::Unchanged));
+        assert_eq!(c.record.ignored, [top_left, corner]);
+        assert_eq!(c.record.distortion, Some(0.0));
+    }
+
+    #[test]
+    fn the_same_change_is_one_group_another_change_another() {
+        let r = rig(None);
+        let b = r.baseline(&png(&[], 0));
+        let s = site(0.0, 0.1);
+        let group =
+            |dots: &[(u32, u32)], level: u8| r.compare(&s, png(dots, level), Some(b.clone())).record.group;
+        let header = group(&[(1, 1), (2, 1)], 0);
+        assert!(header.is_some());
+        assert_eq!(header, group(&[(1, 1), (2, 1)], 0));
+        assert_ne!(header, group(&[(1, 1), (2, 1)], 90), "other pixels in the same place");
+        assert_ne!(header, group(&[(1, 6), (2, 6)], 0), "the same pixels elsewhere");
+        assert_eq!(group(&[], 0), None, "no change, no group");
+    }
+
+    #[test]
     fn a_page_without_baseline_is_new() {
         let r = rig(None);
         let c = r.compare(&site(0.0, 0.1), png(&[], 0), None);
         assert_eq!(c.record.change, PageChange::New);
         assert_eq!((c.record.distortion, c.record.baseline_png, c.record.baseline_crawl), (None, None, None));
-        assert_eq!(c.blobs.len(), 1, "no diff image");
+        assert_eq!(c.blobs.len(), 2, "the capture and its thumbnail, no diff image");
+        assert_eq!(c.record.thumb, Some(Hash::of(&c.blobs[1])));
+        assert_eq!(c.record.change_preview, None);
     }
 
     #[test]
@@ -651,7 +776,7 @@ mod tests {
         assert_eq!(c.record.change, PageChange::Unchanged);
         assert_eq!((c.record.distortion, c.record.score), (Some(0.0), Some(0.0)));
         assert_eq!(c.record.baseline_crawl, Some(b.crawl));
-        assert_eq!((c.record.diff, c.blobs.len()), (None, 1));
+        assert_eq!((c.record.diff, c.blobs.len(), c.record.group), (None, 2, None), "capture and thumbnail");
     }
 
     #[test]
@@ -666,6 +791,9 @@ mod tests {
         assert_eq!(c.record.regions.len(), 1);
         let diff_png = c.blobs.get(1).expect("the diff image is stored with the page");
         assert_eq!(c.record.diff, Some(Hash::of(diff_png)));
+        let previews: Vec<Hash> = c.blobs[2..].iter().map(|b| Hash::of(b)).collect();
+        assert_eq!(previews, [c.record.thumb.unwrap(), c.record.change_preview.unwrap()]);
+        assert!(c.record.group.as_ref().is_some_and(|g| g.len() == GROUP_ID_LEN));
 
         let c = r.compare(&site(0.05, 0.1), new, Some(b));
         assert_eq!(c.record.change, PageChange::Unchanged, "1% is under a 5% max_distortion");

@@ -72,6 +72,15 @@ pub enum ReviewError {
         #[source]
         source: StoreError,
     },
+    #[error("cannot approve change group {group:?} of crawl {crawl}")]
+    ApproveGroup {
+        crawl: u64,
+        group: String,
+        #[source]
+        source: StoreError,
+    },
+    #[error("not found: crawl {crawl} has no change group {group:?}")]
+    NoSuchGroup { crawl: u64, group: String },
     #[error("cannot count the crawls of {site:?} waiting for review")]
     Pending {
         site: String,
@@ -96,7 +105,7 @@ pub enum ReviewErrorKind {
 impl ReviewError {
     pub fn kind(&self) -> ReviewErrorKind {
         match self {
-            ReviewError::UnknownSite { .. } => ReviewErrorKind::NotFound,
+            ReviewError::UnknownSite { .. } | ReviewError::NoSuchGroup { .. } => ReviewErrorKind::NotFound,
             ReviewError::AlreadyRunning { .. } => ReviewErrorKind::Conflict,
             ReviewError::ShuttingDown { .. } | ReviewError::Scheduler { .. } => ReviewErrorKind::Unavailable,
             ReviewError::NotStarted { .. } => ReviewErrorKind::Internal,
@@ -104,6 +113,7 @@ impl ReviewError {
             | ReviewError::ApprovePage { source, .. }
             | ReviewError::Restore { source, .. }
             | ReviewError::RestorePage { source, .. }
+            | ReviewError::ApproveGroup { source, .. }
             | ReviewError::Pending { source, .. } => match source {
                 StoreError::NoSuchCrawl { .. }
                 | StoreError::NoSuchPage { .. }
@@ -171,6 +181,14 @@ fn moves_summary(moved: &[BaselineMove]) -> String {
         parts.push(format!("and {} more", moved.len() - LOGGED_MOVES));
     }
     parts.join(", ")
+}
+
+/// What approving a change group did: the crawl afterwards and the pages approved.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GroupApproval {
+    pub crawl: CrawlRecord,
+    pub group: String,
+    pub approved: Vec<String>,
 }
 
 /// The review actions on one store.
@@ -245,6 +263,37 @@ impl Review {
         }
         self.refresh_pending()?;
         Ok(done)
+    }
+
+    /// Approve every pending page of change group `group` of a crawl (blocking): page by page, as
+    /// [`Review::approve_page`] (the last pending page of the crawl approves the crawl).
+    pub fn approve_group(&self, crawl: u64, group: &str) -> Result<GroupApproval, ReviewError> {
+        let err = |source| ReviewError::ApproveGroup { crawl, group: group.to_string(), source };
+        let pages = self.store.pages(crawl).map_err(err)?;
+        if !crate::groups::change_groups(&pages).iter().any(|g| g.id == group) {
+            return Err(ReviewError::NoSuchGroup { crawl, group: group.to_string() });
+        }
+        let keys = crate::groups::pending_keys(&pages, group);
+        let mut rec = None;
+        for key in &keys {
+            let done = self.store.approve_page(crawl, key).map_err(err)?;
+            if done.crawl_approved {
+                self.count_verdict(&done.crawl);
+            }
+            rec = Some(done.crawl);
+        }
+        let rec = match rec {
+            Some(r) => r,
+            None => self
+                .store
+                .crawl(crawl)
+                .map_err(err)?
+                .ok_or(StoreError::NoSuchCrawl { id: crawl })
+                .map_err(err)?,
+        };
+        tracing::info!(crawl, site = %rec.site, group, pages = keys.len(), "change group approved");
+        self.refresh_pending()?;
+        Ok(GroupApproval { crawl: rec, group: group.to_string(), approved: keys })
     }
 
     /// Restore one page of an older crawl as its key's baseline, on purpose (blocking, logged).

@@ -26,8 +26,10 @@ pub const MAX_IMAGE_BYTES: usize = 32 * 1024 * 1024;
 pub const MAX_IMAGE_PIXELS: u64 = 100_000_000;
 /// Longest page key accepted.
 pub const MAX_KEY_LEN: usize = 2048;
-/// The file extension of uploaded images.
+/// The file extension of uploaded PNG images.
 pub const PNG_EXTENSION: &str = ".png";
+/// Every file extension of uploaded images (JPEG and WebP are stored as PNG).
+pub const IMAGE_EXTENSIONS: [&str; 4] = [PNG_EXTENSION, ".jpg", ".jpeg", ".webp"];
 
 /// Why an upload was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +46,21 @@ pub enum UploadError {
         name: String,
         #[source]
         source: png::DecodingError,
+    },
+    #[error("site {site}: {name}: not a readable {format} image: {source}")]
+    NotImage {
+        site: String,
+        name: String,
+        format: &'static str,
+        #[source]
+        source: Box<image::ImageError>,
+    },
+    #[error("site {site}: {name}: cannot convert it to PNG: {source}")]
+    Convert {
+        site: String,
+        name: String,
+        #[source]
+        source: crate::diff::DiffError,
     },
     #[error("site {site}: {name}: {width}x{height} is more than {MAX_IMAGE_PIXELS} pixels")]
     TooManyPixels { site: String, name: String, width: u32, height: u32 },
@@ -85,10 +102,10 @@ pub struct UploadedImage {
 /// The page key a file name stands for (see the module docs); `None` when it is not a `.png` name.
 pub fn key_from_file_name(name: &str) -> Result<String, String> {
     let lower = name.to_ascii_lowercase();
-    if !lower.ends_with(PNG_EXTENSION) {
-        return Err(format!("the name does not end in {PNG_EXTENSION}"));
-    }
-    let stem = &name[..name.len() - PNG_EXTENSION.len()];
+    let Some(ext) = IMAGE_EXTENSIONS.iter().find(|e| lower.ends_with(*e)) else {
+        return Err(format!("the name does not end in {}", IMAGE_EXTENSIONS.join(", ")));
+    };
+    let stem = &name[..name.len() - ext.len()];
     let stem = stem.replace('\\', "/");
     let decoded =
         percent_decode_str(&stem).decode_utf8().map_err(|_| "not UTF-8 once decoded".to_string())?;
@@ -132,7 +149,35 @@ pub fn png_size(site: &str, name: &str, bytes: &[u8]) -> Result<(u32, u32), Uplo
     Ok((width, height))
 }
 
-/// Every `*.png` under `dir` (recursively), keyed by its path relative to `dir`.
+/// Width and height of an uploaded PNG, JPEG or WebP image (from its header), refusing other
+/// files and oversized images.
+pub fn image_size(site: &str, name: &str, bytes: &[u8]) -> Result<(u32, u32), UploadError> {
+    use crate::diff::ImageFormat;
+    let format = match ImageFormat::sniff(bytes) {
+        Some(ImageFormat::Jpeg) => (ImageFormat::Jpeg, image::ImageFormat::Jpeg),
+        Some(ImageFormat::WebP) => (ImageFormat::WebP, image::ImageFormat::WebP),
+        _ => return png_size(site, name, bytes),
+    };
+    let (site, name) = (site.to_string(), name.to_string());
+    if bytes.len() > MAX_IMAGE_BYTES {
+        return Err(UploadError::TooBig { site, name, bytes: bytes.len() });
+    }
+    let (width, height) = image::ImageReader::with_format(Cursor::new(bytes), format.1)
+        .into_dimensions()
+        .map_err(|source| UploadError::NotImage {
+            site: site.clone(),
+            name: name.clone(),
+            format: format.0.as_str(),
+            source: Box::new(source),
+        })?;
+    if u64::from(width) * u64::from(height) > MAX_IMAGE_PIXELS {
+        return Err(UploadError::TooManyPixels { site, name, width, height });
+    }
+    Ok((width, height))
+}
+
+/// Every `*.png`, `*.jpg`, `*.jpeg` and `*.webp` under `dir` (recursively), keyed by its path
+/// relative to `dir`.
 pub fn read_dir_images(site: &str, dir: &Path) -> Result<Vec<UploadedImage>, UploadError> {
     let read_err =
         |path: &Path, source| UploadError::Read { site: site.to_string(), path: path.to_path_buf(), source };
@@ -147,8 +192,10 @@ pub fn read_dir_images(site: &str, dir: &Path) -> Result<Vec<UploadedImage>, Upl
                 stack.push(path);
                 continue;
             }
-            let is_png =
-                path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("png"));
+            let is_png = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| x[1..].eq_ignore_ascii_case(e)));
             if !ty.is_file() || !is_png {
                 continue;
             }
@@ -202,7 +249,7 @@ fn check_images(site: &str, images: &[UploadedImage]) -> Result<Vec<(u32, u32)>,
                 second: img.name.clone(),
             });
         }
-        sizes.push(png_size(site, &img.name, &img.png)?);
+        sizes.push(image_size(site, &img.name, &img.png)?);
     }
     Ok(sizes)
 }
@@ -220,6 +267,22 @@ pub fn ingest(
     let name = site.name.as_str();
     let store_err = |source| UploadError::Store { site: name.to_string(), source };
     let sizes = check_images(name, &images)?;
+    // JPEG and WebP are decoded and stored as PNG (what captures are, and what the diff streams).
+    let images: Vec<UploadedImage> = images
+        .into_par_iter()
+        .map(|mut img| {
+            if let std::borrow::Cow::Owned(png) =
+                crate::diff::to_png(&img.png, &img.name).map_err(|source| UploadError::Convert {
+                    site: name.to_string(),
+                    name: img.name.clone(),
+                    source,
+                })?
+            {
+                img.png = png;
+            }
+            Ok(img)
+        })
+        .collect::<Result<_, UploadError>>()?;
     let store = &comparer.store;
     let basis = store.comparison_basis(name).map_err(store_err)?;
     let baselines = &basis.baselines;

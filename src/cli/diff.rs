@@ -1,4 +1,4 @@
-//! `sitediff diff A.png B.png`: compare two PNG files with the pixelmatch-exact engine.
+//! `sitediff diff A.png B.png`: compare two PNG, JPEG or WebP files with the pixelmatch-exact engine.
 //! Exit 0 no differing pixel, 1 different, 2 error (returned as `Err`, printed by `main`).
 
 use std::fs::File;
@@ -61,7 +61,16 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
     });
     let (a, b) = (a?, b?);
     let (na, nb) = (args.a.display().to_string(), args.b.display().to_string());
-    let (sa, sb) = (ImageSource::Png { bytes: &a, name: &na }, ImageSource::Png { bytes: &b, name: &nb });
+    // PNG pairs take the streaming path; JPEG and WebP (either side) are decoded whole first.
+    let png = |bytes: &[u8]| diff::ImageFormat::sniff(bytes) == Some(diff::ImageFormat::Png);
+    let decoded = match png(&a) && png(&b) {
+        true => None,
+        false => Some((diff::decode_image(&a, &na)?, diff::decode_image(&b, &nb)?)),
+    };
+    let (sa, sb) = match &decoded {
+        None => (ImageSource::Png { bytes: &a, name: &na }, ImageSource::Png { bytes: &b, name: &nb }),
+        Some((ia, ib)) => (ImageSource::Decoded(ia), ImageSource::Decoded(ib)),
+    };
     let outcome = match &args.out {
         Some(path) => {
             let file =
@@ -90,7 +99,7 @@ fn warm_repeat(
     n: usize,
     with_png: bool,
 ) -> anyhow::Result<()> {
-    let (ia, ib) = (diff::decode_png(a, na)?, diff::decode_png(b, nb)?);
+    let (ia, ib) = (diff::decode_image(a, na)?, diff::decode_image(b, nb)?);
     let mut buf = Vec::new();
     let mut times = Vec::with_capacity(n);
     for _ in 0..n {

@@ -23,6 +23,7 @@ pub mod ready;
 pub mod remote;
 pub mod report;
 pub mod plugin_new;
+pub mod rescore;
 pub mod review;
 pub mod serve;
 pub mod status;
@@ -74,7 +75,7 @@ pub enum Command {
     Reject(review::ReviewArgs),
     /// Show sites, crawls and changed pages.
     Status(status::StatusArgs),
-    /// Compare two PNG images.
+    /// Compare two images (PNG, JPEG or WebP).
     Diff(diff::DiffArgs),
     /// Pair Diff: crawl the head prefix and compare every page with the base prefix's.
     Pair(pair::PairArgs),
@@ -88,6 +89,8 @@ pub enum Command {
     Restore(backup::RestoreArgs),
     /// Validate the config file (sites, plugins, write token) without starting; exit 0 or 2.
     CheckConfig(check::CheckArgs),
+    /// Compare a kept crawl's pages again from their stored images (after ignore areas changed).
+    Rescore(rescore::RescoreArgs),
     /// Validate or try a WebAssembly plugin.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
@@ -303,6 +306,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plugin(cmd) => plugin::run(&cmd),
         Command::Pair(args) => pair::run(&args),
         Command::Upload(args) => upload::run(&args),
+        Command::Rescore(args) => rescore::run(&args),
         Command::Report(args) => report::run(&args),
     }
 }

@@ -345,6 +345,17 @@ pub struct SiteConfig {
     pub incremental: bool,
     /// With `incremental`: every Nth crawl of the site renders every page (`None`: never forced).
     pub full_every: Option<u32>,
+    /// Rectangles ignored by the comparison on one page key or every page (`"*"`), besides the
+    /// ones reviewers store.
+    pub ignore_areas: Vec<ConfigIgnoreArea>,
+}
+
+/// One configured ignore area (`ignore_areas = [{ key, x, y, w, h }]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIgnoreArea {
+    /// A page key, or `"*"` for every page of the site.
+    pub key: String,
+    pub rect: crate::diff::Rect,
 }
 
 /// Capture options of one listed URL, over the site's.

@@ -143,6 +143,20 @@ pub struct RawSite {
     pub incremental: Option<bool>,
     /// With `incremental`: every Nth crawl renders every page.
     pub full_every: Option<u32>,
+    #[serde(default)]
+    pub ignore_areas: Vec<RawIgnoreArea>,
+}
+
+/// One entry of a site's `ignore_areas`: a rectangle (image pixels) ignored on one page key, or on
+/// every page with key `"*"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIgnoreArea {
+    pub key: String,
+    pub x: u32,
+    pub y: u32,
+    pub w: u32,
+    pub h: u32,
 }
 
 /// One entry of a site's `urls`: a URL, or a table with the URL and its own capture options.

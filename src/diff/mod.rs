@@ -16,6 +16,8 @@
 mod cache;
 mod codec;
 mod engine;
+mod formats;
+mod group;
 mod mask;
 mod pipeline;
 mod pixel;
@@ -29,6 +31,8 @@ use serde::{Deserialize, Serialize};
 
 pub use cache::{content_key, DecodedCache};
 pub use codec::PngRows;
+pub use formats::{decode_image, decode_png_rows, to_png, ImageFormat};
+pub use group::{change_signature, signature_rows};
 pub use mask::IgnoreMask;
 pub use regions::{MAX_REGIONS, MERGE_GAP};
 pub use stitch::{exact_difference, stitch_png};
@@ -82,6 +86,17 @@ pub enum DiffError {
     /// Tiles of one page that cannot be stitched (none, or of different widths).
     #[error("cannot stitch the tiles of {name}: {reason}")]
     Stitch { name: String, reason: String },
+    /// A JPEG or WebP input the `image` crate could not decode.
+    #[error("cannot decode {format} {name}: {source}")]
+    Image {
+        name: String,
+        format: &'static str,
+        #[source]
+        source: Box<image::ImageError>,
+    },
+    /// An input that is neither PNG, JPEG nor WebP.
+    #[error("cannot decode {name}: not a PNG, JPEG or WebP image")]
+    UnknownFormat { name: String },
     #[error("ignore mask has {got} pixels, expected {expected}")]
     MaskSize { expected: usize, got: usize },
 }

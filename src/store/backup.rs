@@ -14,7 +14,7 @@ use redb::{
 
 use super::error::{baseline_key, crawl_key, db_err, decode, page_key, StoreError};
 use super::model::{BaselineRecord, CrawlRecord, Hash, PageRecord};
-use super::schema::{BASELINES, BLOBS, CRAWLS, META, META_SCHEMA_VERSION, PAGES, SITE_CRAWLS};
+use super::schema::{BASELINES, BLOBS, CRAWLS, IGNORE_AREAS, META, META_SCHEMA_VERSION, PAGES, SITE_CRAWLS};
 use super::Store;
 
 /// What a backup or a verification saw.
@@ -58,11 +58,12 @@ fn copy_all(rtx: &ReadTransaction, wtx: &WriteTransaction) -> Result<(), StoreEr
     copy_table(rtx, wtx, PAGES)?;
     copy_table(rtx, wtx, BASELINES)?;
     copy_table(rtx, wtx, BLOBS)?;
+    copy_table(rtx, wtx, IGNORE_AREAS)?;
     Ok(())
 }
 
 /// The names of the tables [`copy_all`] copies.
-const KNOWN_TABLES: &[&str] = &["meta", "crawls", "site_crawls", "pages", "baselines", "blobs"];
+const KNOWN_TABLES: &[&str] = &["meta", "crawls", "site_crawls", "pages", "baselines", "blobs", "ignore_areas"];
 
 fn check_known_tables(rtx: &ReadTransaction) -> Result<(), StoreError> {
     const OP: &str = "listing the tables";

@@ -21,7 +21,7 @@ use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransacti
 
 use super::db_err;
 use super::error::StoreError;
-use super::schema::{META, META_SCHEMA_VERSION, SCHEMA_VERSION};
+use super::schema::{IGNORE_AREAS, META, META_SCHEMA_VERSION, SCHEMA_VERSION};
 
 /// One upgrade step: from schema `from` to `from + 1`, inside the upgrade's write transaction.
 pub(super) struct Step {
@@ -40,15 +40,28 @@ pub(super) const STEPS: &[Step] = &[
     },
     Step {
         from: 2,
-        what: "capture fingerprints, pages reused from an approved crawl (`reused_from`, count `reused`), incremental crawls",
-        run: v3_fingerprints,
+        what: "capture fingerprints, pages reused from an approved crawl (`reused_from`, count `reused`), incremental crawls; review at scale: page thumbnails, change previews, change groups, applied ignore areas, the ignore_areas table",
+        run: v3,
     },
 ];
+
+/// Schema 3: issue 19's fingerprints and issue 20's review-at-scale fields and table.
+fn v3(wtx: &WriteTransaction) -> Result<(), StoreError> {
+    v3_fingerprints(wtx)?;
+    v3_review(wtx)
+}
 
 /// Schema 3 (issue 19) only adds record fields with defaults (`fingerprint`, `reused_from`,
 /// `counts.reused`, `incremental`): every schema-2 record reads as it is (not fingerprinted:
 /// never reused, not reused, a full crawl).
 fn v3_fingerprints(_: &WriteTransaction) -> Result<(), StoreError> {
+    Ok(())
+}
+
+/// Schema 3 (review at scale) adds page record fields with defaults (an older page simply has no
+/// thumbnail, preview or group) and the `ignore_areas` table, created here.
+fn v3_review(wtx: &WriteTransaction) -> Result<(), StoreError> {
+    wtx.open_table(IGNORE_AREAS).map_err(db_err("creating the ignore_areas table"))?;
     Ok(())
 }
 

@@ -11,6 +11,7 @@
 
 mod backup;
 mod error;
+mod ignore;
 pub mod migrate;
 pub mod model;
 mod read;
@@ -241,6 +242,7 @@ impl Store {
             wtx.open_table(PAGES).map_err(db_err(OP))?;
             wtx.open_table(BASELINES).map_err(db_err(OP))?;
             wtx.open_table(BLOBS).map_err(db_err(OP))?;
+            wtx.open_table(IGNORE_AREAS).map_err(db_err(OP))?;
         }
         wtx.commit().map_err(db_err(OP))
     }

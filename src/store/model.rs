@@ -470,6 +470,36 @@ pub struct PageRecord {
     /// The capture is the approved one of this crawl, reused without rendering (schema 3).
     #[serde(default)]
     pub reused_from: Option<u64>,
+    /// JPEG thumbnail of the top of the capture (schema 3).
+    #[serde(default)]
+    pub thumb: Option<Hash>,
+    /// JPEG crop of the diff image around the first changed region (schema 3).
+    #[serde(default)]
+    pub change_preview: Option<Hash>,
+    /// The change group of a page with differences: pages with the same group show the same
+    /// change (see `crate::group`) (schema 3).
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Ignore areas (config and stored) applied to this comparison, image pixels (schema 3).
+    #[serde(default)]
+    pub ignored: Vec<Rect>,
+}
+
+impl PageRecord {
+    /// Every artifact the record names (for retention's mark phase).
+    pub fn artifacts(&self) -> impl Iterator<Item = Hash> {
+        [
+            self.png,
+            self.html,
+            self.diff,
+            self.baseline_png,
+            self.baseline_html,
+            self.thumb,
+            self.change_preview,
+        ]
+        .into_iter()
+        .flatten()
+    }
 }
 
 /// What one capture was made from (issue 19): a later crawl reuses the capture only when every
@@ -547,6 +577,10 @@ impl PageRecord {
             referrer: None,
             fingerprint: None,
             reused_from: None,
+            thumb: None,
+            change_preview: None,
+            group: None,
+            ignored: Vec::new(),
         }
     }
 
@@ -565,6 +599,31 @@ pub struct BaselineRecord {
     pub width: u32,
     pub height: u32,
     pub approved_at: i64,
+}
+
+/// Which pages an ignore area applies to: every page of its site (`"*"`), or one page key.
+pub const IGNORE_EVERY_PAGE: &str = "*";
+
+/// A rectangle excluded from the comparison of a site's pages (on baseline and capture alike),
+/// drawn by a reviewer and stored (schema 3); the config's `ignore_areas` have the same shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IgnoreArea {
+    pub id: u64,
+    pub site: String,
+    /// A page key, or [`IGNORE_EVERY_PAGE`].
+    pub key: String,
+    pub rect: Rect,
+    /// Who saved it (the API's `by`, or the UI's "reviewer").
+    pub created_by: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+}
+
+impl IgnoreArea {
+    /// Whether the area applies to page `key`.
+    pub fn applies_to(&self, key: &str) -> bool {
+        self.key == IGNORE_EVERY_PAGE || self.key == key
+    }
 }
 
 /// Milliseconds since the Unix epoch, now.

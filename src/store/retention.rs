@@ -63,12 +63,7 @@ impl Store {
                     let (k, v) = entry.map_err(db_err(OP))?;
                     let (crawl, key) = k.value();
                     let p: PageRecord = decode("page", || page_key(crawl, key), v.value())?;
-                    live.extend(
-                        [p.png, p.html, p.diff, p.baseline_png, p.baseline_html]
-                            .into_iter()
-                            .flatten()
-                            .map(|h| h.0),
-                    );
+                    live.extend(p.artifacts().map(|h| h.0));
                 }
                 for entry in baselines.iter().map_err(db_err(OP))? {
                     let (k, v) = entry.map_err(db_err(OP))?;

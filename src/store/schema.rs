@@ -12,6 +12,7 @@ pub const SCHEMA_VERSION: u64 = 3;
 /// Keys of [`META`].
 pub const META_SCHEMA_VERSION: &str = "schema_version";
 pub const META_NEXT_CRAWL_ID: &str = "next_crawl_id";
+pub const META_NEXT_IGNORE_ID: &str = "next_ignore_id";
 
 /// Counters and the schema version.
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -25,3 +26,5 @@ pub const PAGES: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("pag
 pub const BASELINES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("baselines");
 /// blake3 hash -> artifact bytes (PNG, HTML, diff image), stored once.
 pub const BLOBS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("blobs");
+/// (site, ignore area id) -> `IgnoreArea` (JSON) (schema 3).
+pub const IGNORE_AREAS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("ignore_areas");

@@ -12,6 +12,7 @@ use super::app::App;
 use super::data::{blocking, ApiCrawl, PageFilter, PageSummary};
 use super::error::RequestError;
 use super::http::{json, Request, Response};
+use super::rescoring::NewArea;
 use crate::review::Verdict;
 use crate::store::{CrawlRecord, CrawlStatus};
 
@@ -289,4 +290,49 @@ pub async fn reload(app: &Arc<App>) -> Result<Response, RequestError> {
         )),
         Err(e) => Err(RequestError::internal("reloading the config", e)),
     }
+}
+
+/// `GET /api/sites/{site}/ignore`: the site's ignore areas, configured and stored.
+pub async fn ignore_areas(app: &Arc<App>, site: String) -> Result<Response, RequestError> {
+    let areas = app.ignore_areas(site.clone()).await?;
+    Ok(json(StatusCode::OK, &serde_json::json!({ "site": site, "areas": areas })))
+}
+
+/// `POST /api/sites/{site}/ignore` with `{key, x, y, w, h[, by]}`: 201 with the stored area and
+/// the re-score of the site's current crawl.
+pub async fn add_ignore(app: &Arc<App>, req: &Request, site: String) -> Result<Response, RequestError> {
+    let body = req.body.as_ref().map_err(RequestError::from)?;
+    let area: NewArea = serde_json::from_slice(body)
+        .map_err(|e| RequestError::bad_request(format!("ignore area: {e} (send {{key, x, y, w, h}})")))?;
+    let done = app.add_ignore_area(site, area, "api").await?;
+    Ok(json(StatusCode::CREATED, &done))
+}
+
+/// `DELETE /api/sites/{site}/ignore/{id}`: the removed area and the re-score.
+pub async fn remove_ignore(app: &Arc<App>, site: String, id: u64) -> Result<Response, RequestError> {
+    let done = app.remove_ignore_area(site, id).await?;
+    Ok(json(StatusCode::OK, &done))
+}
+
+/// `POST /api/crawls/{id}/rescore`: compare the crawl's pages again from the stored images.
+pub async fn rescore(app: &Arc<App>, id: u64) -> Result<Response, RequestError> {
+    let done = app.rescore(id).await?;
+    Ok(json(StatusCode::OK, &done))
+}
+
+/// `GET /api/crawls/{id}/groups`: the crawl's change groups, biggest first.
+pub async fn groups(app: &Arc<App>, id: u64) -> Result<Response, RequestError> {
+    let groups = app.groups(id).await?;
+    Ok(json(StatusCode::OK, &serde_json::json!({ "crawl": id, "groups": groups })))
+}
+
+/// `POST /api/crawls/{id}/groups/{group}/approve`: the crawl afterwards and the pages approved.
+pub async fn approve_group(app: &Arc<App>, id: u64, group: String) -> Result<Response, RequestError> {
+    let done = app.approve_group(id, group).await?;
+    let body = serde_json::json!({
+        "crawl": ApiCrawl::from(done.crawl),
+        "group": done.group,
+        "approved": done.approved,
+    });
+    Ok(json(StatusCode::OK, &body))
 }

@@ -131,6 +131,82 @@ pub struct PageSummary {
     pub referrer: Option<String>,
     /// The approved crawl whose capture was reused without rendering (incremental crawls).
     pub reused_from: Option<u64>,
+    /// Small previews (JPEG): the top of the capture, and the crop around the first change.
+    pub thumb: Option<Hash>,
+    pub change_preview: Option<Hash>,
+    /// The change group of a changed page (`GET /api/crawls/{id}/groups`).
+    pub group: Option<String>,
+}
+
+/// Where an ignore area comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AreaSource {
+    /// The site's `ignore_areas` in the config file (read-only here).
+    Config,
+    /// Saved by a reviewer (UI or API).
+    Stored,
+}
+
+/// One ignore area as listed.
+#[derive(Debug, Clone, Serialize)]
+pub struct ListedArea {
+    /// Stored areas only.
+    pub id: Option<u64>,
+    pub source: AreaSource,
+    pub key: String,
+    pub x: u32,
+    pub y: u32,
+    pub w: u32,
+    pub h: u32,
+    pub created_by: Option<String>,
+    pub created_at: Option<i64>,
+}
+
+/// Page keys shown per change group in the crawl view.
+pub const GROUP_KEYS_SHOWN: usize = 5;
+
+/// A change group as the crawl view shows it.
+#[derive(Debug, Clone)]
+pub struct GroupRow {
+    pub id: String,
+    pub pages: usize,
+    pub pending: usize,
+    pub representative: String,
+    pub preview: Option<Hash>,
+    /// The first [`GROUP_KEYS_SHOWN`] keys.
+    pub keys: Vec<String>,
+}
+
+/// The change groups among a crawl's pages, biggest first (as [`crate::groups::change_groups`]).
+pub fn group_rows(pages: &[PageSummary]) -> Vec<GroupRow> {
+    let mut rows: Vec<GroupRow> = Vec::new();
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut changed: Vec<&PageSummary> =
+        pages.iter().filter(|p| p.change_kind == PageChange::Changed).collect();
+    changed.sort_by(|a, b| a.key.cmp(&b.key));
+    for p in changed {
+        let Some(id) = p.group.as_deref() else { continue };
+        let i = *index.entry(id).or_insert_with(|| {
+            rows.push(GroupRow {
+                id: id.to_string(),
+                pages: 0,
+                pending: 0,
+                representative: p.key.clone(),
+                preview: p.change_preview.or(p.diff),
+                keys: Vec::new(),
+            });
+            rows.len() - 1
+        });
+        let g = &mut rows[i];
+        g.pages += 1;
+        g.pending += usize::from(!p.approved);
+        if g.keys.len() < GROUP_KEYS_SHOWN {
+            g.keys.push(p.key.clone());
+        }
+    }
+    rows.sort_by(|a, b| b.pages.cmp(&a.pages).then_with(|| a.id.cmp(&b.id)));
+    rows
 }
 
 /// One rectangle the comparison ignored on both images: the `mask_selectors` entry it belongs to
@@ -194,6 +270,9 @@ impl From<&PageRecord> for PageSummary {
             masked: masked_rects(p),
             referrer: p.referrer.clone(),
             reused_from: p.reused_from,
+            thumb: p.thumb,
+            change_preview: p.change_preview,
+            group: p.group.clone(),
         }
     }
 }
@@ -274,6 +353,8 @@ pub struct Listing {
     pub counts: [usize; FILTER_COUNT],
     /// The site's newest approval ([`Store::newest_approval`]): an older crawl can only be restored.
     pub newest_approval: Option<u64>,
+    /// The crawl's change groups, biggest first.
+    pub groups: Vec<GroupRow>,
 }
 
 /// Everything the page view shows.
@@ -363,7 +444,8 @@ impl Catalog {
         let total = counts[PageFilter::ALL.iter().position(|f| *f == filter).unwrap_or(0)];
         let pages = matching.skip(offset).take(limit).cloned().collect();
         let newest_approval = self.store.newest_approval(&crawl.site)?;
-        Ok(Listing { crawl, filter, total, offset, pages, counts, newest_approval })
+        let groups = group_rows(&all);
+        Ok(Listing { crawl, filter, total, offset, pages, counts, newest_approval, groups })
     }
 
     /// Overviews of every configured site and every site with crawls (blocking).

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use warp::http::StatusCode;
 
+use crate::rescore::RescoreError;
 use crate::review::{ReviewError, ReviewErrorKind};
 use crate::store::StoreError;
 use crate::upload::UploadError;
@@ -59,6 +60,8 @@ pub enum RequestError {
     Upload(#[from] UploadError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Rescore(#[from] RescoreError),
     #[error("internal error while {op}")]
     Internal {
         op: &'static str,
@@ -116,6 +119,13 @@ impl RequestError {
                 | StoreError::OlderThanApproved { .. }
                 | StoreError::OlderThanBaseline { .. } => StatusCode::CONFLICT,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            RequestError::Rescore(e) => match e {
+                RescoreError::NoSuchCrawl { .. } => StatusCode::NOT_FOUND,
+                RescoreError::OtherSite { .. }
+                | RescoreError::NotFinished { .. }
+                | RescoreError::Pair { .. } => StatusCode::CONFLICT,
+                RescoreError::Store { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             },
             RequestError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }

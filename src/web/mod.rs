@@ -12,6 +12,7 @@
 //!   read from the store with a listing cache), `assets` (embedded CSS/JS), `templates` (HTML);
 //! - `app` (the state every handler gets, and the review actions of `crate::review` run off the
 //!   async threads);
+//! - `rescoring` (ignore areas, re-scores and change groups, as the web runs them);
 //! - handlers: `api` (JSON), `ui` (HTML, sessions), `upload` (multipart screenshots), `artifacts`;
 //! - `routes`: the one place that knows the routes (the route table, warp filters for `/metrics`,
 //!   `/healthz`, `/demo/`), how each route family renders errors, and the body limits.
@@ -26,6 +27,7 @@ mod data;
 mod error;
 mod hosts;
 mod http;
+mod rescoring;
 mod routes;
 mod server;
 mod state;

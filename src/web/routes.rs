@@ -25,6 +25,8 @@ enum Methods {
     Read,
     Write,
     ReadWrite,
+    /// DELETE only (API).
+    Delete,
 }
 
 impl Methods {
@@ -34,8 +36,14 @@ impl Methods {
             Methods::Read => read,
             Methods::Write => *m == Method::POST,
             Methods::ReadWrite => read || *m == Method::POST,
+            Methods::Delete => *m == Method::DELETE,
         }
     }
+}
+
+/// Whether a request writes (needs the write checks): anything but GET and HEAD.
+fn writes(m: &Method) -> bool {
+    *m != Method::GET && *m != Method::HEAD
 }
 
 /// A route family: how its errors look.
@@ -61,6 +69,12 @@ enum UiRoute {
     ApprovePage(u64),
     /// GET: what restoring the crawl (or `?key=` one page) would move; POST: restore it.
     Restore(u64),
+    /// POST: approve every pending page of a change group.
+    ApproveGroup(u64, String),
+    /// POST: save an ignore area (form) and re-score.
+    SaveIgnore(String),
+    /// POST: remove a stored ignore area and re-score.
+    RemoveIgnore(String, u64),
 }
 
 /// The JSON API's routes.
@@ -80,6 +94,13 @@ enum ApiRoute {
     Pair,
     Backup,
     Reload,
+    /// GET: list; POST: save one (and re-score).
+    Ignore(String),
+    /// DELETE: remove one stored area (and re-score).
+    IgnoreArea(String, u64),
+    Rescore(u64),
+    Groups(u64),
+    ApproveGroup(u64, String),
 }
 
 /// Every route of the app, its path parameters decoded.
@@ -87,6 +108,8 @@ enum Route {
     Ui(UiRoute),
     Api(ApiRoute),
     Artifact(String),
+    /// Rows `FROM-TO` of a PNG artifact (strips of tall pages).
+    ArtifactRows(String, String),
     Asset(&'static Asset),
 }
 
@@ -122,15 +145,31 @@ fn table(segs: &[&str]) -> Result<(Route, Methods), RequestError> {
         ["crawls", id, "page"] => (Ui(U::Page(parse_id(id)?)), Read),
         ["crawls", id, "page", "approve"] => (Ui(U::ApprovePage(parse_id(id)?)), Write),
         ["crawls", id, "restore"] => (Ui(U::Restore(parse_id(id)?)), ReadWrite),
+        ["crawls", id, "groups", group, "approve"] => {
+            (Ui(U::ApproveGroup(parse_id(id)?, decode_segment(group)?)), Write)
+        }
+        ["sites", site, "ignore"] => (Ui(U::SaveIgnore(decode_segment(site)?)), Write),
+        ["sites", site, "ignore", id, "remove"] => {
+            (Ui(U::RemoveIgnore(decode_segment(site)?, parse_id(id)?)), Write)
+        }
         // The JSON API.
         ["api", "sites"] => (Api(A::Sites), Read),
         ["api", "sites", site, "crawls"] => (Api(A::SiteCrawls(decode_segment(site)?)), Read),
         ["api", "sites", site, "crawl"] => (Api(A::TriggerCrawl(decode_segment(site)?)), Write),
         ["api", "sites", site, "uploads"] => (Api(A::Upload(decode_segment(site)?)), Write),
+        ["api", "sites", site, "ignore"] => (Api(A::Ignore(decode_segment(site)?)), ReadWrite),
+        ["api", "sites", site, "ignore", id] => {
+            (Api(A::IgnoreArea(decode_segment(site)?, parse_id(id)?)), Methods::Delete)
+        }
         ["api", "crawls", id] => (Api(A::Crawl(parse_id(id)?)), Read),
         ["api", "crawls", id, "progress"] => (Api(A::Progress(parse_id(id)?)), Read),
         ["api", "crawls", id, "records"] => (Api(A::Records(parse_id(id)?)), Read),
         ["api", "pairs"] => (Api(A::Pair), Write),
+        ["api", "crawls", id, "rescore"] => (Api(A::Rescore(parse_id(id)?)), Write),
+        ["api", "crawls", id, "groups"] => (Api(A::Groups(parse_id(id)?)), Read),
+        ["api", "crawls", id, "groups", group, "approve"] => {
+            (Api(A::ApproveGroup(parse_id(id)?, decode_segment(group)?)), Write)
+        }
         ["api", "crawls", id, "approve"] => (Api(A::Verdict(parse_id(id)?, approve)), Write),
         ["api", "crawls", id, "reject"] => (Api(A::Verdict(parse_id(id)?, reject)), Write),
         ["api", "crawls", id, "restore"] => (Api(A::Restore(parse_id(id)?)), Write),
@@ -145,6 +184,7 @@ fn table(segs: &[&str]) -> Result<(Route, Methods), RequestError> {
         ["api", ..] => return Err(RequestError::not_found("API route")),
         // Stored artifacts by hash (the handler checks the hash, after the method) and UI assets.
         ["artifacts", hex] => (Route::Artifact(hex.to_string()), Read),
+        ["artifacts", hex, "rows", range] => (Route::ArtifactRows(hex.to_string(), range.to_string()), Read),
         ["artifacts", ..] => return Err(RequestError::not_found("artifact")),
         ["static", name] => {
             (Route::Asset(assets::find(name).ok_or_else(|| RequestError::not_found("asset"))?), Read)
@@ -180,11 +220,14 @@ async fn handle(
             let result = ui_route(&app, &req, &visit, r).await;
             visit.finish(&app, result)
         }
-        Ok((Route::Api(r), methods)) => {
-            api_route(&app, req, r, methods, upload).await.unwrap_or_else(|e| http::json_error(&e))
+        Ok((Route::Api(r), _)) => {
+            api_route(&app, req, r, upload).await.unwrap_or_else(|e| http::json_error(&e))
         }
         Ok((Route::Artifact(hex), _)) => {
             artifacts::serve(&app, &req, &hex).await.unwrap_or_else(|e| http::text_error(&e))
+        }
+        Ok((Route::ArtifactRows(hex, range), _)) => {
+            artifacts::serve_rows(&app, &hex, &range).await.unwrap_or_else(|e| http::text_error(&e))
         }
         Ok((Route::Asset(asset), _)) => assets::serve(asset),
         Err(e) => match family {
@@ -212,6 +255,9 @@ async fn ui_route(app: &Arc<App>, req: &Request, visit: &Visit, route: UiRoute) 
         UiRoute::ApprovePage(id) => ui::approve_page(app, req, visit, id).await,
         UiRoute::Restore(id) if req.method == Method::POST => ui::restore(app, req, visit, id).await,
         UiRoute::Restore(id) => ui::restore_confirm(app, req, visit, id).await,
+        UiRoute::ApproveGroup(id, group) => ui::approve_group(app, req, visit, id, group).await,
+        UiRoute::SaveIgnore(site) => ui::save_ignore(app, req, visit, site).await,
+        UiRoute::RemoveIgnore(site, id) => ui::remove_ignore(app, req, visit, site, id).await,
     }
 }
 
@@ -219,10 +265,9 @@ async fn api_route(
     app: &Arc<App>,
     req: Request,
     route: ApiRoute,
-    methods: Methods,
     upload: Option<BodyStream>,
 ) -> Result<Response, RequestError> {
-    if methods == Methods::Write {
+    if writes(&req.method) {
         if matches!(route, ApiRoute::Upload(_)) {
             // A refused upload says 401, whatever its size (its body is not read before).
             app.auth.authorize_write(&req)?;
@@ -249,6 +294,12 @@ async fn api_route(
         ApiRoute::Pair => api::pair(app, &req).await,
         ApiRoute::Backup => api::backup(app, &req).await,
         ApiRoute::Reload => api::reload(app).await,
+        ApiRoute::Ignore(site) if req.method == Method::POST => api::add_ignore(app, &req, site).await,
+        ApiRoute::Ignore(site) => api::ignore_areas(app, site).await,
+        ApiRoute::IgnoreArea(site, id) => api::remove_ignore(app, site, id).await,
+        ApiRoute::Rescore(id) => api::rescore(app, id).await,
+        ApiRoute::Groups(id) => api::groups(app, id).await,
+        ApiRoute::ApproveGroup(id, group) => api::approve_group(app, id, group).await,
     }
 }
 
@@ -416,6 +467,12 @@ mod tests {
         assert_eq!(resolved("/api/crawls/2/progress"), (Family::Api, Ok(Methods::Read)));
         assert_eq!(resolved("/api/crawls/2/records"), (Family::Api, Ok(Methods::Read)));
         assert_eq!(resolved("/api/pairs"), (Family::Api, Ok(Methods::Write)));
+        assert_eq!(resolved("/api/sites/docs/ignore"), (Family::Api, Ok(Methods::ReadWrite)));
+        assert_eq!(resolved("/api/sites/docs/ignore/3"), (Family::Api, Ok(Methods::Delete)));
+        assert_eq!(resolved("/api/crawls/2/rescore"), (Family::Api, Ok(Methods::Write)));
+        assert_eq!(resolved("/api/crawls/2/groups/ab/approve"), (Family::Api, Ok(Methods::Write)));
+        assert!(Methods::Delete.allow(&Method::DELETE) && !Methods::Delete.allow(&Method::GET));
+        assert!(writes(&Method::DELETE) && writes(&Method::POST) && !writes(&Method::HEAD));
         assert_eq!(resolved("/api"), (Family::Api, Err(404)));
         assert_eq!(resolved("/api/sites/docs"), (Family::Api, Err(404)));
         assert_eq!(resolved("/artifacts/zz"), (Family::Artifact, Ok(Methods::Read)));

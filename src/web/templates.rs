@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use maud::{html, Markup, DOCTYPE};
 
 use super::assets;
-use super::data::{Listing, MaskedRect, PageDetail, PageFilter, SiteOverview};
+use super::data::{AreaSource, ListedArea, Listing, MaskedRect, PageDetail, PageFilter, SiteOverview};
 use super::http::encode;
 use super::textdiff::LineTag;
 use crate::store::{BaselineMove, CrawlKind, CrawlRecord, CrawlStatus, PageChange, PageRecord};
@@ -114,6 +114,7 @@ fn help_overlay() -> Markup {
                     dt { kbd { "Enter" } } dd { "open the selected page (crawl view)" }
                     dt { kbd { "a" } } dd { "approve this page (page view)" }
                     dt { kbd { "o" } } dd { "toggle side-by-side / overlay (page view)" }
+                    dt { kbd { "n" } " / " kbd { "p" } } dd { "next / previous change (page view)" }
                     dt { kbd { "u" } } dd { "up: back to the crawl / dashboard" }
                     dt { kbd { "?" } } dd { "show or hide this help" }
                 }
@@ -390,6 +391,7 @@ pub fn crawl_view(ctx: &Ctx, l: &Listing) -> String {
                 }
             }
         }
+        (change_groups(ctx, l))
         @if l.pages.is_empty() {
             p class="muted" { "No pages here." }
         } @else {
@@ -397,7 +399,8 @@ pub fn crawl_view(ctx: &Ctx, l: &Listing) -> String {
                 @for p in &l.pages {
                     li class="page-row" data-href=(page_url(c.id, &p.key, l.filter)) {
                         a class="thumb" href=(page_url(c.id, &p.key, l.filter)) {
-                            @match p.diff.or(p.png).or(p.baseline_png) {
+                            // Previews only; full-size images for records stored before schema 3.
+                            @match p.change_preview.or(p.thumb).or(p.diff).or(p.png).or(p.baseline_png) {
                                 Some(h) => { img src=(artifact(&h)) loading="lazy" alt="" width="160" height="120"; }
                                 None => { span class="no-thumb" { "no capture" } }
                             }
@@ -441,20 +444,156 @@ pub fn crawl_view(ctx: &Ctx, l: &Listing) -> String {
     layout(ctx, &format!("Crawl #{} of {}", c.id, c.site), Some("/"), content)
 }
 
+/// The crawl's change groups, biggest first, each with its representative preview and an
+/// *Approve group* button.
+fn change_groups(ctx: &Ctx, l: &Listing) -> Markup {
+    let c = &l.crawl;
+    let reviewable = matches!(c.status, CrawlStatus::Reviewing | CrawlStatus::Passed | CrawlStatus::Rejected)
+        && newer_approval(c, l.newest_approval).is_none();
+    html! {
+        @if !l.groups.is_empty() {
+            section class="groups" id="groups" {
+                h2 { "Change groups" }
+                p class="small muted" {
+                    "Changed pages whose diffs found the same regions with the same pixels before and after "
+                    "show the same change: one decision covers the group."
+                }
+                ol class="pages group-list" {
+                    @for g in &l.groups {
+                        li class="page-row group-row" data-group=(g.id) data-href=(page_url(c.id, &g.representative, PageFilter::Changed)) {
+                            a class="thumb" href=(page_url(c.id, &g.representative, PageFilter::Changed)) {
+                                @match g.preview {
+                                    Some(h) => { img src=(artifact(&h)) loading="lazy" alt="" width="160" height="120"; }
+                                    None => { span class="no-thumb" { "no preview" } }
+                                }
+                            }
+                            div class="page-info" {
+                                strong class="group-count" { (g.pages) @if g.pages == 1 { " page" } @else { " pages" } }
+                                " · " span class="group-pending" { (g.pending) " pending" }
+                                div class="small group-keys" {
+                                    @for (i, k) in g.keys.iter().enumerate() {
+                                        @if i > 0 { ", " }
+                                        a href=(page_url(c.id, k, PageFilter::Changed)) { (k) }
+                                    }
+                                    @if g.pages > g.keys.len() { " and " (g.pages - g.keys.len()) " more" }
+                                }
+                                @if ctx.can_write && reviewable && g.pending > 0 {
+                                    (post_form(ctx, &format!("/crawls/{}/groups/{}/approve", c.id, g.id), "Approve group", "button approve", None, &[]))
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The ignore areas applied to a comparison, as an SVG over an image of `size`.
+fn ignore_boxes(p: &PageRecord, size: Option<(u32, u32)>) -> Markup {
+    let Some((w, h)) = size.filter(|(w, h)| *w > 0 && *h > 0) else { return html! {} };
+    html! {
+        svg class="ignored" viewBox={ "0 0 " (w) " " (h) } preserveAspectRatio="none" role="img" aria-label="ignored areas" {
+            @for r in &p.ignored {
+                rect x=(r.x) y=(r.y) width=(r.width) height=(r.height) {}
+            }
+            rect class="ignore-draft" x="0" y="0" width="0" height="0" {}
+        }
+    }
+}
+
+/// The page view's ignore areas: those applying to this page (stored ones removable), and the
+/// editor: draw a rectangle over the baseline or the capture, or type it; this page or every page.
+fn ignore_editor(ctx: &Ctx, d: &PageDetail, areas: &[ListedArea], filter: PageFilter) -> Markup {
+    let (c, p) = (&d.crawl, &d.page);
+    let crawl = c.id.to_string();
+    html! {
+        section class="ignore" id="ignore" {
+            h2 { "Ignore areas" }
+            @if areas.is_empty() {
+                p class="muted small" id="ignore-none" { "No ignore areas apply to this page." }
+            } @else {
+                ul class="ignore-list" id="ignore-list" {
+                    @for a in areas {
+                        li {
+                            code { (a.x) "," (a.y) " " (a.w) "×" (a.h) }
+                            " · " @if a.key == crate::store::IGNORE_EVERY_PAGE { "every page" } @else { "this page" }
+                            @match (&a.source, a.id) {
+                                (AreaSource::Stored, Some(id)) => {
+                                    " · by " (a.created_by.as_deref().unwrap_or("?"))
+                                    @if let Some(t) = a.created_at { " " (fmt_ms(t)) }
+                                    @if ctx.can_write {
+                                        " " (post_form(ctx, &format!("/sites/{}/ignore/{}/remove", encode(&c.site), id), "Remove", "button secondary small", None, &[("crawl", &crawl), ("key", &p.key), ("filter", filter.as_str())]))
+                                    }
+                                }
+                                _ => { " · config file" }
+                            }
+                        }
+                    }
+                }
+            }
+            @if ctx.can_write && p.png.is_some() && c.kind != CrawlKind::Pair {
+                form method="post" action={ "/sites/" (encode(&c.site)) "/ignore" } id="ignore-form" class="ignore-form" {
+                    input type="hidden" name="csrf" value=(ctx.csrf);
+                    input type="hidden" name="crawl" value=(crawl);
+                    input type="hidden" name="key" value=(p.key);
+                    input type="hidden" name="filter" value=(filter.as_str());
+                    p class="small muted" { "Drag over the baseline or the new capture to draw a rectangle, or type it (image pixels)." }
+                    @for (name, label) in [("x", "x"), ("y", "y"), ("w", "width"), ("h", "height")] {
+                        label { (label) " " input type="number" name=(name) id={ "ignore-" (name) } min="0" required inputmode="numeric"; }
+                        " "
+                    }
+                    fieldset class="inline" {
+                        legend class="small" { "Applies to" }
+                        label { input type="radio" name="scope" value="page" id="ignore-scope-page" checked; " this page" }
+                        " "
+                        label { input type="radio" name="scope" value="site" id="ignore-scope-site"; " every page of the site" }
+                    }
+                    button type="submit" class="button" id="ignore-save" { "Save ignore area" }
+                }
+            }
+        }
+    }
+}
+
+/// Images taller than this are shown as strips ([`STRIP_ROWS`] rows each, loaded lazily).
+pub const TALL_PAGE_ROWS: u32 = 4000;
+pub const STRIP_ROWS: u32 = 2000;
+
+/// A shot: one lazily loaded image, or for a very tall one, strips read server-side
+/// (`/artifacts/{hash}/rows/{from}-{to}`) that load as they scroll into view.
+fn shot_image(h: &crate::store::Hash, caption: &str, size: Option<(u32, u32)>) -> Markup {
+    match size {
+        Some((w, height)) if height > TALL_PAGE_ROWS && w > 0 => html! {
+            div class="strips" {
+                @for y in (0..height).step_by(STRIP_ROWS as usize) {
+                    @let end = (y + STRIP_ROWS).min(height);
+                    img class="strip" src={ "/artifacts/" (h) "/rows/" (y) "-" (end) } alt={ (caption) ", rows " (y) "–" (end) }
+                        loading="lazy" width=(w) height=(end - y);
+                }
+            }
+        },
+        _ => html! { img src=(artifact(h)) alt=(caption) loading="lazy"; },
+    }
+}
+
 fn image_figure(
     caption: &str,
     hash: Option<crate::store::Hash>,
     id: &str,
     overlay: Option<&PageRecord>,
     masks: Markup,
+    size: Option<(u32, u32)>,
 ) -> Markup {
+    let changes: Vec<String> =
+        overlay.map(|p| p.regions.iter().map(|r| r.y.to_string()).collect()).unwrap_or_default();
     html! {
         figure class="shot" id=(id) {
             figcaption { (caption) }
             @match hash {
                 Some(h) => {
-                    div class="shot-frame" {
-                        a href=(artifact(&h)) { img src=(artifact(&h)) alt=(caption); }
+                    div class="shot-frame" data-height=[size.map(|s| s.1)] data-changes=[(!changes.is_empty()).then(|| changes.join(","))] {
+                        a href=(artifact(&h)) { (shot_image(&h, caption, size)) }
                         @if let Some(p) = overlay { (region_boxes(p)) }
                         (masks)
                     }
@@ -526,7 +665,7 @@ fn masked_selectors(masked: &[MaskedRect]) -> Vec<(&str, usize, usize)> {
     out
 }
 
-pub fn page_view(ctx: &Ctx, d: &PageDetail, filter: PageFilter) -> String {
+pub fn page_view(ctx: &Ctx, d: &PageDetail, areas: &[ListedArea], filter: PageFilter) -> String {
     let (c, p) = (&d.crawl, &d.page);
     let up = crawl_url(c.id, filter, 0);
     let t = &p.timing;
@@ -590,13 +729,18 @@ pub fn page_view(ctx: &Ctx, d: &PageDetail, filter: PageFilter) -> String {
             }
             (crawl_actions(ctx, c, d.newest_approval))
             button type="button" class="button secondary" id="mode-toggle" hidden { "Overlay (o)" }
+            @if !p.regions.is_empty() {
+                button type="button" class="button secondary" id="prev-change" hidden { "← change (p)" }
+                button type="button" class="button secondary" id="next-change" hidden { "change (n) →" }
+            }
         }
         (login_note(ctx))
         div id="shots" class="shots side-by-side" {
             @let (base_label, new_label) = if c.kind == CrawlKind::Pair { ("Base", "Head") } else { ("Baseline", "New capture") };
-            (image_figure(base_label, p.baseline_png, "shot-baseline", None, mask_boxes(&d.masked, d.baseline_size)))
-            (image_figure(new_label, p.png, "shot-new", Some(p), mask_boxes(&d.masked, Some((p.width, p.height)))))
-            (image_figure("Diff", p.diff, "shot-diff", None, html! {}))
+            @let union = d.baseline_size.map_or((p.width, p.height), |(w, h)| (w.max(p.width), h.max(p.height)));
+            (image_figure(base_label, p.baseline_png, "shot-baseline", None, html! { (mask_boxes(&d.masked, d.baseline_size)) (ignore_boxes(p, d.baseline_size)) }, d.baseline_size))
+            (image_figure(new_label, p.png, "shot-new", Some(p), html! { (mask_boxes(&d.masked, Some((p.width, p.height)))) (ignore_boxes(p, Some((p.width, p.height)))) }, Some((p.width, p.height))))
+            (image_figure("Diff", p.diff, "shot-diff", None, html! {}, p.diff.map(|_| union)))
         }
         @if let (Some(b), Some(n)) = (p.baseline_png, p.png) {
             div id="compare" class="compare" hidden {
@@ -605,13 +749,14 @@ pub fn page_view(ctx: &Ctx, d: &PageDetail, filter: PageFilter) -> String {
                     input type="range" id="compare-slider" min="0" max="100" value="50";
                 }
                 div class="compare-frame" {
-                    img src=(artifact(&b)) alt="baseline" class="compare-base";
-                    img src=(artifact(&n)) alt="new capture" class="compare-top" id="compare-top";
+                    img src=(artifact(&b)) alt="baseline" class="compare-base" loading="lazy";
+                    img src=(artifact(&n)) alt="new capture" class="compare-top" id="compare-top" loading="lazy";
                     (region_boxes(p))
                     (mask_boxes(&d.masked, Some((p.width, p.height))))
                 }
             }
         }
+        (ignore_editor(ctx, d, areas, filter))
         section class="details" {
             h2 { "HTTP and timings" }
             table class="kv" {

@@ -144,7 +144,15 @@ pub async fn page_view(
         req.query_params().remove("key").ok_or_else(|| RequestError::bad_request("which page? (?key=)"))?;
     let a = app.clone();
     let d = blocking("reading a page", move || a.catalog.page_detail(id, &key, filter)).await?;
-    page(templates::page_view(&visit.ctx, &d, filter))
+    let areas = match app.ignore_areas(d.crawl.site.clone()).await {
+        Ok(all) => all
+            .into_iter()
+            .filter(|a| a.key == crate::store::IGNORE_EVERY_PAGE || a.key == d.page.key)
+            .collect(),
+        // A site no longer configured has no editable areas.
+        Err(_) => Vec::new(),
+    };
+    page(templates::page_view(&visit.ctx, &d, &areas, filter))
 }
 
 /// `GET /login`.
@@ -232,4 +240,61 @@ pub async fn restore(app: &Arc<App>, req: &Request, visit: &Visit, id: u64) -> U
         }
     };
     page(templates::restore_done(&visit.ctx, &crawl, key.as_deref(), &moved))
+}
+
+/// `POST /crawls/{id}/groups/{group}/approve`: approve a change group, back to the crawl.
+pub async fn approve_group(app: &Arc<App>, req: &Request, visit: &Visit, id: u64, group: String) -> UiResult {
+    visit.check_post(app, req, true)?;
+    app.approve_group(id, group).await?;
+    Ok(Outcome::Done(http::redirect(&templates::crawl_url(id, PageFilter::All, 0))))
+}
+
+/// A number field of a form.
+fn form_u32(form: &HashMap<String, String>, name: &str) -> Result<u32, RequestError> {
+    let v = form.get(name).ok_or_else(|| RequestError::bad_request(format!("missing {name}")))?;
+    v.trim()
+        .parse()
+        .map_err(|_| RequestError::bad_request(format!("{name} must be a whole number, not {v:?}")))
+}
+
+/// Where a form on the page view goes back to: `crawl` and `key` (and `filter`) fields.
+fn back_to_page(form: &HashMap<String, String>) -> Result<String, RequestError> {
+    let crawl: u64 = form
+        .get("crawl")
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| RequestError::bad_request("which crawl? (crawl)"))?;
+    let key = form.get("key").ok_or_else(|| RequestError::bad_request("which page? (key)"))?;
+    let filter = PageFilter::parse(form.get("filter").map(String::as_str).unwrap_or(""))?;
+    Ok(templates::page_url(crawl, key, filter))
+}
+
+/// `POST /sites/{site}/ignore` (form: `key`, `scope` = page | site, `x`, `y`, `w`, `h`, `crawl`):
+/// save an ignore area for this page or every page, re-score, back to the page.
+pub async fn save_ignore(app: &Arc<App>, req: &Request, visit: &Visit, site: String) -> UiResult {
+    let form = visit.check_post(app, req, true)?;
+    let back = back_to_page(&form)?;
+    let key = match form.get("scope").map(String::as_str) {
+        Some("site") => crate::store::IGNORE_EVERY_PAGE.to_string(),
+        Some("page") | None => form.get("key").cloned().unwrap_or_default(),
+        Some(other) => return Err(RequestError::bad_request(format!("scope {other:?}: page or site"))),
+    };
+    let area = super::rescoring::NewArea {
+        key,
+        x: form_u32(&form, "x")?,
+        y: form_u32(&form, "y")?,
+        w: form_u32(&form, "w")?,
+        h: form_u32(&form, "h")?,
+        by: None,
+    };
+    app.add_ignore_area(site, area, "reviewer").await?;
+    Ok(Outcome::Done(http::redirect(&back)))
+}
+
+/// `POST /sites/{site}/ignore/{id}/remove` (form: `crawl`, `key`): remove a stored area, re-score,
+/// back to the page.
+pub async fn remove_ignore(app: &Arc<App>, req: &Request, visit: &Visit, site: String, id: u64) -> UiResult {
+    let form = visit.check_post(app, req, true)?;
+    let back = back_to_page(&form)?;
+    app.remove_ignore_area(site, id).await?;
+    Ok(Outcome::Done(http::redirect(&back)))
 }

@@ -149,10 +149,22 @@ fn part_key(name: Option<&str>, file_name: Option<&str>) -> Result<String, Strin
     }
 }
 
-/// The start of a part must be a PNG's: signature, IHDR, and no more pixels than accepted.
+/// The start of a part must be a PNG's (signature, IHDR, and no more pixels than accepted), or a
+/// JPEG's or WebP's signature (their size is checked from the whole header, after the part).
 fn check_png_start(label: &str, start: &[u8]) -> Result<(), RequestError> {
-    let not_png =
-        || RequestError::bad_request(format!("{label}: not a PNG image (no PNG signature and header)"));
+    let not_png = || {
+        RequestError::bad_request(format!(
+            "{label}: not a PNG image (no PNG signature and header), nor a JPEG or WebP one"
+        ))
+    };
+    if start.len() >= PNG_HEADER_LEN
+        && matches!(
+            crate::diff::ImageFormat::sniff(start),
+            Some(crate::diff::ImageFormat::Jpeg | crate::diff::ImageFormat::WebP)
+        )
+    {
+        return Ok(());
+    }
     if start.len() < PNG_HEADER_LEN || !start.starts_with(PNG_START) {
         return Err(not_png());
     }
@@ -226,7 +238,7 @@ async fn read_parts(
         }
         check_png_start(&label, &png)?;
         // The whole header (chunk framing and checksums up to the image data), before the next part.
-        upload::png_size(site, &label, &png)?;
+        upload::image_size(site, &label, &png)?;
         images.push(UploadedImage { key, name: label, png });
     }
     Ok(images)

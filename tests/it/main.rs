@@ -25,6 +25,7 @@ mod prometheus;
 mod reload;
 mod retention;
 mod sdk;
+mod review_scale;
 mod secrets;
 mod security;
 mod settle;

@@ -13,8 +13,10 @@ use crate::config::defaults::{
     DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_THRESHOLD, DEFAULT_VIEWPORT, MAX_VIEWPORTS, MIN_MAX_HEIGHT,
 };
 use crate::config::error::ConfigIssue;
-use crate::config::model::{BasicAuth, CaptureOptions, Cookie, Schedule, SiteConfig, Viewport};
-use crate::config::raw::{RawBasicAuth, RawCookie, RawSite};
+use crate::config::model::{
+    BasicAuth, CaptureOptions, ConfigIgnoreArea, Cookie, Schedule, SiteConfig, Viewport,
+};
+use crate::config::raw::{RawBasicAuth, RawCookie, RawIgnoreArea, RawSite};
 use crate::crawl::links::Scope;
 
 impl SiteConfig {
@@ -179,6 +181,7 @@ pub(super) fn validate_site(
     if s.full_every == Some(0) {
         v.issue(key("full_every"), "must be at least 1 (1 = every crawl renders every page)");
     }
+    let ignore_areas = validate_ignore_areas(v, &key("ignore_areas"), &s.ignore_areas);
     if v.issues.len() > before {
         return None;
     }
@@ -217,7 +220,28 @@ pub(super) fn validate_site(
         page_metrics: s.page_metrics.unwrap_or(true),
         incremental: s.incremental.unwrap_or(false),
         full_every: s.full_every,
+        ignore_areas,
     })
+}
+
+/// `ignore_areas`: a page key (or `"*"`) and a rectangle of positive size.
+fn validate_ignore_areas(v: &mut Validator, key: &str, raw: &[RawIgnoreArea]) -> Vec<ConfigIgnoreArea> {
+    let mut out = Vec::new();
+    for (i, a) in raw.iter().enumerate() {
+        let k = format!("{key}[{i}]");
+        if a.key.is_empty() || a.key.chars().any(char::is_control) {
+            v.issue(&k, format!("key {:?} must be a page key or \"*\" (every page)", a.key));
+        } else if a.w == 0 || a.h == 0 {
+            v.issue(
+                &k,
+                format!("area {}x{} at {},{} is empty: w and h must be positive", a.w, a.h, a.x, a.y),
+            );
+        } else {
+            let rect = crate::diff::Rect { x: a.x, y: a.y, width: a.w, height: a.h };
+            out.push(ConfigIgnoreArea { key: a.key.clone(), rect });
+        }
+    }
+    out
 }
 
 fn validate_cookies(v: &mut Validator, key: &str, raw: &[RawCookie]) -> Vec<Cookie> {
