@@ -542,6 +542,12 @@ fn reused_record(
         redirected_from: page.redirected_from.clone(),
         baseline_html: baseline.html,
         referrer: page.referrer.clone(),
+        // The same capture: its thumbnail is the approved one; nothing differs, so no preview,
+        // no group, and nothing was compared under ignore areas.
+        thumb: approved.thumb,
+        change_preview: None,
+        group: None,
+        ignored: Vec::new(),
         fingerprint: approved.fingerprint,
         reused_from: Some(baseline.crawl),
     }
