@@ -95,7 +95,7 @@ fn daemon_post(cfg: &Config, path: &str, body: &serde_json::Value) -> anyhow::Re
         });
     }
     let token_var = cfg.server.token_env.as_deref().unwrap_or(super::client::TOKEN_ENV);
-    let client = super::client::DaemonClient::new(&format!("http://{addr}"), token_var)?
-        .with_timeout(BACKUP_TIMEOUT);
+    let client =
+        super::client::DaemonClient::new(&format!("http://{addr}"), token_var)?.with_timeout(BACKUP_TIMEOUT);
     Ok(runtime()?.block_on(client.post(path, Some(body)))?)
 }

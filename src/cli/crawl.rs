@@ -70,7 +70,13 @@ pub fn run(args: &CrawlArgs) -> anyhow::Result<ExitCode> {
 /// print its report, write the report files asked for (`full`: render every page, no approved
 /// capture reused), and exit by the shared policy
 /// ([`exit_code`]: 0 nothing over threshold, 1 changes/failures, 2 error).
-pub fn run_site(cfg: &Config, site: SiteConfig, json: bool, gate: &GateArgs, full: bool) -> anyhow::Result<ExitCode> {
+pub fn run_site(
+    cfg: &Config,
+    site: SiteConfig,
+    json: bool,
+    gate: &GateArgs,
+    full: bool,
+) -> anyhow::Result<ExitCode> {
     let plugins = load_plugins(cfg, &site.plugins)?;
     let rt = runtime()?;
     rt.block_on(gate.wait_until_ready())?;

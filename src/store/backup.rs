@@ -63,7 +63,8 @@ fn copy_all(rtx: &ReadTransaction, wtx: &WriteTransaction) -> Result<(), StoreEr
 }
 
 /// The names of the tables [`copy_all`] copies.
-const KNOWN_TABLES: &[&str] = &["meta", "crawls", "site_crawls", "pages", "baselines", "blobs", "ignore_areas"];
+const KNOWN_TABLES: &[&str] =
+    &["meta", "crawls", "site_crawls", "pages", "baselines", "blobs", "ignore_areas"];
 
 fn check_known_tables(rtx: &ReadTransaction) -> Result<(), StoreError> {
     const OP: &str = "listing the tables";
