@@ -51,7 +51,12 @@ pub enum CaptureError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot open a WebDriver session at {endpoint}: no session after {timeout:?}")]
+    /// No session within `browser.session_timeout_ms` (a Grid keeps the request queued while every
+    /// slot is busy or no node is up).
+    #[error(
+        "cannot open a WebDriver session at {endpoint}: no session after {timeout:?} (a Selenium Grid \
+         keeps the request queued while no slot is free; browser.session_timeout_ms bounds the wait)"
+    )]
     SessionTimeout { endpoint: String, timeout: Duration },
     /// The page cannot be shown: no error value (an error page, a URL outside the prefix).
     #[error("{url}: navigation failed: {reason}")]

@@ -1,9 +1,11 @@
 //! The browser pool: a bounded set of WebDriver sessions (against a chromedriver we spawn or a
-//! remote endpoint) that captures pages, replaces dead sessions, restarts a dead chromedriver and
-//! recycles sessions after a number of pages.
+//! remote endpoint such as a Selenium Grid) that captures pages, replaces dead sessions, restarts
+//! a dead chromedriver, recycles sessions after a number of pages and (`browser.sessions =
+//! "auto"`) follows a Grid's capacity as its nodes come and go.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
@@ -13,13 +15,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use url::Url;
 
-use super::devtools::DevTools;
+use super::devtools::{DevTools, Endpoint as DevToolsEndpoint};
 use super::driver::{find_chromedriver, ChromeDriver};
 use super::error::CaptureError;
+use super::grid;
 use super::page::capture_page;
 use super::session::BrowserSession;
 use super::types::{Capture, CaptureRequest, Capturer};
-use crate::config::{BrowserConfig, WebDriverEndpoint};
+use crate::config::{BrowserConfig, Capacity, Transport, WebDriverEndpoint};
 
 /// How many times a page is retried on a fresh session after its session died under it.
 pub const MAX_PAGE_RETRIES: u32 = 2;
@@ -69,8 +72,10 @@ pub const CHROMIUM_ARGS: &[&str] = &[
     "--disable-checker-imaging",
     "--disable-threaded-animation",
 ];
-/// Bound on opening one WebDriver session (starts a browser).
-const SESSION_START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often a Grid's `/status` is asked for its slots (`browser.sessions = "auto"`).
+const CAPACITY_POLL: Duration = Duration::from_secs(2);
+/// The capability under which a Selenium Grid offers a session's browser-wide DevTools WebSocket.
+const SE_CDP: &str = "se:cdp";
 /// Bound on the liveness probe of a session that failed.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bound on closing one session.
@@ -95,6 +100,8 @@ pub struct PoolStats {
     pub page_retries: u64,
     /// Sessions whose pages went over their own DevTools connection rather than through chromedriver.
     pub devtools_sessions: u64,
+    /// Of those, sessions driven over a browser-wide DevTools WebSocket a Grid offered (`se:cdp`).
+    pub se_cdp_sessions: u64,
 }
 
 #[derive(Debug, Default)]
@@ -105,6 +112,7 @@ struct Counters {
     driver_restarts: AtomicU64,
     page_retries: AtomicU64,
     devtools_sessions: AtomicU64,
+    se_cdp_sessions: AtomicU64,
 }
 
 /// The WebDriver endpoint in use; `generation` changes whenever chromedriver is restarted.
@@ -120,6 +128,8 @@ struct PooledSession {
     session: BrowserSession,
     pages: u32,
     generation: u64,
+    /// The WebDriver session id (how a Grid's `/status` names the slot it holds).
+    id: Option<String>,
 }
 
 #[derive(Debug)]
@@ -133,6 +143,10 @@ struct Inner {
     idle: StdMutex<Vec<PooledSession>>,
     /// One permit per session slot: the bounded queue captures wait in.
     slots: Semaphore,
+    /// Permits `slots` was given in all (changes with a Grid's capacity).
+    capacity: AtomicUsize,
+    /// Ids of the sessions open now (a Grid's slots they hold are the pool's to count).
+    ours: StdMutex<HashSet<String>>,
     closed: AtomicBool,
     /// Background session closes (awaited at shutdown).
     tasks: TaskTracker,
@@ -161,7 +175,7 @@ impl BrowserPool {
                 (None, Endpoint { url: with_trailing_slash(url), driver: None, generation: 0 })
             }
         };
-        let sessions = cfg.sessions.max(1);
+        let sessions = initial_capacity(cfg, &endpoint.url).await;
         let pool = BrowserPool {
             inner: Arc::new(Inner {
                 cfg: cfg.clone(),
@@ -170,11 +184,17 @@ impl BrowserPool {
                 endpoint: Mutex::new(endpoint),
                 idle: StdMutex::new(Vec::with_capacity(sessions)),
                 slots: Semaphore::new(sessions),
+                capacity: AtomicUsize::new(sessions),
+                ours: StdMutex::new(HashSet::new()),
                 closed: AtomicBool::new(false),
                 tasks: TaskTracker::new(),
                 counters: Counters::default(),
             }),
         };
+        if cfg.capacity == Capacity::Auto && pool.inner.driver_path.is_none() {
+            let follower = pool.clone();
+            pool.inner.tasks.spawn(async move { follower.follow_capacity().await });
+        }
         match pool.open_session().await {
             Ok(s) => {
                 let binary = browser_binary(cfg, pool.inner.driver_path.is_some());
@@ -199,6 +219,7 @@ impl BrowserPool {
         inner.cancel.cancel();
         inner.slots.close();
         let idle: Vec<PooledSession> = std::mem::take(&mut *inner.lock_idle());
+        inner.lock_ours().clear();
         futures::future::join_all(idle.into_iter().map(|s| close_session(s.session))).await;
         inner.tasks.close();
         if tokio::time::timeout(SHUTDOWN_TIMEOUT, inner.tasks.wait()).await.is_err() {
@@ -222,6 +243,58 @@ impl BrowserPool {
         self.inner.endpoint.lock().await.url.clone()
     }
 
+    /// Sessions the pool uses at once now (with `browser.sessions = "auto"`, follows the Grid).
+    pub fn capacity(&self) -> usize {
+        self.inner.capacity.load(Ordering::SeqCst)
+    }
+
+    /// `browser.sessions = "auto"` on a remote endpoint: ask its `/status` for its slots every
+    /// [`CAPACITY_POLL`] and resize the pool to them (at least one, at most `browser.sessions`),
+    /// until the pool shuts down.
+    async fn follow_capacity(&self) {
+        let inner = &self.inner;
+        let http = match grid::status_client() {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(error = %e, "no HTTP client for the Grid's /status; the pool keeps its size");
+                return;
+            }
+        };
+        let endpoint = inner.endpoint.lock().await.url.clone();
+        loop {
+            tokio::select! {
+                _ = inner.cancel.cancelled() => return,
+                _ = tokio::time::sleep(CAPACITY_POLL) => {}
+            }
+            let ours = inner.lock_ours().clone();
+            match grid::slots(&http, &endpoint, &ours).await {
+                Ok(slots) => self.resize(slots.clamp(1, inner.cfg.sessions.max(1))),
+                Err(e) => tracing::debug!(error = %e, "no capacity from the Grid this time"),
+            }
+        }
+    }
+
+    /// Give the pool `target` session slots: more at once, fewer as slots are free to take back
+    /// (captures in flight keep theirs; the rest is taken at the next poll).
+    fn resize(&self, target: usize) {
+        let inner = &self.inner;
+        let current = inner.capacity.load(Ordering::SeqCst);
+        if target > current {
+            inner.slots.add_permits(target - current);
+            inner.capacity.store(target, Ordering::SeqCst);
+        } else if target < current {
+            let taken = inner.slots.forget_permits(current - target);
+            inner.capacity.store(current - taken, Ordering::SeqCst);
+        } else {
+            return;
+        }
+        tracing::info!(
+            from = current,
+            to = inner.capacity.load(Ordering::SeqCst),
+            "browser pool resized to the Grid's slots"
+        );
+    }
+
     /// Counters since start.
     pub fn stats(&self) -> PoolStats {
         let c = &self.inner.counters;
@@ -232,6 +305,7 @@ impl BrowserPool {
             driver_restarts: c.driver_restarts.load(Ordering::Relaxed),
             page_retries: c.page_retries.load(Ordering::Relaxed),
             devtools_sessions: c.devtools_sessions.load(Ordering::Relaxed),
+            se_cdp_sessions: c.se_cdp_sessions.load(Ordering::Relaxed),
         }
     }
 
@@ -334,6 +408,9 @@ impl BrowserPool {
 
     /// Close a session in the background.
     fn discard(&self, ps: PooledSession) {
+        if let Some(id) = &ps.id {
+            self.inner.lock_ours().remove(id);
+        }
         self.inner.tasks.spawn(close_session(ps.session));
     }
 
@@ -391,7 +468,8 @@ impl BrowserPool {
     }
 
     /// Open a new WebDriver session on the current endpoint (restarting chromedriver first unless
-    /// it runs and answers: a session start would otherwise wait out [`SESSION_START_TIMEOUT`]).
+    /// it runs and answers: a session start would otherwise wait out `browser.session_timeout_ms`;
+    /// a Grid keeps the request queued while no slot is free, up to that bound too).
     async fn open_session(&self) -> Result<PooledSession, CaptureError> {
         self.ensure_driver_answers().await?;
         let (url, generation) = {
@@ -403,39 +481,56 @@ impl BrowserPool {
         let mut builder = fantoccini::ClientBuilder::rustls()
             .map_err(|source| CaptureError::SessionTls { endpoint: endpoint(), source })?;
         builder.capabilities(caps);
-        let connect = tokio::time::timeout(SESSION_START_TIMEOUT, builder.connect(url.as_str()));
+        let timeout = self.inner.cfg.session_timeout;
+        let connect = tokio::time::timeout(timeout, builder.connect(url.as_str()));
         let client = tokio::select! {
             _ = self.inner.cancel.cancelled() => return Err(self.stopped_error()),
             r = connect => match r {
-                Err(_) => {
-                    return Err(CaptureError::SessionTimeout { endpoint: endpoint(), timeout: SESSION_START_TIMEOUT })
-                }
+                Err(_) => return Err(CaptureError::SessionTimeout { endpoint: endpoint(), timeout }),
                 Ok(Err(e)) => return Err(CaptureError::Session { endpoint: endpoint(), source: Box::new(e) }),
                 Ok(Ok(c)) => c,
             },
         };
         self.inner.counters.sessions_started.fetch_add(1, Ordering::Relaxed);
-        let mut session = BrowserSession::new(client);
-        if self.inner.driver_path.is_some() {
-            session = self.with_devtools(session).await;
+        let id = match tokio::time::timeout(PROBE_TIMEOUT, client.session_id()).await {
+            Ok(Ok(id)) => id,
+            _ => None,
+        };
+        if let Some(id) = &id {
+            self.inner.lock_ours().insert(id.clone());
         }
-        Ok(PooledSession { session, pages: 0, generation })
+        let mut session = BrowserSession::new(client);
+        match self.inner.cfg.transport {
+            Transport::Auto => session = self.with_devtools(session, &url).await,
+            Transport::WebDriver => {}
+            Transport::W3c => session = session.w3c_only(),
+        }
+        Ok(PooledSession { session, pages: 0, generation, id })
     }
 
-    /// Spawn mode: connect to the session's page over DevTools (see [`DevTools`]). Without it
-    /// (no debugger address reported, a refused connection) pages go through chromedriver.
-    async fn with_devtools(&self, session: BrowserSession) -> BrowserSession {
-        let address = session
-            .client
-            .capabilities()
+    /// Connect to the session's page over DevTools (see [`DevTools`]): a Grid's `se:cdp`
+    /// WebSocket when the session offers one, else its browser's loopback `debuggerAddress` when
+    /// the browser runs on this machine (a chromedriver we spawned, or a WebDriver endpoint on
+    /// loopback). Without it (nothing offered, a refused connection) pages go through WebDriver.
+    async fn with_devtools(&self, session: BrowserSession, endpoint: &Url) -> BrowserSession {
+        let caps = session.client.capabilities();
+        let se_cdp = caps
+            .and_then(|c| c.get(SE_CDP))
+            .and_then(Value::as_str)
+            .and_then(|u| Url::parse(u).ok())
+            .filter(|u| matches!(u.scheme(), "ws" | "wss"));
+        let local = self.inner.driver_path.is_some()
+            || endpoint.host_str().is_some_and(|h| super::devtools::is_loopback(&format!("{h}:0")));
+        let address = caps
             .and_then(|c| c.get("goog:chromeOptions"))
             .and_then(|o| o.get("debuggerAddress"))
             .and_then(Value::as_str)
+            .filter(|_| local)
             .map(str::to_string);
-        let Some(address) = address else {
-            tracing::debug!("the session reports no DevTools address; pages go through chromedriver");
+        if se_cdp.is_none() && address.is_none() {
+            tracing::debug!("the session offers no DevTools connection; pages go through WebDriver");
             return session;
-        };
+        }
         let target = match tokio::time::timeout(PROBE_TIMEOUT, session.client.window()).await {
             Ok(Ok(handle)) => String::from(handle),
             Ok(Err(e)) => {
@@ -447,13 +542,23 @@ impl BrowserPool {
                 return session;
             }
         };
-        match DevTools::connect(&address, &target, &self.inner.tasks, self.inner.cancel.clone()).await {
+        let devtools_endpoint = match (&se_cdp, &address) {
+            (Some(url), _) => DevToolsEndpoint::Browser { url },
+            (None, Some(address)) => DevToolsEndpoint::Local { address },
+            (None, None) => return session,
+        };
+        let (tasks, cancel) = (&self.inner.tasks, self.inner.cancel.clone());
+        match DevTools::connect(devtools_endpoint, &target, tasks, cancel).await {
             Ok(dt) => {
-                self.inner.counters.devtools_sessions.fetch_add(1, Ordering::Relaxed);
+                let c = &self.inner.counters;
+                c.devtools_sessions.fetch_add(1, Ordering::Relaxed);
+                if se_cdp.is_some() {
+                    c.se_cdp_sessions.fetch_add(1, Ordering::Relaxed);
+                }
                 session.with_devtools(dt)
             }
             Err(e) => {
-                tracing::warn!(error = %e, "no direct DevTools connection; pages go through chromedriver");
+                tracing::warn!(error = %e, "no direct DevTools connection; pages go through WebDriver");
                 session
             }
         }
@@ -467,6 +572,13 @@ impl Capturer for BrowserPool {
 }
 
 impl Inner {
+    fn lock_ours(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        match self.ours.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
     fn lock_idle(&self) -> std::sync::MutexGuard<'_, Vec<PooledSession>> {
         match self.idle.lock() {
             Ok(g) => g,
@@ -478,6 +590,30 @@ impl Inner {
 async fn close_session(session: BrowserSession) {
     if tokio::time::timeout(SESSION_CLOSE_TIMEOUT, session.close()).await.is_err() {
         tracing::warn!("closing a browser session took over {SESSION_CLOSE_TIMEOUT:?}; left behind");
+    }
+}
+
+/// The pool's size at start: `browser.sessions`, or with `"auto"` the Grid's slots (at least
+/// one, at most `browser.sessions`; one when the endpoint is no Grid) or, spawning chromedriver,
+/// the machine's cores.
+async fn initial_capacity(cfg: &BrowserConfig, endpoint: &Url) -> usize {
+    let most = cfg.sessions.max(1);
+    if cfg.capacity == Capacity::Fixed {
+        return most;
+    }
+    if cfg.webdriver == WebDriverEndpoint::Spawn {
+        return std::thread::available_parallelism().map_or(1, usize::from).clamp(1, most);
+    }
+    let slots = match grid::status_client() {
+        Ok(http) => grid::slots(&http, endpoint, &HashSet::new()).await,
+        Err(source) => Err(grid::GridError::Http { url: endpoint.to_string(), source }),
+    };
+    match slots {
+        Ok(n) => n.clamp(1, most),
+        Err(e) => {
+            tracing::warn!(error = %e, "browser.sessions = \"auto\": starting with one session");
+            1
+        }
     }
 }
 
@@ -537,6 +673,9 @@ mod tests {
         BrowserConfig {
             webdriver: WebDriverEndpoint::Spawn,
             sessions: 2,
+            capacity: Capacity::Fixed,
+            transport: Transport::Auto,
+            session_timeout: Duration::from_secs(60),
             chromedriver: None,
             chromium: chromium.map(PathBuf::from),
             recycle_after: 10,

@@ -186,6 +186,12 @@ impl BrowserSession {
         self
     }
 
+    /// W3C commands only from now on: no DevTools passthrough tried (`browser.transport = "w3c"`).
+    pub fn w3c_only(mut self) -> BrowserSession {
+        self.cdp = CdpSupport::No;
+        self
+    }
+
     /// Whether the page is driven over its own DevTools connection.
     pub fn has_devtools(&self) -> bool {
         self.devtools.is_some()

@@ -765,6 +765,9 @@ async fn review_in_headless_chromium() {
     let browser_cfg = BrowserConfig {
         webdriver: WebDriverEndpoint::Spawn,
         sessions: 1,
+        capacity: sitediff::config::Capacity::Fixed,
+        transport: sitediff::config::Transport::Auto,
+        session_timeout: std::time::Duration::from_secs(60),
         chromedriver: None,
         chromium: None,
         recycle_after: 200,
