@@ -45,6 +45,13 @@ pub enum CaptureError {
         #[source]
         source: Box<fantoccini::error::NewSessionError>,
     },
+    /// The task waiting for the new session ended without an answer (it panicked).
+    #[error("cannot open a WebDriver session at {endpoint}: {source}")]
+    SessionTask {
+        endpoint: String,
+        #[source]
+        source: tokio::task::JoinError,
+    },
     #[error("cannot open a WebDriver session at {endpoint}: cannot set up TLS: {source}")]
     SessionTls {
         endpoint: String,
@@ -138,6 +145,14 @@ pub enum CaptureError {
          has none, so the page is not captured rather than the {option} going to every origin it loads from"
     )]
     SiteOnly { url: String, option: &'static str },
+    /// The session's WebDriver endpoint says the session is gone (a Grid node that died) while
+    /// the page was driven over DevTools.
+    #[error("{url}: the browser session is gone: {source}")]
+    SessionGone {
+        url: String,
+        #[source]
+        source: CommandError,
+    },
     #[error("browser pool is shut down")]
     Closed,
     #[error("capture cancelled")]
@@ -163,6 +178,7 @@ impl CaptureError {
         matches!(
             self,
             CaptureError::Session { .. }
+                | CaptureError::SessionTask { .. }
                 | CaptureError::SessionTls { .. }
                 | CaptureError::SessionTimeout { .. }
         )

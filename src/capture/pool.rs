@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
+use fantoccini::error::NewSessionError;
 use serde_json::{json, Value};
 use tokio::sync::{Mutex, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -20,7 +21,7 @@ use super::driver::{find_chromedriver, ChromeDriver};
 use super::error::CaptureError;
 use super::grid;
 use super::page::capture_page;
-use super::session::BrowserSession;
+use super::session::{session_gone, BrowserSession, CommandError};
 use super::types::{Capture, CaptureRequest, Capturer};
 use crate::config::{BrowserConfig, Capacity, Transport, WebDriverEndpoint};
 
@@ -74,6 +75,19 @@ pub const CHROMIUM_ARGS: &[&str] = &[
 ];
 /// How often a Grid's `/status` is asked for its slots (`browser.sessions = "auto"`).
 const CAPACITY_POLL: Duration = Duration::from_secs(2);
+/// How long a new remote session may take before an idle session of the pool is taken instead
+/// (a normal start through a Grid takes a few seconds; longer means the request is queued).
+const QUEUED_AFTER: Duration = Duration::from_secs(8);
+/// How often the idle sessions are looked at meanwhile.
+const IDLE_POLL: Duration = Duration::from_millis(200);
+/// How often a remote session driven over DevTools is asked (through WebDriver) whether it exists.
+const WATCH_INTERVAL: Duration = Duration::from_secs(2);
+/// Bound on that question: no answer in time is no proof the session is gone (its node may be busy).
+const WATCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// First pause before trying a refused session request again (remote endpoints), doubled each time.
+const SESSION_RETRY_PAUSE: Duration = Duration::from_millis(500);
+/// Longest pause between two session requests.
+const MAX_SESSION_RETRY_PAUSE: Duration = Duration::from_secs(5);
 /// The capability under which a Selenium Grid offers a session's browser-wide DevTools WebSocket.
 const SE_CDP: &str = "se:cdp";
 /// Bound on the liveness probe of a session that failed.
@@ -195,7 +209,11 @@ impl BrowserPool {
             let follower = pool.clone();
             pool.inner.tasks.spawn(async move { follower.follow_capacity().await });
         }
-        match pool.open_session().await {
+        let first = match pool.inner.driver_path {
+            Some(_) => pool.open_session().await,
+            None => pool.open_remote_session().await,
+        };
+        match first {
             Ok(s) => {
                 let binary = browser_binary(cfg, pool.inner.driver_path.is_some());
                 let browser = binary
@@ -333,12 +351,17 @@ impl BrowserPool {
                 }
                 Err(e) => return Err(e),
             };
+            let remote = inner.driver_path.is_none() && ps.session.has_devtools();
+            let watched = remote.then(|| ps.session.client.clone());
             let result = tokio::select! {
                 _ = inner.cancel.cancelled() => {
                     // The session is mid-command: drop it (fantoccini ends it in the background).
                     return Err(self.stopped_error());
                 }
                 r = capture_page(&mut ps.session, &req) => r,
+                source = watch_remote(watched) => {
+                    Err(CaptureError::SessionGone { url: req.url.to_string(), source })
+                }
             };
             ps.pages = ps.pages.saturating_add(1);
             match result {
@@ -390,7 +413,52 @@ impl BrowserPool {
                 None => break,
             }
         }
-        self.open_session().await
+        if self.inner.driver_path.is_some() {
+            return self.open_session().await;
+        }
+        // A request the Grid queues (every slot busy: a node died, or other clients) is raced, after
+        // a while, by the pool's own sessions coming back idle.
+        tokio::select! {
+            r = self.open_remote_session() => r,
+            ps = self.idle_after(QUEUED_AFTER, generation) => Ok(ps),
+        }
+    }
+
+    /// The first idle session of `generation` once `delay` has passed (polled).
+    async fn idle_after(&self, delay: Duration, generation: u64) -> PooledSession {
+        tokio::time::sleep(delay).await;
+        loop {
+            let next = self.inner.lock_idle().pop();
+            match next {
+                Some(ps) if ps.generation == generation => return ps,
+                Some(stale) => self.discard(stale),
+                None => tokio::time::sleep(IDLE_POLL).await,
+            }
+        }
+    }
+
+    /// A new session on a remote endpoint, trying again (with a growing pause) while the endpoint
+    /// refuses quickly, within `browser.session_timeout_ms` in all: a Grid whose node just died
+    /// keeps sending new sessions to it until its health check notices, and fails them at once.
+    async fn open_remote_session(&self) -> Result<PooledSession, CaptureError> {
+        let started = tokio::time::Instant::now();
+        let deadline = started + self.inner.cfg.session_timeout;
+        let mut pause = SESSION_RETRY_PAUSE;
+        loop {
+            match self.open_session().await {
+                Err(e @ (CaptureError::Session { .. } | CaptureError::SessionTls { .. }))
+                    if tokio::time::Instant::now() + pause < deadline =>
+                {
+                    tracing::warn!(error = %e, ?pause, "cannot open a session; trying again");
+                    tokio::select! {
+                        _ = self.inner.cancel.cancelled() => return Err(self.stopped_error()),
+                        _ = tokio::time::sleep(pause) => {}
+                    }
+                    pause = (pause * 2).min(MAX_SESSION_RETRY_PAUSE);
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Put a session back, or close it when it has served `recycle_after` pages.
@@ -482,14 +550,31 @@ impl BrowserPool {
             .map_err(|source| CaptureError::SessionTls { endpoint: endpoint(), source })?;
         builder.capabilities(caps);
         let timeout = self.inner.cfg.session_timeout;
-        let connect = tokio::time::timeout(timeout, builder.connect(url.as_str()));
-        let client = tokio::select! {
-            _ = self.inner.cancel.cancelled() => return Err(self.stopped_error()),
-            r = connect => match r {
+        let target = url.to_string();
+        let mut connect = PendingSession {
+            pool: self,
+            connect: Some(tokio::spawn(async move { builder.connect(&target).await })),
+        };
+        let Some(handle) = connect.connect.as_mut() else { return Err(CaptureError::Closed) };
+        let answer = tokio::select! {
+            _ = self.inner.cancel.cancelled() => {
+                if let Some(c) = connect.connect.take() {
+                    c.abort();
+                }
+                return Err(self.stopped_error());
+            }
+            r = tokio::time::timeout(timeout, handle) => match r {
+                // Still pending: dropping `connect` hands it over to be closed once opened.
                 Err(_) => return Err(CaptureError::SessionTimeout { endpoint: endpoint(), timeout }),
-                Ok(Err(e)) => return Err(CaptureError::Session { endpoint: endpoint(), source: Box::new(e) }),
-                Ok(Ok(c)) => c,
+                Ok(answer) => answer,
             },
+        };
+        // Answered: nothing left to close later.
+        connect.connect = None;
+        let client = match answer {
+            Err(source) => return Err(CaptureError::SessionTask { endpoint: endpoint(), source }),
+            Ok(Err(e)) => return Err(CaptureError::Session { endpoint: endpoint(), source: Box::new(e) }),
+            Ok(Ok(c)) => c,
         };
         self.inner.counters.sessions_started.fetch_add(1, Ordering::Relaxed);
         let id = match tokio::time::timeout(PROBE_TIMEOUT, client.session_id()).await {
@@ -506,6 +591,26 @@ impl BrowserPool {
             Transport::W3c => session = session.w3c_only(),
         }
         Ok(PooledSession { session, pages: 0, generation, id })
+    }
+
+    /// A session request that timed out stays in a Grid's queue and gets a slot later: let it
+    /// finish in the background and close what it opens, so no slot is held by a session nobody
+    /// uses (until the pool shuts down; the Grid's own request timeout bounds the wait).
+    fn close_when_opened(
+        &self,
+        connect: tokio::task::JoinHandle<Result<fantoccini::Client, NewSessionError>>,
+    ) {
+        let cancel = self.inner.cancel.clone();
+        self.inner.tasks.spawn(async move {
+            let abort = connect.abort_handle();
+            tokio::select! {
+                _ = cancel.cancelled() => abort.abort(),
+                r = connect => if let Ok(Ok(client)) = r {
+                    tracing::info!("closing a session opened after its request timed out");
+                    close_session(BrowserSession::new(client)).await;
+                },
+            }
+        });
     }
 
     /// Connect to the session's page over DevTools (see [`DevTools`]): a Grid's `se:cdp`
@@ -565,6 +670,22 @@ impl BrowserPool {
     }
 }
 
+/// A session request in flight. Dropped before its answer (timed out, or given up for an idle
+/// session), it is handed to [`BrowserPool::close_when_opened`]: a Grid would otherwise open it
+/// later for nobody and hold the slot.
+struct PendingSession<'p> {
+    pool: &'p BrowserPool,
+    connect: Option<tokio::task::JoinHandle<Result<fantoccini::Client, NewSessionError>>>,
+}
+
+impl Drop for PendingSession<'_> {
+    fn drop(&mut self) {
+        if let Some(connect) = self.connect.take() {
+            self.pool.close_when_opened(connect);
+        }
+    }
+}
+
 impl Capturer for BrowserPool {
     async fn capture(&self, req: CaptureRequest) -> Result<Capture, CaptureError> {
         self.capture_inner(req).await
@@ -583,6 +704,20 @@ impl Inner {
         match self.idle.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+}
+
+/// A remote session driven over DevTools (a Grid's `se:cdp`): ask WebDriver every
+/// [`WATCH_INTERVAL`] whether the session still exists, and return once it does not. A Grid
+/// node that dies leaves the DevTools proxy silent rather than closed, so without this a capture
+/// would wait out its command timeouts. Never returns for `None` (nothing to watch).
+async fn watch_remote(client: Option<fantoccini::Client>) -> CommandError {
+    let Some(client) = client else { return std::future::pending().await };
+    loop {
+        tokio::time::sleep(WATCH_INTERVAL).await;
+        if let Some(gone) = session_gone(&client, WATCH_TIMEOUT).await {
+            return gone;
         }
     }
 }

@@ -9,6 +9,7 @@ mod daemon;
 mod diff;
 mod fixture_store;
 mod flake;
+mod grid;
 mod helpers;
 mod hostile;
 mod mask;
