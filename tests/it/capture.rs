@@ -854,7 +854,7 @@ async fn site_options_reach_the_browser() {
 
 /// `own_devtools`: the pool's sessions have their own DevTools connection (headers and basic auth
 /// are sent), else they go through a WebDriver endpoint (headers and basic auth are refused).
-async fn site_options_reach(pool: &BrowserPool, own_devtools: bool) {
+pub(crate) async fn site_options_reach(pool: &BrowserPool, own_devtools: bool) {
     use sitediff::config::{BasicAuth, Cookie};
     let html = "<!doctype html><html><head><title>t</title><style>html,body{margin:0;background:#fff}</style></head><body>\
         <div class=banner style='height:100px;background:#f00'></div>\

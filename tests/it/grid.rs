@@ -353,6 +353,11 @@ async fn three_paths_give_identical_shots(grid: &Grid, srv: &FixtureServer) {
         let pool = BrowserPool::start(&cfg, CancellationToken::new()).await.expect("a pool on the Grid");
         let rich = pool.capture(request(&srv.url("/rich"))).await.unwrap();
         let tall = pool.capture(request(&srv.url("/tall"))).await.unwrap();
+        if transport == Transport::Auto {
+            // Over the Grid's DevTools proxy, sitediff intercepts the page's requests itself: a
+            // site's headers and basic auth reach its own origin only, as with a spawned browser.
+            crate::capture::site_options_reach(&pool, true).await;
+        }
         let stats = pool.stats();
         pool.shutdown().await;
         match transport {
@@ -440,31 +445,50 @@ async fn crawl_through_the_grid(grid: &Grid, srv: &FixtureServer) {
 }
 
 /// Every slot taken: a further session request waits in the Grid's queue, and the wait ends in a
-/// clear error after `browser.session_timeout_ms` (the pool retries such errors); once slots are
-/// free again, sessions open.
+/// clear error after `browser.session_timeout_ms`; inside a capture, such an error is retried (on
+/// a session that came back idle), and the session the Grid opens later for the abandoned request
+/// is closed at once rather than holding a slot.
 async fn queued_session_request_is_a_clear_error(grid: &Grid, srv: &FixtureServer) {
     let slots = NODES * NODE_SLOTS;
-    let cfg = BrowserConfig { sessions: slots, ..grid_cfg(&grid.url) };
+    let short = BrowserConfig { sessions: 2, session_timeout: Duration::from_secs(3), ..grid_cfg(&grid.url) };
+    // One slot for `waiting` (its first session, idle), every other slot for `full`.
+    let waiting = BrowserPool::start(&short, CancellationToken::new()).await.unwrap();
+    let cfg = BrowserConfig { sessions: slots - 1, ..grid_cfg(&grid.url) };
     let full = BrowserPool::start(&cfg, CancellationToken::new()).await.unwrap();
-    let captures = (0..slots).map(|_| full.capture(request(&srv.url("/rich"))));
+    let captures = (0..slots - 1).map(|_| full.capture(request(&srv.url("/rich"))));
     for c in futures::future::join_all(captures).await {
         c.unwrap();
     }
-    assert_eq!(full.stats().sessions_started as usize, slots, "{:?}", full.stats());
+    assert_eq!(full.stats().sessions_started as usize, slots - 1, "{:?}", full.stats());
 
-    let cfg = BrowserConfig { session_timeout: Duration::from_secs(3), ..grid_cfg(&grid.url) };
-    let err = BrowserPool::start(&cfg, CancellationToken::new()).await.unwrap_err();
+    let err = BrowserPool::start(&short, CancellationToken::new()).await.unwrap_err();
     assert!(matches!(err, CaptureError::SessionTimeout { .. }), "{err:?}");
     assert!(err.is_session_open(), "a queued request is retried");
     let msg = err.to_string();
     assert!(msg.contains("no slot is free") && msg.contains("browser.session_timeout_ms"), "{msg}");
 
+    // Two captures on `waiting`: the second's session request is queued, times out, and the page
+    // is retried on the first's session once it is idle.
+    let two = (0..2).map(|_| waiting.capture(request(&srv.url("/tall"))));
+    for c in futures::future::join_all(two).await {
+        c.expect("a queued session request is retried, not a failed page");
+    }
+    assert!(waiting.stats().page_retries >= 1, "{:?}", waiting.stats());
+
     full.shutdown().await;
-    let pool = BrowserPool::start(&grid_cfg(&grid.url), CancellationToken::new())
-        .await
-        .expect("a slot is free again");
-    pool.capture(request(&srv.url("/rich"))).await.unwrap();
-    pool.shutdown().await;
+    // The abandoned request got a slot once they were free: its session is closed at once, and
+    // only `waiting`'s own session holds a slot.
+    wait_for(Duration::from_secs(90), "every slot but one free again", || async {
+        let busy: usize = futures::future::join_all((0..NODES).map(|i| grid.node_state(i)))
+            .await
+            .into_iter()
+            .map(|s| s.map_or(usize::MAX / 4, |(_, b)| b))
+            .sum();
+        (busy == 1).then_some(())
+    })
+    .await;
+    waiting.capture(request(&srv.url("/rich"))).await.unwrap();
+    waiting.shutdown().await;
 }
 
 /// A crawl with `sessions = "auto"` loses one node in the middle: the pages its sessions held are
@@ -475,6 +499,16 @@ async fn node_killed_mid_crawl(grid: &mut Grid, srv: &FixtureServer) {
     let keys = build_site(srv, 24, Duration::from_millis(1000));
     let project = TempProject::new();
     let cfg = project.write_config(&crawl_config(grid, srv, "nodeloss"));
+    // Sessions of earlier pools are gone first: the slots busy below are the crawl's.
+    wait_for(Duration::from_secs(90), "every slot free", || async {
+        let busy: usize = futures::future::join_all((0..NODES).map(|i| grid.node_state(i)))
+            .await
+            .into_iter()
+            .map(|s| s.map_or(usize::MAX / 4, |(_, b)| b))
+            .sum();
+        (busy == 0).then_some(())
+    })
+    .await;
     let hits_before = srv.hits().len();
     let crawl =
         tokio::spawn(async move { run_sitediff(&["crawl", "nodeloss", "--config", &cfg, "--json"]).await });
