@@ -173,6 +173,16 @@ impl CaptureError {
         )
     }
 
+    /// Whether the WebDriver endpoint answered a new-session request with a refusal (a Grid that
+    /// could not start a session on a node), as opposed to not answering at all.
+    pub fn is_refused_session(&self) -> bool {
+        matches!(
+            self,
+            CaptureError::Session { source, .. }
+                if matches!(**source, fantoccini::error::NewSessionError::SessionNotCreated(_))
+        )
+    }
+
     /// Whether opening a WebDriver session failed (the pool retries once chromedriver answers).
     pub fn is_session_open(&self) -> bool {
         matches!(
@@ -221,5 +231,16 @@ mod tests {
         let off = CaptureError::OffPrefix { url: "u".into(), prefix: "p".into(), landed: "l".into() };
         assert!(!off.is_session_open() && !off.session_is_suspect());
         assert!(CaptureError::NotPng { url: "u".into() }.session_is_suspect());
+    }
+
+    #[test]
+    fn a_refused_session_is_told_apart_from_an_unreachable_endpoint() {
+        use fantoccini::error::{ErrorStatus, NewSessionError, WebDriver};
+        let session =
+            |source| CaptureError::Session { endpoint: "http://grid/".into(), source: Box::new(source) };
+        let refused = WebDriver::new(ErrorStatus::SessionNotCreated, "Could not start a new session");
+        assert!(session(NewSessionError::SessionNotCreated(refused)).is_refused_session());
+        let lost = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert!(!session(NewSessionError::Lost(lost)).is_refused_session());
     }
 }

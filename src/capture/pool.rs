@@ -440,14 +440,16 @@ impl BrowserPool {
     /// A new session on a remote endpoint, trying again (with a growing pause) while the endpoint
     /// refuses quickly, within `browser.session_timeout_ms` in all: a Grid whose node just died
     /// keeps sending new sessions to it until its health check notices, and fails them at once.
+    /// An endpoint that cannot be reached at all is not tried again here.
     async fn open_remote_session(&self) -> Result<PooledSession, CaptureError> {
         let started = tokio::time::Instant::now();
         let deadline = started + self.inner.cfg.session_timeout;
         let mut pause = SESSION_RETRY_PAUSE;
         loop {
             match self.open_session().await {
-                Err(e @ (CaptureError::Session { .. } | CaptureError::SessionTls { .. }))
-                    if tokio::time::Instant::now() + pause < deadline =>
+                // The endpoint answered and refused (not: could not be reached at all).
+                Err(e @ CaptureError::Session { .. })
+                    if e.is_refused_session() && tokio::time::Instant::now() + pause < deadline =>
                 {
                     tracing::warn!(error = %e, ?pause, "cannot open a session; trying again");
                     tokio::select! {
