@@ -1,10 +1,12 @@
-//! A direct DevTools (CDP) connection to the page a spawned chromedriver session drives: the
-//! per-page hot path (navigation, page scripts, screenshots) without chromedriver relaying and
-//! re-encoding every command. Chromedriver still opens, probes and closes the session.
+//! A direct DevTools (CDP) connection to the page a WebDriver session drives: the per-page hot
+//! path (navigation, page scripts, screenshots) without chromedriver (or a Grid) relaying and
+//! re-encoding every command. WebDriver still opens, probes and closes the session.
 //!
-//! Only for sessions of a chromedriver we spawned (the browser runs on this machine and
-//! reports a loopback `goog:chromeOptions.debuggerAddress`); a remote endpoint keeps the W3C /
-//! passthrough path. What chromedriver did for us on that path is done here: JavaScript dialogs
+//! Two ways in ([`Endpoint`]): the page's own WebSocket on a browser of this machine (a loopback
+//! `goog:chromeOptions.debuggerAddress`, as sessions of a chromedriver we spawned report), or a
+//! browser-wide DevTools WebSocket such as the `se:cdp` a Selenium Grid proxies to its node's
+//! browser, over which the page is attached to as a flat session (every command and event then
+//! carries its `sessionId`). What chromedriver did for us on the WebDriver path is done here: JavaScript dialogs
 //! are dismissed as they open (`beforeunload` ones accepted, so a navigation is never held),
 //! navigations are awaited until the main frame stops loading, scripts wait for a pending
 //! navigation first, and a crashed or closed page fails every waiting command at once.
@@ -40,6 +42,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum DevToolsError {
     #[error("cannot connect to DevTools at {address}: not a loopback address")]
     NotLoopback { address: String },
+    /// The browser-wide connection could not attach to the session's page.
+    #[error("cannot attach to page {target} over DevTools at {address}: {reason}")]
+    Attach { address: String, target: String, reason: String },
     #[error("cannot connect to DevTools at {address}: no answer within {timeout:?}")]
     ConnectTimeout { address: String, timeout: Duration },
     #[error("cannot connect to DevTools at {address}: {source}")]
@@ -165,6 +170,9 @@ struct Shared {
     site: StdMutex<Option<Arc<SiteRequests>>>,
     /// The page's `Network` events being recorded for a capture fingerprint, if any.
     network: StdMutex<Option<Recorder>>,
+    /// Over a browser-wide connection: the flat session attached to the page (set once, right
+    /// after attaching). Commands carry it; events of other sessions are not the page's.
+    session: std::sync::OnceLock<String>,
 }
 
 impl Shared {
@@ -192,7 +200,15 @@ impl Shared {
     /// A command of our own in answer to an event (its answer is not waited for).
     fn command(&self, method: &str, params: Value) -> Value {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        json!({ "id": id, "method": method, "params": params })
+        self.message(id, method, params)
+    }
+
+    /// A command message, for the page's flat session when the connection is browser-wide.
+    fn message(&self, id: u64, method: &str, params: Value) -> Value {
+        match self.session.get() {
+            Some(session) => json!({ "id": id, "method": method, "params": params, "sessionId": session }),
+            None => json!({ "id": id, "method": method, "params": params }),
+        }
     }
 
     /// The page can no longer be driven: fail every waiting command.
@@ -238,8 +254,28 @@ impl Shared {
             return None;
         }
         let params = msg.get_mut("params").map(Value::take).unwrap_or(Value::Null);
+        let method = msg.get("method").and_then(Value::as_str).unwrap_or_default();
+        if let Some(ours) = self.session.get() {
+            match msg.get("sessionId").and_then(Value::as_str) {
+                Some(s) if s == ours => {}
+                // Browser-wide events: only the page's own end matters.
+                None => {
+                    let about_ours = params.get("sessionId").and_then(Value::as_str) == Some(ours)
+                        || params.get("targetId").and_then(Value::as_str) == Some(main_frame);
+                    match method {
+                        "Target.detachedFromTarget" if about_ours => {
+                            self.gone(Ended::Detached("detached from target".into()))
+                        }
+                        "Target.targetCrashed" if about_ours => self.gone(Ended::Crashed),
+                        _ => {}
+                    }
+                    return None;
+                }
+                Some(_) => return None,
+            }
+        }
         let is_main = || params.get("frameId").and_then(Value::as_str) == Some(main_frame);
-        match msg.get("method").and_then(Value::as_str).unwrap_or_default() {
+        match method {
             "Page.frameStartedLoading" if is_main() => self.state.send_modify(|s| {
                 s.loading = true;
                 s.starts += 1;
@@ -297,6 +333,16 @@ impl Drop for DevTools {
     }
 }
 
+/// Where a page's DevTools are reached.
+#[derive(Debug, Clone, Copy)]
+pub enum Endpoint<'a> {
+    /// The DevTools port (`host:port`, loopback only) of a browser on this machine: the page's
+    /// own WebSocket.
+    Local { address: &'a str },
+    /// A browser-wide DevTools WebSocket (a Grid's `se:cdp`): the page is attached to over it.
+    Browser { url: &'a url::Url },
+}
+
 /// Whether `address` (`host:port`) names this machine.
 pub fn is_loopback(address: &str) -> bool {
     let host = address.rsplit_once(':').map_or(address, |(h, _)| h);
@@ -309,15 +355,21 @@ impl DevTools {
     /// loopback only), and enable what the hot path needs. The connection's task runs on `tasks`
     /// until the connection is dropped, the page goes away or `cancel` fires.
     pub async fn connect(
-        address: &str,
+        endpoint: Endpoint<'_>,
         target: &str,
         tasks: &TaskTracker,
         cancel: CancellationToken,
     ) -> Result<DevTools, DevToolsError> {
-        if !is_loopback(address) {
-            return Err(DevToolsError::NotLoopback { address: address.to_string() });
-        }
-        let url = format!("ws://{address}/devtools/page/{target}");
+        let (url, address) = match endpoint {
+            Endpoint::Local { address } => {
+                if !is_loopback(address) {
+                    return Err(DevToolsError::NotLoopback { address: address.to_string() });
+                }
+                (format!("ws://{address}/devtools/page/{target}"), address.to_string())
+            }
+            Endpoint::Browser { url } => (url.to_string(), url.to_string()),
+        };
+        let address = address.as_str();
         let config = WebSocketConfig::default()
             .max_message_size(Some(MAX_MESSAGE_BYTES))
             .max_frame_size(Some(MAX_MESSAGE_BYTES));
@@ -336,14 +388,33 @@ impl DevTools {
             state: watch::Sender::new(LoadState::default()),
             site: StdMutex::new(None),
             network: StdMutex::new(None),
+            session: std::sync::OnceLock::new(),
         });
         let cancel = cancel.child_token();
         tasks.spawn(run_connection(ws, rx, shared.clone(), target.to_string(), cancel.clone()));
         let dt = DevTools { tx, shared, cancel };
+        if let Endpoint::Browser { .. } = endpoint {
+            dt.attach(address, target).await?;
+        }
         for method in ["Page.enable", "Inspector.enable"] {
             dt.call(method, json!({}), CONNECT_TIMEOUT).await?;
         }
         Ok(dt)
+    }
+
+    /// Over a browser-wide connection: attach to page `target` as a flat session, which every
+    /// later command then carries.
+    async fn attach(&self, address: &str, target: &str) -> Result<(), DevToolsError> {
+        let attach_err =
+            |reason: String| DevToolsError::Attach { address: address.into(), target: target.into(), reason };
+        let params = json!({ "targetId": target, "flatten": true });
+        let v = self.call("Target.attachToTarget", params, CONNECT_TIMEOUT).await.map_err(|e| match e {
+            DevToolsError::Protocol { message, .. } => attach_err(message),
+            other => other,
+        })?;
+        let session = v.get("sessionId").and_then(Value::as_str).filter(|s| !s.is_empty());
+        let session = session.ok_or_else(|| attach_err("no sessionId in the answer".into()))?;
+        self.shared.session.set(session.to_string()).map_err(|_| attach_err("attached twice".into()))
     }
 
     /// One DevTools command, answered within `timeout`.
@@ -354,7 +425,7 @@ impl DevTools {
         self.shared.lock_pending().insert(id, (method.to_string(), reply_tx));
         // Forget the command however this call ends (answered, timed out, or dropped mid-wait).
         let _forget = Forget { shared: &self.shared, id };
-        let msg = json!({ "id": id, "method": method, "params": params }).to_string();
+        let msg = self.shared.message(id, method, params).to_string();
         if self.tx.send(Message::text(msg)).is_err() {
             return Err(DevToolsError::closed());
         }
@@ -594,6 +665,7 @@ mod tests {
             state: watch::Sender::new(LoadState::default()),
             site: StdMutex::new(None),
             network: StdMutex::new(None),
+            session: std::sync::OnceLock::new(),
         }
     }
 
@@ -648,6 +720,27 @@ mod tests {
         assert_eq!(cmd["params"]["headers"][1], json!({"name": "X-Env", "value": "s"}), "{cmd}");
         let cmd = s.dispatch(auth, "F").unwrap();
         assert_eq!(cmd["params"]["authChallengeResponse"]["response"], "ProvideCredentials");
+    }
+
+    #[test]
+    fn a_browser_wide_connection_drives_only_its_flat_session() {
+        let s = shared();
+        s.session.set("S1".into()).unwrap();
+        let cmd = s.command("Page.enable", json!({}));
+        assert_eq!(cmd["sessionId"], "S1", "commands carry the page's session");
+        s.dispatch(r#"{"method":"Page.frameStartedLoading","params":{"frameId":"F"},"sessionId":"S2"}"#, "F");
+        s.dispatch(r#"{"method":"Page.frameStartedLoading","params":{"frameId":"F"}}"#, "F");
+        assert!(!s.state.borrow().loading, "events of another session or of the browser are not the page's");
+        s.dispatch(r#"{"method":"Page.frameStartedLoading","params":{"frameId":"F"},"sessionId":"S1"}"#, "F");
+        assert!(s.state.borrow().loading);
+        let alert = r#"{"method":"Page.javascriptDialogOpening","params":{"type":"alert"},"sessionId":"S1"}"#;
+        assert_eq!(s.dispatch(alert, "F").unwrap()["sessionId"], "S1", "answers go to the page's session");
+        let (tx, mut rx) = oneshot::channel();
+        s.lock_pending().insert(4, ("Runtime.evaluate".into(), tx));
+        s.dispatch(r#"{"method":"Target.detachedFromTarget","params":{"sessionId":"S2"}}"#, "F");
+        assert!(s.state.borrow().drivable().is_ok(), "another session's end is not the page's");
+        s.dispatch(r#"{"method":"Target.detachedFromTarget","params":{"sessionId":"S1"}}"#, "F");
+        assert!(rx.try_recv().unwrap().is_err(), "the page's end fails waiting commands");
     }
 
     #[test]

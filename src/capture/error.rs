@@ -45,13 +45,25 @@ pub enum CaptureError {
         #[source]
         source: Box<fantoccini::error::NewSessionError>,
     },
+    /// The task waiting for the new session ended without an answer (it panicked).
+    #[error("cannot open a WebDriver session at {endpoint}: {source}")]
+    SessionTask {
+        endpoint: String,
+        #[source]
+        source: tokio::task::JoinError,
+    },
     #[error("cannot open a WebDriver session at {endpoint}: cannot set up TLS: {source}")]
     SessionTls {
         endpoint: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot open a WebDriver session at {endpoint}: no session after {timeout:?}")]
+    /// No session within `browser.session_timeout_ms` (a Grid keeps the request queued while every
+    /// slot is busy or no node is up).
+    #[error(
+        "cannot open a WebDriver session at {endpoint}: no session after {timeout:?} (a Selenium Grid \
+         keeps the request queued while no slot is free; browser.session_timeout_ms bounds the wait)"
+    )]
     SessionTimeout { endpoint: String, timeout: Duration },
     /// The page cannot be shown: no error value (an error page, a URL outside the prefix).
     #[error("{url}: navigation failed: {reason}")]
@@ -140,6 +152,14 @@ pub enum CaptureError {
          has none, so the page is not captured rather than the {option} going to every origin it loads from"
     )]
     SiteOnly { url: String, option: &'static str },
+    /// The session's WebDriver endpoint says the session is gone (a Grid node that died) while
+    /// the page was driven over DevTools.
+    #[error("{url}: the browser session is gone: {source}")]
+    SessionGone {
+        url: String,
+        #[source]
+        source: CommandError,
+    },
     #[error("browser pool is shut down")]
     Closed,
     #[error("capture cancelled")]
@@ -160,11 +180,22 @@ impl CaptureError {
         )
     }
 
+    /// Whether the WebDriver endpoint answered a new-session request with a refusal (a Grid that
+    /// could not start a session on a node), as opposed to not answering at all.
+    pub fn is_refused_session(&self) -> bool {
+        matches!(
+            self,
+            CaptureError::Session { source, .. }
+                if matches!(**source, fantoccini::error::NewSessionError::SessionNotCreated(_))
+        )
+    }
+
     /// Whether opening a WebDriver session failed (the pool retries once chromedriver answers).
     pub fn is_session_open(&self) -> bool {
         matches!(
             self,
             CaptureError::Session { .. }
+                | CaptureError::SessionTask { .. }
                 | CaptureError::SessionTls { .. }
                 | CaptureError::SessionTimeout { .. }
         )
@@ -207,5 +238,16 @@ mod tests {
         let off = CaptureError::OffPrefix { url: "u".into(), prefix: "p".into(), landed: "l".into() };
         assert!(!off.is_session_open() && !off.session_is_suspect());
         assert!(CaptureError::NotPng { url: "u".into() }.session_is_suspect());
+    }
+
+    #[test]
+    fn a_refused_session_is_told_apart_from_an_unreachable_endpoint() {
+        use fantoccini::error::{ErrorStatus, NewSessionError, WebDriver};
+        let session =
+            |source| CaptureError::Session { endpoint: "http://grid/".into(), source: Box::new(source) };
+        let refused = WebDriver::new(ErrorStatus::SessionNotCreated, "Could not start a new session");
+        assert!(session(NewSessionError::SessionNotCreated(refused)).is_refused_session());
+        let lost = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert!(!session(NewSessionError::Lost(lost)).is_refused_session());
     }
 }

@@ -1,6 +1,7 @@
 //! Capture: pages rendered and photographed in a real browser, through a pool of WebDriver
 //! sessions (fantoccini) against a chromedriver we spawn (pages then driven over each page's own
-//! DevTools connection) or a remote endpoint such as a Selenium Grid (WebDriver all the way).
+//! DevTools connection) or a remote endpoint such as a Selenium Grid (pages driven over the
+//! session's `se:cdp` DevTools connection where the Grid offers one, else WebDriver).
 //!
 //! Rooms, each using only rooms listed below it:
 //! - `pool`: the session pool (opens, probes, replaces and recycles sessions; restarts chromedriver);
@@ -8,6 +9,7 @@
 //! - `page`: one capture's steps (set-up, navigate, settle and measure, shots, rendered DOM);
 //! - `types`: what the rest of sitediff sees (a request, its capture, the [`Capturer`] trait);
 //! - `error`: [`CaptureError`], with its context and cause;
+//! - `grid`: a Selenium Grid's capacity from its `/status` (`browser.sessions = "auto"`);
 //! - `session`: one session's command transport (the page's DevTools connection, else WebDriver);
 //! - `scripts` (with `js/*.js`): what runs inside the page, its arguments and answers;
 //! - `devtools`: the direct DevTools connection to a page;
@@ -22,6 +24,7 @@ pub mod driver;
 mod error;
 pub mod fingerprint;
 pub mod geometry;
+pub mod grid;
 pub mod intercept;
 pub mod page;
 pub mod pool;

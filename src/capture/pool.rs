@@ -1,26 +1,30 @@
 //! The browser pool: a bounded set of WebDriver sessions (against a chromedriver we spawn or a
-//! remote endpoint) that captures pages, replaces dead sessions, restarts a dead chromedriver and
-//! recycles sessions after a number of pages.
+//! remote endpoint such as a Selenium Grid) that captures pages, replaces dead sessions, restarts
+//! a dead chromedriver, recycles sessions after a number of pages and (`browser.sessions =
+//! "auto"`) follows a Grid's capacity as its nodes come and go.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
+use fantoccini::error::NewSessionError;
 use serde_json::{json, Value};
 use tokio::sync::{Mutex, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use url::Url;
 
-use super::devtools::DevTools;
+use super::devtools::{DevTools, Endpoint as DevToolsEndpoint};
 use super::driver::{find_chromedriver, ChromeDriver};
 use super::error::CaptureError;
 use super::fingerprint::{self, Environment};
+use super::grid;
 use super::page::capture_page;
-use super::session::BrowserSession;
+use super::session::{session_gone, BrowserSession, CommandError};
 use super::types::{Capture, CaptureRequest, Capturer};
-use crate::config::{BrowserConfig, WebDriverEndpoint};
+use crate::config::{BrowserConfig, Capacity, Transport, WebDriverEndpoint};
 
 /// How many times a page is retried on a fresh session after its session died under it.
 pub const MAX_PAGE_RETRIES: u32 = 2;
@@ -70,8 +74,23 @@ pub const CHROMIUM_ARGS: &[&str] = &[
     "--disable-checker-imaging",
     "--disable-threaded-animation",
 ];
-/// Bound on opening one WebDriver session (starts a browser).
-const SESSION_START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often a Grid's `/status` is asked for its slots (`browser.sessions = "auto"`).
+const CAPACITY_POLL: Duration = Duration::from_secs(2);
+/// How long a new remote session may take before an idle session of the pool is taken instead
+/// (a normal start through a Grid takes a few seconds; longer means the request is queued).
+const QUEUED_AFTER: Duration = Duration::from_secs(8);
+/// How often the idle sessions are looked at meanwhile.
+const IDLE_POLL: Duration = Duration::from_millis(200);
+/// How often a remote session driven over DevTools is asked (through WebDriver) whether it exists.
+const WATCH_INTERVAL: Duration = Duration::from_secs(2);
+/// Bound on that question: no answer in time is no proof the session is gone (its node may be busy).
+const WATCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// First pause before trying a refused session request again (remote endpoints), doubled each time.
+const SESSION_RETRY_PAUSE: Duration = Duration::from_millis(500);
+/// Longest pause between two session requests.
+const MAX_SESSION_RETRY_PAUSE: Duration = Duration::from_secs(5);
+/// The capability under which a Selenium Grid offers a session's browser-wide DevTools WebSocket.
+const SE_CDP: &str = "se:cdp";
 /// Bound on the liveness probe of a session that failed.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bound on closing one session.
@@ -96,6 +115,8 @@ pub struct PoolStats {
     pub page_retries: u64,
     /// Sessions whose pages went over their own DevTools connection rather than through chromedriver.
     pub devtools_sessions: u64,
+    /// Of those, sessions driven over a browser-wide DevTools WebSocket a Grid offered (`se:cdp`).
+    pub se_cdp_sessions: u64,
 }
 
 #[derive(Debug, Default)]
@@ -106,6 +127,7 @@ struct Counters {
     driver_restarts: AtomicU64,
     page_retries: AtomicU64,
     devtools_sessions: AtomicU64,
+    se_cdp_sessions: AtomicU64,
 }
 
 /// The WebDriver endpoint in use; `generation` changes whenever chromedriver is restarted.
@@ -121,6 +143,8 @@ struct PooledSession {
     session: BrowserSession,
     pages: u32,
     generation: u64,
+    /// The WebDriver session id (how a Grid's `/status` names the slot it holds).
+    id: Option<String>,
 }
 
 #[derive(Debug)]
@@ -134,6 +158,10 @@ struct Inner {
     idle: StdMutex<Vec<PooledSession>>,
     /// One permit per session slot: the bounded queue captures wait in.
     slots: Semaphore,
+    /// Permits `slots` was given in all (changes with a Grid's capacity).
+    capacity: AtomicUsize,
+    /// Ids of the sessions open now (a Grid's slots they hold are the pool's to count).
+    ours: StdMutex<HashSet<String>>,
     closed: AtomicBool,
     /// The browser build and font set of the newest session with its own DevTools connection.
     environment: StdMutex<Option<Environment>>,
@@ -164,7 +192,7 @@ impl BrowserPool {
                 (None, Endpoint { url: with_trailing_slash(url), driver: None, generation: 0 })
             }
         };
-        let sessions = cfg.sessions.max(1);
+        let sessions = initial_capacity(cfg, &endpoint.url).await;
         let pool = BrowserPool {
             inner: Arc::new(Inner {
                 cfg: cfg.clone(),
@@ -173,13 +201,23 @@ impl BrowserPool {
                 endpoint: Mutex::new(endpoint),
                 idle: StdMutex::new(Vec::with_capacity(sessions)),
                 slots: Semaphore::new(sessions),
+                capacity: AtomicUsize::new(sessions),
+                ours: StdMutex::new(HashSet::new()),
                 closed: AtomicBool::new(false),
                 environment: StdMutex::new(None),
                 tasks: TaskTracker::new(),
                 counters: Counters::default(),
             }),
         };
-        match pool.open_session().await {
+        if cfg.capacity == Capacity::Auto && pool.inner.driver_path.is_none() {
+            let follower = pool.clone();
+            pool.inner.tasks.spawn(async move { follower.follow_capacity().await });
+        }
+        let first = match pool.inner.driver_path {
+            Some(_) => pool.open_session().await,
+            None => pool.open_remote_session().await,
+        };
+        match first {
             Ok(s) => {
                 let binary = browser_binary(cfg, pool.inner.driver_path.is_some());
                 let browser = binary
@@ -203,6 +241,7 @@ impl BrowserPool {
         inner.cancel.cancel();
         inner.slots.close();
         let idle: Vec<PooledSession> = std::mem::take(&mut *inner.lock_idle());
+        inner.lock_ours().clear();
         futures::future::join_all(idle.into_iter().map(|s| close_session(s.session))).await;
         inner.tasks.close();
         if tokio::time::timeout(SHUTDOWN_TIMEOUT, inner.tasks.wait()).await.is_err() {
@@ -226,6 +265,58 @@ impl BrowserPool {
         self.inner.endpoint.lock().await.url.clone()
     }
 
+    /// Sessions the pool uses at once now (with `browser.sessions = "auto"`, follows the Grid).
+    pub fn capacity(&self) -> usize {
+        self.inner.capacity.load(Ordering::SeqCst)
+    }
+
+    /// `browser.sessions = "auto"` on a remote endpoint: ask its `/status` for its slots every
+    /// [`CAPACITY_POLL`] and resize the pool to them (at least one, at most `browser.sessions`),
+    /// until the pool shuts down.
+    async fn follow_capacity(&self) {
+        let inner = &self.inner;
+        let http = match grid::status_client() {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(error = %e, "no HTTP client for the Grid's /status; the pool keeps its size");
+                return;
+            }
+        };
+        let endpoint = inner.endpoint.lock().await.url.clone();
+        loop {
+            tokio::select! {
+                _ = inner.cancel.cancelled() => return,
+                _ = tokio::time::sleep(CAPACITY_POLL) => {}
+            }
+            let ours = inner.lock_ours().clone();
+            match grid::slots(&http, &endpoint, &ours).await {
+                Ok(slots) => self.resize(slots.clamp(1, inner.cfg.sessions.max(1))),
+                Err(e) => tracing::debug!(error = %e, "no capacity from the Grid this time"),
+            }
+        }
+    }
+
+    /// Give the pool `target` session slots: more at once, fewer as slots are free to take back
+    /// (captures in flight keep theirs; the rest is taken at the next poll).
+    fn resize(&self, target: usize) {
+        let inner = &self.inner;
+        let current = inner.capacity.load(Ordering::SeqCst);
+        if target > current {
+            inner.slots.add_permits(target - current);
+            inner.capacity.store(target, Ordering::SeqCst);
+        } else if target < current {
+            let taken = inner.slots.forget_permits(current - target);
+            inner.capacity.store(current - taken, Ordering::SeqCst);
+        } else {
+            return;
+        }
+        tracing::info!(
+            from = current,
+            to = inner.capacity.load(Ordering::SeqCst),
+            "browser pool resized to the Grid's slots"
+        );
+    }
+
     /// Counters since start.
     pub fn stats(&self) -> PoolStats {
         let c = &self.inner.counters;
@@ -236,6 +327,7 @@ impl BrowserPool {
             driver_restarts: c.driver_restarts.load(Ordering::Relaxed),
             page_retries: c.page_retries.load(Ordering::Relaxed),
             devtools_sessions: c.devtools_sessions.load(Ordering::Relaxed),
+            se_cdp_sessions: c.se_cdp_sessions.load(Ordering::Relaxed),
         }
     }
 
@@ -263,12 +355,17 @@ impl BrowserPool {
                 }
                 Err(e) => return Err(e),
             };
+            let remote = inner.driver_path.is_none() && ps.session.has_devtools();
+            let watched = remote.then(|| ps.session.client.clone());
             let result = tokio::select! {
                 _ = inner.cancel.cancelled() => {
                     // The session is mid-command: drop it (fantoccini ends it in the background).
                     return Err(self.stopped_error());
                 }
                 r = capture_page(&mut ps.session, &req) => r,
+                source = watch_remote(watched) => {
+                    Err(CaptureError::SessionGone { url: req.url.to_string(), source })
+                }
             };
             ps.pages = ps.pages.saturating_add(1);
             match result {
@@ -320,7 +417,54 @@ impl BrowserPool {
                 None => break,
             }
         }
-        self.open_session().await
+        if self.inner.driver_path.is_some() {
+            return self.open_session().await;
+        }
+        // A request the Grid queues (every slot busy: a node died, or other clients) is raced, after
+        // a while, by the pool's own sessions coming back idle.
+        tokio::select! {
+            r = self.open_remote_session() => r,
+            ps = self.idle_after(QUEUED_AFTER, generation) => Ok(ps),
+        }
+    }
+
+    /// The first idle session of `generation` once `delay` has passed (polled).
+    async fn idle_after(&self, delay: Duration, generation: u64) -> PooledSession {
+        tokio::time::sleep(delay).await;
+        loop {
+            let next = self.inner.lock_idle().pop();
+            match next {
+                Some(ps) if ps.generation == generation => return ps,
+                Some(stale) => self.discard(stale),
+                None => tokio::time::sleep(IDLE_POLL).await,
+            }
+        }
+    }
+
+    /// A new session on a remote endpoint, trying again (with a growing pause) while the endpoint
+    /// refuses quickly, within `browser.session_timeout_ms` in all: a Grid whose node just died
+    /// keeps sending new sessions to it until its health check notices, and fails them at once.
+    /// An endpoint that cannot be reached at all is not tried again here.
+    async fn open_remote_session(&self) -> Result<PooledSession, CaptureError> {
+        let started = tokio::time::Instant::now();
+        let deadline = started + self.inner.cfg.session_timeout;
+        let mut pause = SESSION_RETRY_PAUSE;
+        loop {
+            match self.open_session().await {
+                // The endpoint answered and refused (not: could not be reached at all).
+                Err(e @ CaptureError::Session { .. })
+                    if e.is_refused_session() && tokio::time::Instant::now() + pause < deadline =>
+                {
+                    tracing::warn!(error = %e, ?pause, "cannot open a session; trying again");
+                    tokio::select! {
+                        _ = self.inner.cancel.cancelled() => return Err(self.stopped_error()),
+                        _ = tokio::time::sleep(pause) => {}
+                    }
+                    pause = (pause * 2).min(MAX_SESSION_RETRY_PAUSE);
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Put a session back, or close it when it has served `recycle_after` pages.
@@ -338,6 +482,9 @@ impl BrowserPool {
 
     /// Close a session in the background.
     fn discard(&self, ps: PooledSession) {
+        if let Some(id) = &ps.id {
+            self.inner.lock_ours().remove(id);
+        }
         self.inner.tasks.spawn(close_session(ps.session));
     }
 
@@ -395,7 +542,8 @@ impl BrowserPool {
     }
 
     /// Open a new WebDriver session on the current endpoint (restarting chromedriver first unless
-    /// it runs and answers: a session start would otherwise wait out [`SESSION_START_TIMEOUT`]).
+    /// it runs and answers: a session start would otherwise wait out `browser.session_timeout_ms`;
+    /// a Grid keeps the request queued while no slot is free, up to that bound too).
     async fn open_session(&self) -> Result<PooledSession, CaptureError> {
         self.ensure_driver_answers().await?;
         let (url, generation) = {
@@ -407,24 +555,53 @@ impl BrowserPool {
         let mut builder = fantoccini::ClientBuilder::rustls()
             .map_err(|source| CaptureError::SessionTls { endpoint: endpoint(), source })?;
         builder.capabilities(caps);
-        let connect = tokio::time::timeout(SESSION_START_TIMEOUT, builder.connect(url.as_str()));
-        let client = tokio::select! {
-            _ = self.inner.cancel.cancelled() => return Err(self.stopped_error()),
-            r = connect => match r {
-                Err(_) => {
-                    return Err(CaptureError::SessionTimeout { endpoint: endpoint(), timeout: SESSION_START_TIMEOUT })
+        let timeout = self.inner.cfg.session_timeout;
+        let target = url.to_string();
+        let mut connect = PendingSession {
+            pool: self,
+            connect: Some(tokio::spawn(async move { builder.connect(&target).await })),
+        };
+        let Some(handle) = connect.connect.as_mut() else { return Err(CaptureError::Closed) };
+        let answer = tokio::select! {
+            _ = self.inner.cancel.cancelled() => {
+                if let Some(c) = connect.connect.take() {
+                    c.abort();
                 }
-                Ok(Err(e)) => return Err(CaptureError::Session { endpoint: endpoint(), source: Box::new(e) }),
-                Ok(Ok(c)) => c,
+                return Err(self.stopped_error());
+            }
+            r = tokio::time::timeout(timeout, handle) => match r {
+                // Still pending: dropping `connect` hands it over to be closed once opened.
+                Err(_) => return Err(CaptureError::SessionTimeout { endpoint: endpoint(), timeout }),
+                Ok(answer) => answer,
             },
         };
+        // Answered: nothing left to close later.
+        connect.connect = None;
+        let client = match answer {
+            Err(source) => return Err(CaptureError::SessionTask { endpoint: endpoint(), source }),
+            Ok(Err(e)) => return Err(CaptureError::Session { endpoint: endpoint(), source: Box::new(e) }),
+            Ok(Ok(c)) => c,
+        };
         self.inner.counters.sessions_started.fetch_add(1, Ordering::Relaxed);
+        let id = match tokio::time::timeout(PROBE_TIMEOUT, client.session_id()).await {
+            Ok(Ok(id)) => id,
+            _ => None,
+        };
+        if let Some(id) = &id {
+            self.inner.lock_ours().insert(id.clone());
+        }
         let mut session = BrowserSession::new(client);
+        match self.inner.cfg.transport {
+            Transport::Auto => session = self.with_devtools(session, &url).await,
+            Transport::WebDriver => {}
+            Transport::W3c => session = session.w3c_only(),
+        }
+        // Capture fingerprints are checked against the browser build and font set of a browser on
+        // this machine; a remote one (a Grid node) stays unknown, so its captures are never reused.
         if self.inner.driver_path.is_some() {
-            session = self.with_devtools(session).await;
             self.note_environment(&session).await;
         }
-        Ok(PooledSession { session, pages: 0, generation })
+        Ok(PooledSession { session, pages: 0, generation, id })
     }
 
     /// Remember the browser build and font set of a session with its own DevTools connection (what
@@ -445,20 +622,49 @@ impl BrowserPool {
         }
     }
 
-    /// Spawn mode: connect to the session's page over DevTools (see [`DevTools`]). Without it
-    /// (no debugger address reported, a refused connection) pages go through chromedriver.
-    async fn with_devtools(&self, session: BrowserSession) -> BrowserSession {
-        let address = session
-            .client
-            .capabilities()
+    /// A session request that timed out stays in a Grid's queue and gets a slot later: let it
+    /// finish in the background and close what it opens, so no slot is held by a session nobody
+    /// uses (until the pool shuts down; the Grid's own request timeout bounds the wait).
+    fn close_when_opened(
+        &self,
+        connect: tokio::task::JoinHandle<Result<fantoccini::Client, NewSessionError>>,
+    ) {
+        let cancel = self.inner.cancel.clone();
+        self.inner.tasks.spawn(async move {
+            let abort = connect.abort_handle();
+            tokio::select! {
+                _ = cancel.cancelled() => abort.abort(),
+                r = connect => if let Ok(Ok(client)) = r {
+                    tracing::info!("closing a session opened after its request timed out");
+                    close_session(BrowserSession::new(client)).await;
+                },
+            }
+        });
+    }
+
+    /// Connect to the session's page over DevTools (see [`DevTools`]): a Grid's `se:cdp`
+    /// WebSocket when the session offers one, else its browser's loopback `debuggerAddress` when
+    /// the browser runs on this machine (a chromedriver we spawned, or a WebDriver endpoint on
+    /// loopback). Without it (nothing offered, a refused connection) pages go through WebDriver.
+    async fn with_devtools(&self, session: BrowserSession, endpoint: &Url) -> BrowserSession {
+        let caps = session.client.capabilities();
+        let se_cdp = caps
+            .and_then(|c| c.get(SE_CDP))
+            .and_then(Value::as_str)
+            .and_then(|u| Url::parse(u).ok())
+            .filter(|u| matches!(u.scheme(), "ws" | "wss"));
+        let local = self.inner.driver_path.is_some()
+            || endpoint.host_str().is_some_and(|h| super::devtools::is_loopback(&format!("{h}:0")));
+        let address = caps
             .and_then(|c| c.get("goog:chromeOptions"))
             .and_then(|o| o.get("debuggerAddress"))
             .and_then(Value::as_str)
+            .filter(|_| local)
             .map(str::to_string);
-        let Some(address) = address else {
-            tracing::debug!("the session reports no DevTools address; pages go through chromedriver");
+        if se_cdp.is_none() && address.is_none() {
+            tracing::debug!("the session offers no DevTools connection; pages go through WebDriver");
             return session;
-        };
+        }
         let target = match tokio::time::timeout(PROBE_TIMEOUT, session.client.window()).await {
             Ok(Ok(handle)) => String::from(handle),
             Ok(Err(e)) => {
@@ -470,15 +676,41 @@ impl BrowserPool {
                 return session;
             }
         };
-        match DevTools::connect(&address, &target, &self.inner.tasks, self.inner.cancel.clone()).await {
+        let devtools_endpoint = match (&se_cdp, &address) {
+            (Some(url), _) => DevToolsEndpoint::Browser { url },
+            (None, Some(address)) => DevToolsEndpoint::Local { address },
+            (None, None) => return session,
+        };
+        let (tasks, cancel) = (&self.inner.tasks, self.inner.cancel.clone());
+        match DevTools::connect(devtools_endpoint, &target, tasks, cancel).await {
             Ok(dt) => {
-                self.inner.counters.devtools_sessions.fetch_add(1, Ordering::Relaxed);
+                let c = &self.inner.counters;
+                c.devtools_sessions.fetch_add(1, Ordering::Relaxed);
+                if se_cdp.is_some() {
+                    c.se_cdp_sessions.fetch_add(1, Ordering::Relaxed);
+                }
                 session.with_devtools(dt)
             }
             Err(e) => {
-                tracing::warn!(error = %e, "no direct DevTools connection; pages go through chromedriver");
+                tracing::warn!(error = %e, "no direct DevTools connection; pages go through WebDriver");
                 session
             }
+        }
+    }
+}
+
+/// A session request in flight. Dropped before its answer (timed out, or given up for an idle
+/// session), it is handed to [`BrowserPool::close_when_opened`]: a Grid would otherwise open it
+/// later for nobody and hold the slot.
+struct PendingSession<'p> {
+    pool: &'p BrowserPool,
+    connect: Option<tokio::task::JoinHandle<Result<fantoccini::Client, NewSessionError>>>,
+}
+
+impl Drop for PendingSession<'_> {
+    fn drop(&mut self) {
+        if let Some(connect) = self.connect.take() {
+            self.pool.close_when_opened(connect);
         }
     }
 }
@@ -501,6 +733,13 @@ fn lock<T>(m: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Inner {
+    fn lock_ours(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        match self.ours.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
     fn lock_idle(&self) -> std::sync::MutexGuard<'_, Vec<PooledSession>> {
         match self.idle.lock() {
             Ok(g) => g,
@@ -509,9 +748,47 @@ impl Inner {
     }
 }
 
+/// A remote session driven over DevTools (a Grid's `se:cdp`): ask WebDriver every
+/// [`WATCH_INTERVAL`] whether the session still exists, and return once it does not. A Grid
+/// node that dies leaves the DevTools proxy silent rather than closed, so without this a capture
+/// would wait out its command timeouts. Never returns for `None` (nothing to watch).
+async fn watch_remote(client: Option<fantoccini::Client>) -> CommandError {
+    let Some(client) = client else { return std::future::pending().await };
+    loop {
+        tokio::time::sleep(WATCH_INTERVAL).await;
+        if let Some(gone) = session_gone(&client, WATCH_TIMEOUT).await {
+            return gone;
+        }
+    }
+}
+
 async fn close_session(session: BrowserSession) {
     if tokio::time::timeout(SESSION_CLOSE_TIMEOUT, session.close()).await.is_err() {
         tracing::warn!("closing a browser session took over {SESSION_CLOSE_TIMEOUT:?}; left behind");
+    }
+}
+
+/// The pool's size at start: `browser.sessions`, or with `"auto"` the Grid's slots (at least
+/// one, at most `browser.sessions`; one when the endpoint is no Grid) or, spawning chromedriver,
+/// the machine's cores.
+async fn initial_capacity(cfg: &BrowserConfig, endpoint: &Url) -> usize {
+    let most = cfg.sessions.max(1);
+    if cfg.capacity == Capacity::Fixed {
+        return most;
+    }
+    if cfg.webdriver == WebDriverEndpoint::Spawn {
+        return std::thread::available_parallelism().map_or(1, usize::from).clamp(1, most);
+    }
+    let slots = match grid::status_client() {
+        Ok(http) => grid::slots(&http, endpoint, &HashSet::new()).await,
+        Err(source) => Err(grid::GridError::Http { url: endpoint.to_string(), source }),
+    };
+    match slots {
+        Ok(n) => n.clamp(1, most),
+        Err(e) => {
+            tracing::warn!(error = %e, "browser.sessions = \"auto\": starting with one session");
+            1
+        }
     }
 }
 
@@ -571,6 +848,9 @@ mod tests {
         BrowserConfig {
             webdriver: WebDriverEndpoint::Spawn,
             sessions: 2,
+            capacity: Capacity::Fixed,
+            transport: Transport::Auto,
+            session_timeout: Duration::from_secs(60),
             chromedriver: None,
             chromium: chromium.map(PathBuf::from),
             recycle_after: 10,

@@ -110,6 +110,30 @@ impl WebDriverCompatibleCommand for W3cAddCookie {
     }
 }
 
+/// W3C "Get Timeouts": answered from the session's own state, never waiting on the page.
+#[derive(Debug)]
+struct GetTimeouts;
+
+impl WebDriverCompatibleCommand for GetTimeouts {
+    fn endpoint(&self, base_url: &Url, session_id: Option<&str>) -> Result<Url, url::ParseError> {
+        base_url.join(&format!("session/{}/timeouts", session_id.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _request_url: &Url) -> (http::Method, Option<String>) {
+        (http::Method::GET, None)
+    }
+}
+
+/// `Some(why)` when the endpoint says the session no longer exists or cannot be reached (a Grid
+/// whose node died), `None` when it answers or says nothing within `timeout`.
+pub async fn session_gone(client: &Client, timeout: Duration) -> Option<CommandError> {
+    match tokio::time::timeout(timeout, client.issue_cmd(GetTimeouts)).await {
+        Err(_) | Ok(Ok(_)) => None,
+        Ok(Err(e)) if is_timeout(&e) => None,
+        Ok(Err(e)) => Some(e.into()),
+    }
+}
+
 /// Whether the endpoint can pass DevTools commands through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CdpSupport {
@@ -188,6 +212,12 @@ impl BrowserSession {
     pub fn with_devtools(mut self, devtools: DevTools) -> BrowserSession {
         self.devtools = Some(devtools);
         self.cdp = CdpSupport::Yes;
+        self
+    }
+
+    /// W3C commands only from now on: no DevTools passthrough tried (`browser.transport = "w3c"`).
+    pub fn w3c_only(mut self) -> BrowserSession {
+        self.cdp = CdpSupport::No;
         self
     }
 

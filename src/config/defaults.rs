@@ -24,6 +24,9 @@ pub(super) const DEFAULT_STORE_PATH: &str = "data/sitediff.redb";
 pub(super) const DEFAULT_KEEP_CRAWLS: u32 = 20;
 pub(super) const DEFAULT_SESSIONS: usize = 2;
 pub(super) const MAX_SESSIONS: usize = 64;
+pub(super) const DEFAULT_SESSION_TIMEOUT_MS: u64 = 60_000;
+/// Shortest `session_timeout_ms` accepted (a browser takes about a second to start).
+pub(super) const MIN_SESSION_TIMEOUT_MS: u64 = 1_000;
 pub(super) const DEFAULT_RECYCLE_AFTER: u32 = 200;
 pub(super) const DEFAULT_MAX_PAGES: usize = 1000;
 pub(super) const DEFAULT_MAX_QUERY_VARIANTS: usize = 100;

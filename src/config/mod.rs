@@ -22,9 +22,10 @@ pub use defaults::{CONFIG_ENV, DEFAULT_CONFIG_PATH};
 pub use error::{ConfigError, ConfigIssue, ConfigOrigin};
 pub use locate::{locate_key, KeyLocator};
 pub use model::{
-    AllowedHost, BasicAuth, BrowserConfig, CaptureOptions, Config, ConfigIgnoreArea, Cookie, NotifyConfig,
-    NotifyFormat, NotifyOn, PairPrefix, PluginConfig, PluginLimits, PluginSource, Schedule, SchedulerConfig,
-    ServerConfig, SiteConfig, StoreConfig, UrlOptions, Viewport, WebDriverEndpoint,
+    AllowedHost, BasicAuth, BrowserConfig, Capacity, CaptureOptions, Config, ConfigIgnoreArea, Cookie,
+    NotifyConfig, NotifyFormat, NotifyOn, PairPrefix, PluginConfig, PluginLimits, PluginSource, Schedule,
+    SchedulerConfig, ServerConfig, SiteConfig, StoreConfig, Transport, UrlOptions, Viewport,
+    WebDriverEndpoint,
 };
 pub use raw::{
     RawBasicAuth, RawBrowser, RawConfig, RawCookie, RawNotify, RawPlugin, RawScheduler, RawServer, RawSite,

@@ -229,10 +229,39 @@ pub enum WebDriverEndpoint {
     Remote(Url),
 }
 
+/// How many sessions the pool keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capacity {
+    /// Exactly `browser.sessions`.
+    Fixed,
+    /// `browser.sessions = "auto"`: a remote endpoint's slots as its `/status` reports them (a
+    /// Selenium Grid's free slots plus the pool's own), followed as nodes come and go, at most
+    /// `sessions`; with a spawned chromedriver, the machine's cores.
+    Auto,
+}
+
+/// How a session's page is driven.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// A DevTools connection of our own to the page where there is one (a spawned chromedriver's
+    /// browser, a Grid session's `se:cdp`, a loopback `debuggerAddress` behind a loopback
+    /// endpoint), else WebDriver with DevTools passthrough, else W3C commands only.
+    Auto,
+    /// WebDriver only: DevTools commands through the endpoint's passthrough where it has one.
+    WebDriver,
+    /// W3C commands only (window-resize fallbacks; DevTools-only site options are refused).
+    W3c,
+}
+
 #[derive(Debug, Clone)]
 pub struct BrowserConfig {
     pub webdriver: WebDriverEndpoint,
+    /// Sessions used in parallel (with [`Capacity::Auto`], the most ever used).
     pub sessions: usize,
+    pub capacity: Capacity,
+    pub transport: Transport,
+    /// Bound on opening one session (a Grid queues the request while no slot is free).
+    pub session_timeout: std::time::Duration,
     /// Explicit chromedriver binary; default: PATH, then /usr/bin/chromedriver.
     pub chromedriver: Option<PathBuf>,
     /// Explicit Chromium binary; default: chromedriver's own discovery, then /usr/bin/chromium.

@@ -64,10 +64,20 @@ pub struct RawStore {
 #[serde(deny_unknown_fields)]
 pub struct RawBrowser {
     pub webdriver: Option<String>,
-    pub sessions: Option<usize>,
+    pub sessions: Option<RawSessions>,
+    pub transport: Option<String>,
+    pub session_timeout_ms: Option<u64>,
     pub chromedriver: Option<PathBuf>,
     pub chromium: Option<PathBuf>,
     pub recycle_after: Option<u32>,
+}
+
+/// `browser.sessions`: a count, or a word (`"auto"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawSessions {
+    Count(i64),
+    Word(String),
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -288,6 +288,35 @@ fn remote_webdriver_url() {
 }
 
 #[test]
+fn sessions_auto_transport_and_session_timeout() {
+    use crate::config::{Capacity, Transport};
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!((c.browser.capacity, c.browser.transport), (Capacity::Fixed, Transport::Auto));
+    assert_eq!(c.browser.session_timeout, std::time::Duration::from_secs(60));
+    let grid = "[browser]\nwebdriver = \"http://127.0.0.1:4444/\"\nsessions = \"auto\"\n\
+                transport = \"webdriver\"\nsession_timeout_ms = 5000\n";
+    let c = parse(&format!("{grid}{MINIMAL}")).unwrap();
+    assert_eq!(c.browser.capacity, Capacity::Auto);
+    assert_eq!(c.browser.sessions, 64, "auto: at most browser.sessions' upper bound");
+    assert_eq!(c.browser.transport, Transport::WebDriver);
+    assert_eq!(c.browser.session_timeout, std::time::Duration::from_secs(5));
+    let c = parse(&format!("[browser]\ntransport = \"w3c\"\nsessions = 3\n{MINIMAL}")).unwrap();
+    assert_eq!(
+        (c.browser.sessions, c.browser.capacity, c.browser.transport),
+        (3, Capacity::Fixed, Transport::W3c)
+    );
+    for (bad, key) in [
+        ("sessions = \"many\"", "browser.sessions"),
+        ("sessions = -1", "browser.sessions"),
+        ("transport = \"cdp\"", "browser.transport"),
+        ("session_timeout_ms = 10", "browser.session_timeout_ms"),
+    ] {
+        let msg = parse(&format!("[browser]\n{bad}\n{MINIMAL}")).unwrap_err().to_string();
+        assert!(msg.contains(key), "{bad}: {msg}");
+    }
+}
+
+#[test]
 fn urls_resolve_against_prefix() {
     let c = parse(
         "[[sites]]\nname = \"a\"\nstart = \"http://127.0.0.1/d/\"\nurls = [\"a.html\", \"sub/b.html?x=1\"]\n",

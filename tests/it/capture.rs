@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sitediff::capture::{BrowserPool, Capture, CaptureError, CaptureRequest, Capturer};
-use sitediff::config::{BrowserConfig, CaptureOptions, Viewport, WebDriverEndpoint};
+use sitediff::config::{BrowserConfig, Capacity, CaptureOptions, Transport, Viewport, WebDriverEndpoint};
 use sitediff::crawl::links::Scope;
 use sitediff::diff::{decode_png, Rect, RgbaImage};
 use tokio_util::sync::CancellationToken;
@@ -24,6 +24,9 @@ fn browser_cfg(sessions: usize) -> BrowserConfig {
     BrowserConfig {
         webdriver: WebDriverEndpoint::Spawn,
         sessions,
+        capacity: Capacity::Fixed,
+        transport: Transport::Auto,
+        session_timeout: Duration::from_secs(60),
         chromedriver: None,
         chromium: None,
         recycle_after: 200,
@@ -55,9 +58,14 @@ async fn own_chromedriver(cancel: &CancellationToken) -> sitediff::capture::Chro
     sitediff::capture::ChromeDriver::spawn(&path, cancel).await.unwrap()
 }
 
-/// One session against `endpoint` (`browser.webdriver`): WebDriver all the way, nothing spawned.
+/// One session against `endpoint` (`browser.webdriver`): WebDriver all the way (no DevTools
+/// connection of our own, even to the loopback browser), nothing spawned.
 fn remote_cfg(endpoint: &Url) -> BrowserConfig {
-    BrowserConfig { webdriver: WebDriverEndpoint::Remote(endpoint.clone()), ..browser_cfg(1) }
+    BrowserConfig {
+        webdriver: WebDriverEndpoint::Remote(endpoint.clone()),
+        transport: Transport::WebDriver,
+        ..browser_cfg(1)
+    }
 }
 
 async fn pool(sessions: usize) -> BrowserPool {
@@ -846,7 +854,7 @@ async fn site_options_reach_the_browser() {
 
 /// `own_devtools`: the pool's sessions have their own DevTools connection (headers and basic auth
 /// are sent), else they go through a WebDriver endpoint (headers and basic auth are refused).
-async fn site_options_reach(pool: &BrowserPool, own_devtools: bool) {
+pub(crate) async fn site_options_reach(pool: &BrowserPool, own_devtools: bool) {
     use sitediff::config::{BasicAuth, Cookie};
     let html = "<!doctype html><html><head><title>t</title><style>html,body{margin:0;background:#fff}</style></head><body>\
         <div class=banner style='height:100px;background:#f00'></div>\

@@ -489,3 +489,17 @@ pub fn npm_tool(name: &str) -> std::path::PathBuf {
     let manifest = tool(&format!("npm/node_modules/{name}/package.json"));
     manifest.parent().expect("a package directory").to_path_buf()
 }
+
+/// A browser config for a chromedriver the test spawns: `sessions` sessions, defaults otherwise.
+pub fn spawned_browser(sessions: usize) -> sitediff::config::BrowserConfig {
+    sitediff::config::BrowserConfig {
+        webdriver: sitediff::config::WebDriverEndpoint::Spawn,
+        sessions,
+        capacity: sitediff::config::Capacity::Fixed,
+        transport: sitediff::config::Transport::Auto,
+        session_timeout: std::time::Duration::from_secs(60),
+        chromedriver: None,
+        chromium: None,
+        recycle_after: 200,
+    }
+}

@@ -11,6 +11,7 @@ mod diff;
 mod fixture_store;
 mod flake;
 mod gate;
+mod grid;
 mod helpers;
 mod hostile;
 mod incremental;

@@ -336,16 +336,9 @@ impl Browser {
     async fn start() -> Browser {
         use sitediff::capture::driver::{find_chromedriver, ChromeDriver};
         use sitediff::capture::pool::capabilities;
-        use sitediff::config::{BrowserConfig, WebDriverEndpoint};
         let cancel = CancellationToken::new();
         let driver = Arc::new(ChromeDriver::spawn(&find_chromedriver(None).unwrap(), &cancel).await.unwrap());
-        let cfg = BrowserConfig {
-            webdriver: WebDriverEndpoint::Spawn,
-            sessions: 1,
-            chromedriver: None,
-            chromium: None,
-            recycle_after: 200,
-        };
+        let cfg = crate::helpers::spawned_browser(1);
         let client = fantoccini::ClientBuilder::rustls()
             .unwrap()
             .capabilities(capabilities(&cfg, true))

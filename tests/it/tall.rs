@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sitediff::capture::{BrowserPool, Capture, CaptureRequest, Capturer};
-use sitediff::config::{BrowserConfig, CaptureOptions, Viewport, WebDriverEndpoint};
+use sitediff::config::{BrowserConfig, CaptureOptions, Viewport};
 use sitediff::crawl::links::Scope;
 use sitediff::diff::{exact_difference, PngRows};
 use sitediff::store::Store;
@@ -81,13 +81,7 @@ fn assert_rows_in_place(png: &[u8]) {
 }
 
 fn browser_cfg() -> BrowserConfig {
-    BrowserConfig {
-        webdriver: WebDriverEndpoint::Spawn,
-        sessions: 1,
-        chromedriver: None,
-        chromium: None,
-        recycle_after: 200,
-    }
+    crate::helpers::spawned_browser(1)
 }
 
 fn request(url: &str, width: u32, height: u32) -> CaptureRequest {

@@ -716,7 +716,6 @@ async fn review_in_headless_chromium() {
     use fantoccini::Locator;
     use sitediff::capture::driver::{find_chromedriver, ChromeDriver};
     use sitediff::capture::pool::capabilities;
-    use sitediff::config::{BrowserConfig, WebDriverEndpoint};
 
     let srv = FixtureServer::start().await;
     let page = |title: &str, body: &str| {
@@ -762,13 +761,7 @@ async fn review_in_headless_chromium() {
 
     let cancel = CancellationToken::new();
     let driver = Arc::new(ChromeDriver::spawn(&find_chromedriver(None).unwrap(), &cancel).await.unwrap());
-    let browser_cfg = BrowserConfig {
-        webdriver: WebDriverEndpoint::Spawn,
-        sessions: 1,
-        chromedriver: None,
-        chromium: None,
-        recycle_after: 200,
-    };
+    let browser_cfg = crate::helpers::spawned_browser(1);
     let c = fantoccini::ClientBuilder::rustls()
         .unwrap()
         .capabilities(capabilities(&browser_cfg, true))

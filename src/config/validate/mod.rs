@@ -17,14 +17,16 @@ use crate::config::builtin::BUILTIN_PLUGIN_PREFIX;
 use crate::config::defaults::{
     DEFAULT_BODY_TIMEOUT_MS, DEFAULT_HEADER_TIMEOUT_MS, DEFAULT_KEEP_CRAWLS, DEFAULT_LISTEN,
     DEFAULT_MAX_CONCURRENT_SITES, DEFAULT_MAX_CONNECTIONS, DEFAULT_RECYCLE_AFTER, DEFAULT_SESSIONS,
-    DEFAULT_STORE_PATH, MAX_MAX_CONNECTIONS, MAX_PLUGIN_MEMORY_MB, MAX_SESSIONS, MIN_HTTP_TIMEOUT_MS,
+    DEFAULT_SESSION_TIMEOUT_MS, DEFAULT_STORE_PATH, MAX_MAX_CONNECTIONS, MAX_PLUGIN_MEMORY_MB, MAX_SESSIONS,
+    MIN_HTTP_TIMEOUT_MS, MIN_SESSION_TIMEOUT_MS,
 };
 use crate::config::error::ConfigIssue;
 use crate::config::model::{
-    AllowedHost, BrowserConfig, Config, NotifyConfig, NotifyFormat, NotifyOn, PairPrefix, PluginConfig,
-    PluginLimits, PluginSource, SchedulerConfig, ServerConfig, StoreConfig, WebDriverEndpoint,
+    AllowedHost, BrowserConfig, Capacity, Config, NotifyConfig, NotifyFormat, NotifyOn, PairPrefix,
+    PluginConfig, PluginLimits, PluginSource, SchedulerConfig, ServerConfig, StoreConfig, Transport,
+    WebDriverEndpoint,
 };
-use crate::config::raw::{RawBrowser, RawConfig, RawPlugin, RawScheduler, RawServer, RawStore};
+use crate::config::raw::{RawBrowser, RawConfig, RawPlugin, RawScheduler, RawServer, RawSessions, RawStore};
 use checks::{project_root, resolve, Validator};
 
 impl Config {
@@ -208,9 +210,32 @@ fn browser(v: &mut Validator, raw: &RawBrowser, root: &Path) -> BrowserConfig {
             }
         },
     };
-    let sessions = raw.sessions.unwrap_or(DEFAULT_SESSIONS);
-    if sessions == 0 || sessions > MAX_SESSIONS {
-        v.issue("browser.sessions", format!("{sessions} is out of range 1..={MAX_SESSIONS}"));
+    let (sessions, capacity) = match &raw.sessions {
+        None => (DEFAULT_SESSIONS, Capacity::Fixed),
+        Some(RawSessions::Word(w)) if w == "auto" => (MAX_SESSIONS, Capacity::Auto),
+        Some(RawSessions::Word(w)) => {
+            v.issue("browser.sessions", format!("{w:?} is neither a number nor \"auto\""));
+            (DEFAULT_SESSIONS, Capacity::Fixed)
+        }
+        Some(RawSessions::Count(n)) => {
+            if *n < 1 || *n > MAX_SESSIONS as i64 {
+                v.issue("browser.sessions", format!("{n} is out of range 1..={MAX_SESSIONS}"));
+            }
+            (usize::try_from(*n).unwrap_or(1), Capacity::Fixed)
+        }
+    };
+    let transport = match raw.transport.as_deref() {
+        None | Some("auto") => Transport::Auto,
+        Some("webdriver") => Transport::WebDriver,
+        Some("w3c") => Transport::W3c,
+        Some(t) => {
+            v.issue("browser.transport", format!("{t:?} is not one of \"auto\", \"webdriver\", \"w3c\""));
+            Transport::Auto
+        }
+    };
+    let session_timeout_ms = raw.session_timeout_ms.unwrap_or(DEFAULT_SESSION_TIMEOUT_MS);
+    if session_timeout_ms < MIN_SESSION_TIMEOUT_MS {
+        v.issue("browser.session_timeout_ms", format!("must be at least {MIN_SESSION_TIMEOUT_MS}"));
     }
     let recycle_after = raw.recycle_after.unwrap_or(DEFAULT_RECYCLE_AFTER);
     if recycle_after == 0 {
@@ -219,6 +244,9 @@ fn browser(v: &mut Validator, raw: &RawBrowser, root: &Path) -> BrowserConfig {
     BrowserConfig {
         webdriver,
         sessions: sessions.clamp(1, MAX_SESSIONS),
+        capacity,
+        transport,
+        session_timeout: Duration::from_millis(session_timeout_ms.max(MIN_SESSION_TIMEOUT_MS)),
         chromedriver: raw.chromedriver.as_ref().map(|p| resolve(root, p)),
         chromium: raw.chromium.as_ref().map(|p| resolve(root, p)),
         recycle_after: recycle_after.max(1),

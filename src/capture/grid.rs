@@ -1,0 +1,114 @@
+//! A Selenium Grid's capacity as its `GET /status` reports it: the slots of the nodes that are up
+//! and can run Chrome, free or held by sessions of ours (the pool's size with
+//! `browser.sessions = "auto"`).
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde_json::Value;
+use url::Url;
+
+/// Timeout of one `GET /status` request.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
+/// The browser our sessions ask for (`browserName` of a node slot's stereotype).
+const BROWSER_NAME: &str = "chrome";
+/// A node's `availability` when it takes new sessions.
+const NODE_UP: &str = "UP";
+
+/// What can go wrong asking a WebDriver endpoint for its capacity.
+#[derive(Debug, thiserror::Error)]
+pub enum GridError {
+    #[error("cannot ask {url} for its slots: {source}")]
+    Http {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("cannot ask {endpoint} for its slots: bad URL: {source}")]
+    Url {
+        endpoint: String,
+        #[source]
+        source: url::ParseError,
+    },
+    #[error("cannot ask {url} for its slots: not JSON: {source}")]
+    Json {
+        url: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The endpoint answers `/status` without a Grid's node list (a plain chromedriver).
+    #[error("{url} lists no Grid nodes: not a Selenium Grid")]
+    NotGrid { url: String },
+}
+
+/// The HTTP client for `/status` (bounded; no proxy, as for the WebDriver commands themselves).
+pub fn status_client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder().timeout(STATUS_TIMEOUT).no_proxy().build()
+}
+
+/// How many sessions the Grid at `endpoint` can hold for us now: see [`usable_slots`].
+pub async fn slots(
+    http: &reqwest::Client,
+    endpoint: &Url,
+    ours: &HashSet<String>,
+) -> Result<usize, GridError> {
+    let url = endpoint
+        .join("status")
+        .map_err(|source| GridError::Url { endpoint: endpoint.to_string(), source })?;
+    let http_err = |source| GridError::Http { url: url.to_string(), source };
+    let body = http.get(url.clone()).send().await.map_err(http_err)?.bytes().await.map_err(http_err)?;
+    let status: Value =
+        serde_json::from_slice(&body).map_err(|source| GridError::Json { url: url.to_string(), source })?;
+    usable_slots(&status, ours).ok_or(GridError::NotGrid { url: url.to_string() })
+}
+
+/// Of a Grid's `/status` answer: the Chrome slots of nodes that are up, either free or running one
+/// of `ours` (session ids). Slots other clients hold are not ours to count. `None` when the answer
+/// lists no nodes at all (not a Grid).
+pub fn usable_slots(status: &Value, ours: &HashSet<String>) -> Option<usize> {
+    let nodes = status.pointer("/value/nodes")?.as_array()?;
+    let usable = nodes
+        .iter()
+        .filter(|n| n.get("availability").and_then(Value::as_str) == Some(NODE_UP))
+        .flat_map(|n| n.get("slots").and_then(Value::as_array).into_iter().flatten())
+        .filter(|slot| {
+            let browser = slot.pointer("/stereotype/browserName").and_then(Value::as_str);
+            browser.is_none_or(|b| b == BROWSER_NAME)
+        })
+        .filter(|slot| match slot.get("session") {
+            None | Some(Value::Null) => true,
+            Some(s) => s.get("sessionId").and_then(Value::as_str).is_some_and(|id| ours.contains(id)),
+        })
+        .count();
+    Some(usable)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn free_and_own_chrome_slots_of_nodes_that_are_up_count() {
+        let slot = |browser: &str, session: Option<&str>| {
+            json!({
+                "stereotype": { "browserName": browser },
+                "session": session.map(|id| json!({ "sessionId": id })),
+            })
+        };
+        let status = json!({ "value": { "ready": true, "nodes": [
+            { "availability": "UP", "slots": [slot("chrome", None), slot("chrome", Some("mine"))] },
+            { "availability": "UP", "slots": [slot("chrome", Some("theirs")), slot("firefox", None)] },
+            { "availability": "DOWN", "slots": [slot("chrome", None), slot("chrome", None)] },
+            { "availability": "DRAINING", "slots": [slot("chrome", None)] },
+        ]}});
+        let ours = HashSet::from(["mine".to_string()]);
+        assert_eq!(usable_slots(&status, &ours), Some(2));
+        assert_eq!(usable_slots(&status, &HashSet::new()), Some(1));
+        let empty = json!({ "value": { "ready": false, "nodes": [] } });
+        assert_eq!(usable_slots(&empty, &ours), Some(0), "a Grid without nodes has no slots");
+        let chromedriver = json!({ "value": { "ready": true, "message": "ChromeDriver ready" } });
+        assert_eq!(usable_slots(&chromedriver, &ours), None);
+    }
+}
