@@ -173,7 +173,6 @@ pub async fn run(
             let p = probe_pool.clone();
             Box::pin(async move { webdriver_ready(&p.endpoint_url().await).await })
         }),
-        plugins,
     };
     let web_cancel = CancellationToken::new();
     let reload_task =

@@ -67,16 +67,18 @@ pub struct AreaChange {
 }
 
 impl App {
+    /// The site's settings in the config crawls start with now (the last one reloaded).
     fn site_config(&self, site: &str) -> Result<SiteConfig, RequestError> {
         self.state
-            .config
+            .scheduler
+            .config()
             .site(site)
             .cloned()
             .ok_or_else(|| ReviewError::UnknownSite { site: site.to_string() }.into())
     }
 
     fn comparer(&self) -> Comparer {
-        Comparer::new(self.state.store.clone(), self.state.plugins.clone(), Some(self.state.metrics.clone()))
+        Comparer::new(self.state.store.clone(), self.state.scheduler.plugins(), Some(self.state.metrics.clone()))
     }
 
     /// The ignore areas of a site: configured ones, then stored ones.

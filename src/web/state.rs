@@ -1,5 +1,7 @@
 //! What the daemon hands the web server: config, store, metrics, the scheduler's handle, the write
-//! token, the browser health probe and the sites' plugins.
+//! token and the browser health probe. `config` is the start-up config, whose `[server]` settings
+//! hold until a restart; sites and plugins come from the scheduler (`SchedulerHandle::config`,
+//! `SchedulerHandle::plugins`), which follows config reloads.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -7,7 +9,6 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::plugin::PluginHost;
 use crate::scheduler::SchedulerHandle;
 use crate::store::Store;
 
@@ -24,6 +25,4 @@ pub struct WebState {
     /// The write token (`Authorization: Bearer`), when one is configured.
     pub token: Option<String>,
     pub browser: BrowserProbe,
-    /// The plugins of the configured sites (uploads run them like crawls do).
-    pub plugins: Option<Arc<PluginHost>>,
 }

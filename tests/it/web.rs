@@ -182,7 +182,6 @@ async fn start(token: Option<&str>, hang_site: bool) -> Fixture {
         scheduler: handle,
         token: token.map(str::to_string),
         browser: Arc::new(|| Box::pin(async { true })),
-        plugins: None,
     };
     let listener = web::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let addr = listener.local_addr().unwrap();
