@@ -78,7 +78,11 @@ impl App {
     }
 
     fn comparer(&self) -> Comparer {
-        Comparer::new(self.state.store.clone(), self.state.scheduler.plugins(), Some(self.state.metrics.clone()))
+        Comparer::new(
+            self.state.store.clone(),
+            self.state.scheduler.plugins(),
+            Some(self.state.metrics.clone()),
+        )
     }
 
     /// The ignore areas of a site: configured ones, then stored ones.
