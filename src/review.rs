@@ -274,23 +274,12 @@ impl Review {
             return Err(ReviewError::NoSuchGroup { crawl, group: group.to_string() });
         }
         let keys = crate::groups::pending_keys(&pages, group);
-        let mut rec = None;
-        for key in &keys {
-            let done = self.store.approve_page(crawl, key).map_err(err)?;
-            if done.crawl_approved {
-                self.count_verdict(&done.crawl);
-            }
-            rec = Some(done.crawl);
+        // Every page of the group, or none: one write transaction.
+        let done = self.store.approve_pages(crawl, &keys).map_err(err)?;
+        if done.crawl_approved {
+            self.count_verdict(&done.crawl);
         }
-        let rec = match rec {
-            Some(r) => r,
-            None => self
-                .store
-                .crawl(crawl)
-                .map_err(err)?
-                .ok_or(StoreError::NoSuchCrawl { id: crawl })
-                .map_err(err)?,
-        };
+        let rec = done.crawl;
         tracing::info!(crawl, site = %rec.site, group, pages = keys.len(), "change group approved");
         self.refresh_pending()?;
         Ok(GroupApproval { crawl: rec, group: group.to_string(), approved: keys })

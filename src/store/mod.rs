@@ -30,7 +30,9 @@ pub use error::StoreError;
 use error::{crawl_key, db_err, encode, page_key};
 pub use model::*;
 use schema::*;
-pub use transitions::{all_pages_settled, ApprovalMode, BaselineMove, CrawlApproval, PageApproval};
+pub use transitions::{
+    all_pages_settled, ApprovalMode, BaselineMove, CrawlApproval, PageApproval, PagesApproval,
+};
 
 /// redb's page cache. Artifacts are large and read once per comparison (decoded baselines are
 /// cached by the comparer), so a small cache bounds the daemon's memory without slowing crawls.

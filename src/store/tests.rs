@@ -165,6 +165,31 @@ fn approving_one_page_moves_only_its_baseline() {
 }
 
 #[test]
+fn approving_pages_together_is_all_or_nothing() {
+    let (_d, s) = temp_store();
+    let c = running_crawl(&s, "docs", &[("/a", b"A"), ("/b", b"B"), ("/c", b"C")]);
+    finish(&s, c.id);
+    // One key cannot be approved: none of the others is.
+    let keys = ["/a".to_string(), "/nope".to_string()];
+    assert!(matches!(s.approve_pages(c.id, &keys), Err(StoreError::NoSuchPage { .. })));
+    assert_eq!(baseline_crawl(&s, "docs", "/a"), None, "a refused group leaves no page approved");
+    assert!(!s.pages(c.id).unwrap().iter().any(|p| p.approved));
+    // Two of three: both baselines move, the crawl stays in review.
+    let done = s.approve_pages(c.id, &["/a".to_string(), "/b".to_string()]).unwrap();
+    assert_eq!(done.pages.len(), 2);
+    assert!(!done.crawl_approved);
+    assert_eq!(
+        (baseline_crawl(&s, "docs", "/a"), baseline_crawl(&s, "docs", "/b")),
+        (Some(c.id), Some(c.id))
+    );
+    assert_eq!(status(&s, c.id), CrawlStatus::Reviewing);
+    // The last pending page approves the crawl in the same transaction.
+    let done = s.approve_pages(c.id, &["/c".to_string()]).unwrap();
+    assert!(done.crawl_approved);
+    assert_eq!(status(&s, c.id), CrawlStatus::Approved);
+}
+
+#[test]
 fn crawls_left_running_are_interrupted_on_restart() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db.redb");

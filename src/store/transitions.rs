@@ -82,6 +82,17 @@ pub struct PageApproval {
     pub moved: Vec<BaselineMove>,
 }
 
+/// What approving several pages of a crawl at once did (see [`Store::approve_pages`]).
+#[derive(Debug, Clone)]
+pub struct PagesApproval {
+    pub pages: Vec<PageRecord>,
+    pub crawl: CrawlRecord,
+    /// The pages were the last pending ones: the crawl was approved with them (same transaction).
+    pub crawl_approved: bool,
+    /// Every baseline that changed.
+    pub moved: Vec<BaselineMove>,
+}
+
 /// The last-pending-page rule: a crawl under review is settled once every changed, new, added and
 /// removed page is approved and no page newly failed (a page still failing as in the approved crawl
 /// is not a review item).
@@ -309,25 +320,54 @@ impl Store {
         key: &str,
         mode: ApprovalMode,
     ) -> Result<PageApproval, StoreError> {
+        let done = self.approve_pages_as(id, &[key.to_string()], mode)?;
+        let page = done
+            .pages
+            .into_iter()
+            .next()
+            .ok_or(StoreError::NoSuchPage { crawl: id, key: key.to_string() })?;
+        Ok(PageApproval { page, crawl: done.crawl, crawl_approved: done.crawl_approved, moved: done.moved })
+    }
+
+    /// Approve several pages of one crawl (a change group) all together or not at all: every
+    /// page's baseline, then the last-pending-page rule, in one write transaction. A page refused
+    /// (its key's baseline comes from a newer crawl) refuses them all.
+    pub fn approve_pages(&self, id: u64, keys: &[String]) -> Result<PagesApproval, StoreError> {
+        self.approve_pages_as(id, keys, ApprovalMode::Approve)
+    }
+
+    fn approve_pages_as(
+        &self,
+        id: u64,
+        keys: &[String],
+        mode: ApprovalMode,
+    ) -> Result<PagesApproval, StoreError> {
         let op = match mode {
-            ApprovalMode::Approve => "approving a page",
+            ApprovalMode::Approve => "approving pages",
             ApprovalMode::Restore => "restoring a page",
         };
         let now = now_ms();
         let wtx = self.write_txn(op)?;
         let done = {
             let mut t = Tables::open(&wtx, op)?;
-            let plan = plan_page(&t.crawls, &t.pages, &t.baselines, id, key, mode, now, op)?;
-            if let Some(b) = &plan.write {
-                t.put_baseline(&plan.rec.site, key, b, op)?;
+            let mut moved: Vec<BaselineMove> = Vec::new();
+            let mut pages = Vec::with_capacity(keys.len());
+            let mut rec = None;
+            for key in keys {
+                let plan = plan_page(&t.crawls, &t.pages, &t.baselines, id, key, mode, now, op)?;
+                if let Some(b) = &plan.write {
+                    t.put_baseline(&plan.rec.site, key, b, op)?;
+                }
+                t.put_page(id, &plan.page, op)?;
+                moved.extend(plan.moved);
+                pages.push(plan.page);
+                rec = Some(plan.rec);
             }
-            t.put_page(id, &plan.page, op)?;
-            let mut done = PageApproval {
-                page: plan.page,
-                crawl: plan.rec,
-                crawl_approved: false,
-                moved: plan.moved.into_iter().collect(),
+            let crawl = match rec {
+                Some(r) => r,
+                None => read::crawl(&t.crawls, id, op)?.ok_or(StoreError::NoSuchCrawl { id })?,
             };
+            let mut done = PagesApproval { pages, crawl, crawl_approved: false, moved };
             if done.crawl.status == CrawlStatus::Reviewing
                 && all_pages_settled(&read::pages(&t.pages, id, op)?)
             {
@@ -351,7 +391,6 @@ impl Store {
                                 done.moved.push(m);
                             }
                         }
-                        done.moved.sort_by(|a, b| a.key.cmp(&b.key));
                     }
                     Err(e @ StoreError::OlderThanApproved { .. }) => {
                         tracing::info!(crawl = id, reason = %e, "every page settled; the crawl stays in review");
@@ -359,6 +398,7 @@ impl Store {
                     Err(e) => return Err(e),
                 }
             }
+            done.moved.sort_by(|a, b| a.key.cmp(&b.key));
             done
         };
         wtx.commit().map_err(db_err(op))?;
