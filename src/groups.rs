@@ -29,31 +29,64 @@ pub struct ChangeGroup {
     pub regions: Vec<Rect>,
 }
 
+/// What grouping needs to know of one page (a stored record, or the web layer's summary of one).
+#[derive(Debug, Clone, Copy)]
+pub struct Member<'a> {
+    pub key: &'a str,
+    pub group: Option<&'a str>,
+    pub change: PageChange,
+    pub approved: bool,
+    pub diff: Option<Hash>,
+    pub change_preview: Option<Hash>,
+    pub png: Option<Hash>,
+    pub regions: &'a [Rect],
+}
+
+impl<'a> From<&'a PageRecord> for Member<'a> {
+    fn from(p: &'a PageRecord) -> Member<'a> {
+        Member {
+            key: &p.key,
+            group: p.group.as_deref(),
+            change: p.change,
+            approved: p.approved,
+            diff: p.diff,
+            change_preview: p.change_preview,
+            png: p.png,
+            regions: &p.regions,
+        }
+    }
+}
+
 /// The change groups of a crawl's pages (changed pages with a group), biggest first, then by id.
 pub fn change_groups(pages: &[PageRecord]) -> Vec<ChangeGroup> {
+    group_members(pages.iter().map(Member::from), MAX_GROUP_KEYS)
+}
+
+/// The change groups among `members` (given in key order), each listing at most `max_keys` keys.
+pub fn group_members<'a>(members: impl Iterator<Item = Member<'a>>, max_keys: usize) -> Vec<ChangeGroup> {
     let mut groups: Vec<ChangeGroup> = Vec::new();
     let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    for p in pages.iter().filter(|p| p.change == PageChange::Changed) {
-        let Some(id) = p.group.as_deref() else { continue };
+    for p in members.filter(|p| p.change == PageChange::Changed) {
+        let Some(id) = p.group else { continue };
         let i = *index.entry(id).or_insert_with(|| {
             groups.push(ChangeGroup {
                 id: id.to_string(),
                 pages: 0,
                 pending: 0,
                 keys: Vec::new(),
-                representative: p.key.clone(),
+                representative: p.key.to_string(),
                 diff: p.diff,
                 change_preview: p.change_preview,
                 png: p.png,
-                regions: p.regions.clone(),
+                regions: p.regions.to_vec(),
             });
             groups.len() - 1
         });
         let g = &mut groups[i];
         g.pages += 1;
         g.pending += usize::from(!p.approved);
-        if g.keys.len() < MAX_GROUP_KEYS {
-            g.keys.push(p.key.clone());
+        if g.keys.len() < max_keys {
+            g.keys.push(p.key.to_string());
         }
     }
     groups.sort_by(|a, b| b.pages.cmp(&a.pages).then_with(|| a.id.cmp(&b.id)));

@@ -180,33 +180,29 @@ pub struct GroupRow {
 
 /// The change groups among a crawl's pages, biggest first (as [`crate::groups::change_groups`]).
 pub fn group_rows(pages: &[PageSummary]) -> Vec<GroupRow> {
-    let mut rows: Vec<GroupRow> = Vec::new();
-    let mut index: HashMap<&str, usize> = HashMap::new();
-    let mut changed: Vec<&PageSummary> =
-        pages.iter().filter(|p| p.change_kind == PageChange::Changed).collect();
-    changed.sort_by(|a, b| a.key.cmp(&b.key));
-    for p in changed {
-        let Some(id) = p.group.as_deref() else { continue };
-        let i = *index.entry(id).or_insert_with(|| {
-            rows.push(GroupRow {
-                id: id.to_string(),
-                pages: 0,
-                pending: 0,
-                representative: p.key.clone(),
-                preview: p.change_preview.or(p.diff),
-                keys: Vec::new(),
-            });
-            rows.len() - 1
-        });
-        let g = &mut rows[i];
-        g.pages += 1;
-        g.pending += usize::from(!p.approved);
-        if g.keys.len() < GROUP_KEYS_SHOWN {
-            g.keys.push(p.key.clone());
-        }
-    }
-    rows.sort_by(|a, b| b.pages.cmp(&a.pages).then_with(|| a.id.cmp(&b.id)));
-    rows
+    let mut by_key: Vec<&PageSummary> = pages.iter().collect();
+    by_key.sort_by(|a, b| a.key.cmp(&b.key));
+    let members = by_key.into_iter().map(|p| crate::groups::Member {
+        key: &p.key,
+        group: p.group.as_deref(),
+        change: p.change_kind,
+        approved: p.approved,
+        diff: p.diff,
+        change_preview: p.change_preview,
+        png: p.png,
+        regions: &[],
+    });
+    crate::groups::group_members(members, GROUP_KEYS_SHOWN)
+        .into_iter()
+        .map(|g| GroupRow {
+            id: g.id,
+            pages: g.pages,
+            pending: g.pending,
+            representative: g.representative,
+            preview: g.change_preview.or(g.diff),
+            keys: g.keys,
+        })
+        .collect()
 }
 
 /// One rectangle the comparison ignored on both images: the `mask_selectors` entry it belongs to

@@ -84,7 +84,10 @@ fn unreadable_inputs_exit_2_with_a_clear_message() {
     let out = sitediff(&[os(&fixture("text-a.png")), os(&junk)]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot decode PNG") && err.contains("junk.png"), "{err}");
+    assert!(
+        err.contains("cannot decode") && err.contains("not a PNG, JPEG or WebP") && err.contains("junk.png"),
+        "{err}"
+    );
     assert!(out.stdout.is_empty());
 
     let out = sitediff(&[os(&fixture("text-a.png")), os(&fixture("text-b.png")), os("--threshold"), os("7")]);
