@@ -141,14 +141,8 @@ async fn prepare(session: &mut BrowserSession, req: &CaptureRequest) -> Result<(
         session.setup.user_agent = opts.user_agent.clone();
     }
     if session.setup.block_urls != opts.block_urls {
-        if !session.setup.network_enabled {
-            // URL blocking only acts with the Network domain enabled.
-            session
-                .cdp_cmd("Network.enable", json!({}))
-                .await
-                .map_err(setup_err("enabling the Network domain"))?;
-            session.setup.network_enabled = true;
-        }
+        // URL blocking only acts with the Network domain enabled.
+        enable_network(session, url).await?;
         session
             .cdp_cmd("Network.setBlockedURLs", json!({ "urls": opts.block_urls }))
             .await
@@ -181,6 +175,18 @@ fn site_requests(req: &CaptureRequest) -> Option<SiteRequestsKey> {
 }
 
 /// A failed set-up step (`step`) of the capture of `url`.
+/// Turn the Network domain on, once per session (URL blocking and fingerprint recording need it).
+async fn enable_network(session: &mut BrowserSession, url: &str) -> Result<(), CaptureError> {
+    if !session.setup.network_enabled {
+        session
+            .cdp_cmd("Network.enable", json!({}))
+            .await
+            .map_err(setup_err(url, "enabling the Network domain"))?;
+        session.setup.network_enabled = true;
+    }
+    Ok(())
+}
+
 fn setup_err<'u>(url: &'u str, step: &'static str) -> impl FnOnce(CommandError) -> CaptureError + 'u {
     move |source| CaptureError::Setup { url: url.to_string(), step, source }
 }
@@ -356,13 +362,7 @@ async fn fingerprint_setup(session: &mut BrowserSession, url: &str) -> Result<()
         return Ok(());
     }
     let setup_err = |step| setup_err(url, step);
-    if !session.setup.network_enabled {
-        session
-            .cdp_cmd("Network.enable", json!({}))
-            .await
-            .map_err(setup_err("enabling the Network domain"))?;
-        session.setup.network_enabled = true;
-    }
+    enable_network(session, url).await?;
     let guard = session.setup.guard.as_ref().map(|(_, id)| id.clone()).unwrap_or_default();
     if session.setup.fingerprint_script.as_ref().map(|(g, _)| g) != Some(&guard) {
         let step = "installing the fingerprint script";
