@@ -503,3 +503,14 @@ pub fn spawned_browser(sessions: usize) -> sitediff::config::BrowserConfig {
         recycle_after: 200,
     }
 }
+
+/// Wait (at most two minutes) until the crawl at `url` (`/api/crawls/{id}...` of a daemon) is no
+/// longer running, and return that answer.
+pub async fn crawl_finished(url: &str, what: &str) -> serde_json::Value {
+    wait_for(Duration::from_secs(120), what, || async move {
+        let (_, body) = http_get(url).await;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        (v["crawl"]["status"] != "running").then_some(v)
+    })
+    .await
+}

@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use crate::helpers::{http_get, metric_value, wait_for, Daemon, FixtureServer, Response, TempProject};
+use crate::helpers::{
+    crawl_finished, http_get, metric_value, wait_for, Daemon, FixtureServer, Response, TempProject,
+};
 
 const TOKEN: &str = "reload-test-token";
 
@@ -93,15 +95,7 @@ async fn reload_while_a_crawl_runs_valid_then_invalid() {
     assert_eq!(reload_metric(&daemon).await, 1.0);
     // The running crawl was not interrupted and kept its viewport.
     let url = daemon.url(&format!("/api/crawls/{id}"));
-    let done = wait_for(Duration::from_secs(120), "the running crawl to finish", || {
-        let url = url.clone();
-        async move {
-            let (_, body) = http_get(&url).await;
-            let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-            (v["crawl"]["status"] != "running").then_some(v)
-        }
-    })
-    .await;
+    let done = crawl_finished(&url, "the running crawl to finish").await;
     assert_ne!(done["crawl"]["status"], "interrupted", "{done}");
     assert_eq!(done["crawl"]["counts"]["pages"], 5, "{done}");
     let (_, page) = http_get(&daemon.url(&format!("/api/crawls/{id}?limit=10"))).await;
@@ -114,15 +108,7 @@ async fn reload_while_a_crawl_runs_valid_then_invalid() {
     assert!(r.status().is_success(), "{}", r.status());
     let next: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
     let url = daemon.url(&format!("/api/crawls/{}?limit=10", next["crawl"].as_u64().unwrap()));
-    let after = wait_for(Duration::from_secs(120), "the crawl after the reload to finish", || {
-        let url = url.clone();
-        async move {
-            let (_, body) = http_get(&url).await;
-            let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-            (v["crawl"]["status"] != "running").then_some(v)
-        }
-    })
-    .await;
+    let after = crawl_finished(&url, "the crawl after the reload to finish").await;
     let pages = after["pages"].as_array().unwrap();
     assert_eq!(pages.len(), 5, "{after}");
     for p in pages {
