@@ -207,17 +207,16 @@ impl Comparer {
     }
 
     /// The change group of a compared page with `regions` (see [`diff::change_signature`]): the
-    /// first 16 hex digits of the signature, reading both images only down to the lowest region.
-    /// `None` (logged) when an image cannot be read.
+    /// first 16 hex digits of the signature, reading both images row by row only down to the
+    /// lowest region. `None` (logged) when an image cannot be read.
     fn group_of(&self, regions: &[Rect], base_png: &[u8], new_png: &[u8], key: &str) -> Option<String> {
-        let rows = diff::signature_rows(regions);
-        let read = |png: &[u8], name: &str| diff::decode_png_rows(png, name, 0, rows);
-        match (read(base_png, "baseline"), read(new_png, "capture")) {
-            (Ok((base, (_, hb))), Ok((new, (_, hn)))) => {
-                let sig = diff::change_signature(regions, &base, &new, (hb, hn));
-                Some(Hash(sig).to_hex()[..GROUP_ID_LEN].to_string())
-            }
-            (Err(e), _) | (_, Err(e)) => {
+        let sig = diff::PngRows::open(base_png, "baseline").and_then(|mut base| {
+            let mut new = diff::PngRows::open(new_png, "capture")?;
+            diff::change_signature(regions, &mut base, &mut new)
+        });
+        match sig {
+            Ok(sig) => Some(Hash(sig).to_hex()[..GROUP_ID_LEN].to_string()),
+            Err(e) => {
                 tracing::warn!(page = %key, error = %crate::errors::chain(&e), "no change group");
                 None
             }

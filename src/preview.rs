@@ -17,6 +17,9 @@ pub const CROP_WIDTH: u32 = 320;
 pub const CROP_HEIGHT: u32 = 200;
 /// Space kept around the changed region in a change preview, image pixels.
 pub const CROP_MARGIN: u32 = 24;
+/// The most rows a change preview's crop decodes: a region taller than that (a page changed
+/// from top to bottom) is shown from its top, so a preview never costs more than this many rows.
+pub const MAX_CROP_ROWS: u32 = 2_000;
 /// JPEG quality of previews.
 pub const JPEG_QUALITY: u8 = 70;
 
@@ -73,7 +76,12 @@ pub fn crop_window(region: Rect, width: u32, height: u32) -> Rect {
         (start, want)
     };
     let (x, w) = grow(region.x.min(width.saturating_sub(1)), region.width, CROP_WIDTH, width.max(1));
-    let (y, h) = grow(region.y.min(height.saturating_sub(1)), region.height, CROP_HEIGHT, height.max(1));
+    let (mut y, mut h) =
+        grow(region.y.min(height.saturating_sub(1)), region.height, CROP_HEIGHT, height.max(1));
+    if h > MAX_CROP_ROWS {
+        y = region.y.saturating_sub(CROP_MARGIN).min(height.saturating_sub(MAX_CROP_ROWS));
+        h = MAX_CROP_ROWS;
+    }
     Rect { x, y, width: w.min(width), height: h.min(height) }
 }
 
@@ -152,6 +160,8 @@ mod tests {
         assert_eq!(w, Rect { x: 1280 - CROP_WIDTH, y: 0, width: CROP_WIDTH, height: 100 });
         let big = crop_window(Rect { x: 0, y: 0, width: 1280, height: 900 }, 1280, 1000);
         assert_eq!(big, Rect { x: 0, y: 0, width: 1280, height: 948 });
+        let whole = crop_window(Rect { x: 0, y: 50_000, width: 1280, height: 50_000 }, 1280, 100_000);
+        assert_eq!(whole, Rect { x: 0, y: 50_000 - CROP_MARGIN, width: 1280, height: MAX_CROP_ROWS });
         let crop =
             change_crop(&tall(1280, 20_000), Rect { x: 600, y: 15_000, width: 10, height: 10 }).unwrap();
         assert_eq!(size(&crop), (CROP_WIDTH, CROP_HEIGHT));
