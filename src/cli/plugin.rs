@@ -15,6 +15,7 @@ use sitediff::plugin::{
     mask_context_json, score_context_json, PageContext, PluginError, PluginHost, PluginInfo, PluginKind, Size,
 };
 
+use super::plugin_new::KindArg;
 use super::EXIT_OK;
 
 /// Ignored regions in `plugin run --out` images are blended toward this colour...
@@ -70,21 +71,6 @@ impl LimitArgs {
             l.timeout = Duration::from_millis(t);
         }
         Ok(l)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum KindArg {
-    Mask,
-    Score,
-}
-
-impl From<KindArg> for PluginKind {
-    fn from(k: KindArg) -> PluginKind {
-        match k {
-            KindArg::Mask => PluginKind::Mask,
-            KindArg::Score => PluginKind::Score,
-        }
     }
 }
 

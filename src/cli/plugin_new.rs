@@ -7,8 +7,25 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 
-use super::plugin::KindArg;
+use sitediff::plugin::PluginKind;
+
 use super::EXIT_OK;
+
+/// A plugin's kind on the command line (`--kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KindArg {
+    Mask,
+    Score,
+}
+
+impl From<KindArg> for PluginKind {
+    fn from(k: KindArg) -> PluginKind {
+        match k {
+            KindArg::Mask => PluginKind::Mask,
+            KindArg::Score => PluginKind::Score,
+        }
+    }
+}
 
 /// The languages a project can be written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
