@@ -73,9 +73,11 @@ async fn hostile_site_is_crawled_to_completion() {
     }
 
     let project = TempProject::new();
+    // request_timeout_ms bounds /hang; it must leave the 10-hop redirect loop time to be seen as a
+    // loop on a loaded machine (at 2 s it sometimes timed out first).
     let cfg = project.write_config(&format!(
         "[browser]\nsessions = 2\n[[sites]]\nname = \"h\"\nstart = \"{base}/h/\"\nmax_query_variants = {MAX_QUERY_VARIANTS}\n\
-         request_timeout_ms = 2000\npage_timeout_ms = 20000\nmax_height = 20000\nviewport = {{ width = 800, height = 600 }}\n"
+         request_timeout_ms = 5000\npage_timeout_ms = 20000\nmax_height = 20000\nviewport = {{ width = 800, height = 600 }}\n"
     ));
     let started = Instant::now();
     let out = run_sitediff(&["crawl", "h", "--config", &cfg, "--json"]).await;
