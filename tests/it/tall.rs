@@ -257,13 +257,7 @@ async fn a_page_over_max_height_fails_as_truncated_everywhere() {
         (Some(1), Some(1), Some(1)),
         "{j}"
     );
-    let long = j["page_results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["key"].as_str().is_some_and(|k| k.ends_with("long.html")))
-        .unwrap()
-        .clone();
+    let long = long_page(&j["page_results"]);
     assert_eq!(
         (long["truncated"].as_bool(), long["outcome"].as_str(), long["change"].as_str()),
         (Some(true), Some("truncated"), Some("failed")),
@@ -289,13 +283,7 @@ async fn a_page_over_max_height_fails_as_truncated_everywhere() {
     let id = crawl["id"].as_u64().unwrap();
     let (_, text) = http_get(&daemon.url(&format!("/api/crawls/{id}"))).await;
     let listing: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let page = listing["pages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["key"].as_str().is_some_and(|k| k.ends_with("long.html")))
-        .unwrap()
-        .clone();
+    let page = long_page(&listing["pages"]);
     assert_eq!(
         (page["truncated"].as_bool(), page["outcome"].as_str()),
         (Some(true), Some("truncated")),
@@ -421,3 +409,12 @@ const { chromium } = require(pw);
   await browser.close();
 })().catch(e => { console.error(e); process.exit(1); });
 "#;
+
+/// The `long.html` entry of a JSON list of pages (`crawl --json`'s or the API's).
+fn long_page(pages: &serde_json::Value) -> serde_json::Value {
+    let list = pages.as_array().expect("a list of pages");
+    list.iter()
+        .find(|p| p["key"].as_str().is_some_and(|k| k.ends_with("long.html")))
+        .unwrap_or_else(|| panic!("no long.html in {pages}"))
+        .clone()
+}
