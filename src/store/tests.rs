@@ -352,3 +352,27 @@ fn a_read_only_handle_refuses_a_file_it_cannot_read_as_is() {
     drop(Store::open(&v1).unwrap());
     assert!(Store::open_read_only(&v1).is_ok());
 }
+
+#[test]
+fn a_restore_right_after_an_approval_is_the_reference_even_within_one_millisecond() {
+    let (_d, s) = temp_store();
+    let c1 = running_crawl(&s, "docs", &[("/a", b"A1")]);
+    finish(&s, c1.id);
+    let c2 = running_crawl(&s, "docs", &[("/a", b"A2")]);
+    finish(&s, c2.id);
+    s.approve_crawl(c2.id).unwrap();
+    // The newer approval carries a time ahead of this clock (one millisecond apart at most on a
+    // fast machine, or a clock stepped back since): the restore must still come after it.
+    let mut newer = s.crawl(c2.id).unwrap().unwrap();
+    let ahead = now_ms() + 3_600_000;
+    newer.reviewed_at = Some(ahead);
+    s.update_crawl(&newer).unwrap();
+    let restored = s.restore_crawl(c1.id).unwrap().crawl;
+    assert!(restored.reviewed_at > Some(ahead), "{:?} after {ahead}", restored.reviewed_at);
+    assert_eq!(s.last_approved_crawl("docs", u64::MAX).unwrap().map(|c| c.id), Some(c1.id));
+    assert_eq!(s.comparison_basis("docs").unwrap().against, Some(c1.id));
+    // Re-approving the newest orders it last again.
+    let again = s.approve_crawl(c2.id).unwrap();
+    assert!(again.reviewed_at > restored.reviewed_at);
+    assert_eq!(s.last_approved_crawl("docs", u64::MAX).unwrap().map(|c| c.id), Some(c2.id));
+}

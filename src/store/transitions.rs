@@ -212,8 +212,16 @@ fn plan_crawl(
             }
         }
     }
+    // The crawl approved last is the site's reference (`read::last_approved` orders by approval
+    // time): an approval is stamped strictly after every earlier one of the site, so two
+    // approvals within one millisecond (or a clock stepped back) keep their order.
+    let latest = read::approved_crawls(crawls, idx, &rec.site, u64::MAX, op)?
+        .iter()
+        .filter(|c| c.id != id)
+        .filter_map(|c| c.reviewed_at)
+        .max();
     rec.status = CrawlStatus::Approved;
-    rec.reviewed_at = Some(now);
+    rec.reviewed_at = Some(latest.map_or(now, |l| now.max(l.saturating_add(1))));
     Ok(CrawlPlan { rec, writes, moved })
 }
 
@@ -346,8 +354,8 @@ impl Store {
             ApprovalMode::Approve => "approving pages",
             ApprovalMode::Restore => "restoring a page",
         };
-        let now = now_ms();
         let wtx = self.write_txn(op)?;
+        let now = now_ms();
         let done = {
             let mut t = Tables::open(&wtx, op)?;
             let mut moved: Vec<BaselineMove> = Vec::new();
