@@ -52,14 +52,48 @@ pub async fn slots(
     endpoint: &Url,
     ours: &HashSet<String>,
 ) -> Result<usize, GridError> {
+    let status = status(http, endpoint).await?;
+    usable_slots(&status, ours).ok_or_else(|| GridError::NotGrid { url: format!("{endpoint}status") })
+}
+
+/// The Grid at `endpoint`'s status: its `GET /status` answer.
+async fn status(http: &reqwest::Client, endpoint: &Url) -> Result<Value, GridError> {
     let url = endpoint
         .join("status")
         .map_err(|source| GridError::Url { endpoint: endpoint.to_string(), source })?;
     let http_err = |source| GridError::Http { url: url.to_string(), source };
     let body = http.get(url.clone()).send().await.map_err(http_err)?.bytes().await.map_err(http_err)?;
-    let status: Value =
-        serde_json::from_slice(&body).map_err(|source| GridError::Json { url: url.to_string(), source })?;
-    usable_slots(&status, ours).ok_or(GridError::NotGrid { url: url.to_string() })
+    serde_json::from_slice(&body).map_err(|source| GridError::Json { url: url.to_string(), source })
+}
+
+/// The DevTools WebSocket of session `id` on the node that runs it, as the Grid at `endpoint`
+/// lists its nodes (`None`: no node lists the session). A Grid's `se:cdp` goes through its router,
+/// which relays every message (screenshots included) once more: the node serves the same
+/// WebSocket itself.
+pub async fn node_cdp(http: &reqwest::Client, endpoint: &Url, id: &str) -> Result<Option<Url>, GridError> {
+    Ok(node_cdp_url(&status(http, endpoint).await?, id))
+}
+
+/// Of a Grid's `/status` answer: `ws(s)://<node>/session/<id>/se/cdp` of the node whose slots hold
+/// session `id`.
+pub fn node_cdp_url(status: &Value, id: &str) -> Option<Url> {
+    let nodes = status.pointer("/value/nodes")?.as_array()?;
+    let node = nodes.iter().find(|n| {
+        n.get("slots")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|slot| slot.pointer("/session/sessionId").and_then(Value::as_str) == Some(id))
+    })?;
+    let mut url = Url::parse(node.get("uri")?.as_str()?).ok()?;
+    let scheme = match url.scheme() {
+        "http" => "ws",
+        "https" => "wss",
+        _ => return None,
+    };
+    url.set_scheme(scheme).ok()?;
+    url.path_segments_mut().ok()?.pop_if_empty().extend(["session", id, "se", "cdp"]);
+    Some(url)
 }
 
 /// Of a Grid's `/status` answer: the Chrome slots of nodes that are up, either free or running one
@@ -88,6 +122,27 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn the_node_holding_a_session_gives_its_own_devtools_url() {
+        let node = |uri: &str, ids: &[&str]| {
+            let slots: Vec<Value> = ids.iter().map(|id| json!({ "session": { "sessionId": id } })).collect();
+            json!({ "uri": uri, "availability": "UP", "slots": slots })
+        };
+        let status = json!({ "value": { "nodes": [
+            node("http://10.0.0.5:5555", &["a1"]),
+            node("https://node-b.grid.svc:5555/", &["b1", "b2"]),
+            node("http://node-c:5555/prefix", &["c1"]),
+            node("file:///x", &["d1"]),
+        ]}});
+        let url = |id| node_cdp_url(&status, id).map(|u| u.to_string());
+        assert_eq!(url("a1").as_deref(), Some("ws://10.0.0.5:5555/session/a1/se/cdp"));
+        assert_eq!(url("b2").as_deref(), Some("wss://node-b.grid.svc:5555/session/b2/se/cdp"));
+        assert_eq!(url("c1").as_deref(), Some("ws://node-c:5555/prefix/session/c1/se/cdp"));
+        assert_eq!(url("d1"), None, "not an HTTP node");
+        assert_eq!(url("zz"), None, "no node holds it");
+        assert_eq!(node_cdp_url(&json!({ "value": { "ready": true } }), "a1"), None, "not a Grid");
+    }
 
     #[test]
     fn free_and_own_chrome_slots_of_nodes_that_are_up_count() {

@@ -93,6 +93,8 @@ const MAX_SESSION_RETRY_PAUSE: Duration = Duration::from_secs(5);
 const SE_CDP: &str = "se:cdp";
 /// Bound on the liveness probe of a session that failed.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long connecting straight to a Grid node's DevTools may take before the router is used.
+const NODE_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Bound on closing one session.
 const SESSION_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bound on waiting for background session closes at shutdown.
@@ -117,6 +119,8 @@ pub struct PoolStats {
     pub devtools_sessions: u64,
     /// Of those, sessions driven over a browser-wide DevTools WebSocket a Grid offered (`se:cdp`).
     pub se_cdp_sessions: u64,
+    /// Of those, sessions whose `se:cdp` WebSocket was the node's own rather than the router's.
+    pub node_cdp_sessions: u64,
 }
 
 #[derive(Debug, Default)]
@@ -128,6 +132,7 @@ struct Counters {
     page_retries: AtomicU64,
     devtools_sessions: AtomicU64,
     se_cdp_sessions: AtomicU64,
+    node_cdp_sessions: AtomicU64,
 }
 
 /// The WebDriver endpoint in use; `generation` changes whenever chromedriver is restarted.
@@ -165,6 +170,9 @@ struct Inner {
     closed: AtomicBool,
     /// The browser build and font set of the newest session with its own DevTools connection.
     environment: StdMutex<Option<Environment>>,
+    /// Grid nodes (origins) whose own DevTools WebSocket could not be reached from here: their
+    /// sessions use the router's `se:cdp`.
+    unreachable_nodes: StdMutex<HashSet<String>>,
     /// Background session closes (awaited at shutdown).
     tasks: TaskTracker,
     counters: Counters,
@@ -205,6 +213,7 @@ impl BrowserPool {
                 ours: StdMutex::new(HashSet::new()),
                 closed: AtomicBool::new(false),
                 environment: StdMutex::new(None),
+                unreachable_nodes: StdMutex::new(HashSet::new()),
                 tasks: TaskTracker::new(),
                 counters: Counters::default(),
             }),
@@ -328,6 +337,7 @@ impl BrowserPool {
             page_retries: c.page_retries.load(Ordering::Relaxed),
             devtools_sessions: c.devtools_sessions.load(Ordering::Relaxed),
             se_cdp_sessions: c.se_cdp_sessions.load(Ordering::Relaxed),
+            node_cdp_sessions: c.node_cdp_sessions.load(Ordering::Relaxed),
         }
     }
 
@@ -592,7 +602,7 @@ impl BrowserPool {
         }
         let mut session = BrowserSession::new(client);
         match self.inner.cfg.transport {
-            Transport::Auto => session = self.with_devtools(session, &url).await,
+            Transport::Auto => session = self.with_devtools(session, &url, id.as_deref()).await,
             Transport::WebDriver => {}
             Transport::W3c => session = session.w3c_only(),
         }
@@ -643,10 +653,17 @@ impl BrowserPool {
     }
 
     /// Connect to the session's page over DevTools (see [`DevTools`]): a Grid's `se:cdp`
-    /// WebSocket when the session offers one, else its browser's loopback `debuggerAddress` when
-    /// the browser runs on this machine (a chromedriver we spawned, or a WebDriver endpoint on
-    /// loopback). Without it (nothing offered, a refused connection) pages go through WebDriver.
-    async fn with_devtools(&self, session: BrowserSession, endpoint: &Url) -> BrowserSession {
+    /// WebSocket when the session offers one (the node's own when the Grid's `/status` names the
+    /// node and it can be reached from here, else the router's), else its browser's loopback
+    /// `debuggerAddress` when the browser runs on this machine (a chromedriver we spawned, or a
+    /// WebDriver endpoint on loopback). Without it (nothing offered, a refused connection) pages
+    /// go through WebDriver.
+    async fn with_devtools(
+        &self,
+        session: BrowserSession,
+        endpoint: &Url,
+        id: Option<&str>,
+    ) -> BrowserSession {
         let caps = session.client.capabilities();
         let se_cdp = caps
             .and_then(|c| c.get(SE_CDP))
@@ -676,6 +693,15 @@ impl BrowserPool {
                 return session;
             }
         };
+        if let (Some(_), Some(id), true) = (&se_cdp, id, self.inner.cfg.node_devtools) {
+            if let Some(dt) = self.node_devtools(endpoint, id, &target).await {
+                let c = &self.inner.counters;
+                c.devtools_sessions.fetch_add(1, Ordering::Relaxed);
+                c.se_cdp_sessions.fetch_add(1, Ordering::Relaxed);
+                c.node_cdp_sessions.fetch_add(1, Ordering::Relaxed);
+                return session.with_devtools(dt);
+            }
+        }
         let devtools_endpoint = match (&se_cdp, &address) {
             (Some(url), _) => DevToolsEndpoint::Browser { url },
             (None, Some(address)) => DevToolsEndpoint::Local { address },
@@ -697,6 +723,50 @@ impl BrowserPool {
             }
         }
     }
+}
+
+impl BrowserPool {
+    /// The DevTools connection of Grid session `id` (page `target`) straight to the node that runs
+    /// it, skipping the router's relay of every message. `None` (the router's `se:cdp` is used)
+    /// when the Grid does not name the node, or the node cannot be reached from here: such a node
+    /// is not tried again.
+    async fn node_devtools(&self, endpoint: &Url, id: &str, target: &str) -> Option<DevTools> {
+        let http = grid::status_client().ok()?;
+        let url = match tokio::time::timeout(PROBE_TIMEOUT, grid::node_cdp(&http, endpoint, id)).await {
+            Ok(Ok(Some(url))) => url,
+            Ok(Ok(None)) | Err(_) => return None,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "no node address from the Grid; DevTools through its router");
+                return None;
+            }
+        };
+        let inner = &self.inner;
+        connect_node(&url, target, &inner.unreachable_nodes, &inner.tasks, inner.cancel.clone()).await
+    }
+}
+
+/// Connect to a Grid node's own DevTools WebSocket `url` for page `target`, unless its node is in
+/// `unreachable`; a node that cannot be reached within [`NODE_CONNECT_TIMEOUT`] is added there.
+async fn connect_node(
+    url: &Url,
+    target: &str,
+    unreachable: &StdMutex<HashSet<String>>,
+    tasks: &TaskTracker,
+    cancel: CancellationToken,
+) -> Option<DevTools> {
+    let node = url.origin().ascii_serialization();
+    if lock(unreachable).contains(&node) {
+        return None;
+    }
+    let connect = DevTools::connect(DevToolsEndpoint::Browser { url }, target, tasks, cancel);
+    let reason = match tokio::time::timeout(NODE_CONNECT_TIMEOUT, connect).await {
+        Ok(Ok(dt)) => return Some(dt),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no connection within {NODE_CONNECT_TIMEOUT:?}"),
+    };
+    tracing::info!(%node, %reason, "a Grid node's DevTools cannot be reached from here: its sessions go through the router");
+    lock(unreachable).insert(node);
+    None
 }
 
 /// A session request in flight. Dropped before its answer (timed out, or given up for an idle
@@ -850,11 +920,37 @@ mod tests {
             sessions: 2,
             capacity: Capacity::Fixed,
             transport: Transport::Auto,
+            node_devtools: true,
             session_timeout: Duration::from_secs(60),
             chromedriver: None,
             chromium: chromium.map(PathBuf::from),
             recycle_after: 10,
         }
+    }
+
+    #[tokio::test]
+    async fn a_node_that_fails_the_devtools_handshake_is_not_tried_again() {
+        // A real listener that accepts and hangs up: the WebSocket handshake fails.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                drop(conn);
+            }
+        });
+        let url = Url::parse(&format!("ws://127.0.0.1:{port}/session/abc/se/cdp")).unwrap();
+        let unreachable = StdMutex::new(HashSet::new());
+        let tasks = TaskTracker::new();
+        let first = connect_node(&url, "T", &unreachable, &tasks, CancellationToken::new()).await;
+        assert!(first.is_none());
+        assert_eq!(accepted.load(Ordering::SeqCst), 1, "one attempt");
+        assert!(lock(&unreachable).contains(&format!("ws://127.0.0.1:{port}")));
+        let again = connect_node(&url, "T", &unreachable, &tasks, CancellationToken::new()).await;
+        assert!(again.is_none());
+        assert_eq!(accepted.load(Ordering::SeqCst), 1, "a node that failed is not tried again");
     }
 
     #[test]

@@ -260,6 +260,10 @@ pub struct BrowserConfig {
     pub sessions: usize,
     pub capacity: Capacity,
     pub transport: Transport,
+    /// Over a Grid: drive a session's page over the DevTools WebSocket of the node that runs it
+    /// (the Grid's `/status` names the node) rather than the router's `se:cdp`, which relays every
+    /// message once more; a node that cannot be reached from here falls back to the router.
+    pub node_devtools: bool,
     /// Bound on opening one session (a Grid queues the request while no slot is free).
     pub session_timeout: std::time::Duration,
     /// Explicit chromedriver binary; default: PATH, then /usr/bin/chromedriver.

@@ -66,6 +66,7 @@ pub struct RawBrowser {
     pub webdriver: Option<String>,
     pub sessions: Option<RawSessions>,
     pub transport: Option<String>,
+    pub node_devtools: Option<bool>,
     pub session_timeout_ms: Option<u64>,
     pub chromedriver: Option<PathBuf>,
     pub chromium: Option<PathBuf>,

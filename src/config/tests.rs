@@ -293,9 +293,11 @@ fn sessions_auto_transport_and_session_timeout() {
     let c = parse(MINIMAL).unwrap();
     assert_eq!((c.browser.capacity, c.browser.transport), (Capacity::Fixed, Transport::Auto));
     assert_eq!(c.browser.session_timeout, std::time::Duration::from_secs(60));
+    assert!(c.browser.node_devtools, "a Grid node's own DevTools by default");
     let grid = "[browser]\nwebdriver = \"http://127.0.0.1:4444/\"\nsessions = \"auto\"\n\
-                transport = \"webdriver\"\nsession_timeout_ms = 5000\n";
+                transport = \"webdriver\"\nsession_timeout_ms = 5000\nnode_devtools = false\n";
     let c = parse(&format!("{grid}{MINIMAL}")).unwrap();
+    assert!(!c.browser.node_devtools);
     assert_eq!(c.browser.capacity, Capacity::Auto);
     assert_eq!(c.browser.sessions, 64, "auto: at most browser.sessions' upper bound");
     assert_eq!(c.browser.transport, Transport::WebDriver);
@@ -310,6 +312,7 @@ fn sessions_auto_transport_and_session_timeout() {
         ("sessions = -1", "browser.sessions"),
         ("transport = \"cdp\"", "browser.transport"),
         ("session_timeout_ms = 10", "browser.session_timeout_ms"),
+        ("node_devtools = \"yes\"", "browser.node_devtools"),
     ] {
         let msg = parse(&format!("[browser]\n{bad}\n{MINIMAL}")).unwrap_err().to_string();
         assert!(msg.contains(key), "{bad}: {msg}");

@@ -26,6 +26,7 @@ fn browser_cfg(sessions: usize) -> BrowserConfig {
         sessions,
         capacity: Capacity::Fixed,
         transport: Transport::Auto,
+        node_devtools: true,
         session_timeout: Duration::from_secs(60),
         chromedriver: None,
         chromium: None,
@@ -64,6 +65,7 @@ fn remote_cfg(endpoint: &Url) -> BrowserConfig {
     BrowserConfig {
         webdriver: WebDriverEndpoint::Remote(endpoint.clone()),
         transport: Transport::WebDriver,
+        node_devtools: true,
         ..browser_cfg(1)
     }
 }

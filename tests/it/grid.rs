@@ -285,6 +285,7 @@ fn grid_cfg(grid: &Url) -> BrowserConfig {
         sessions: 1,
         capacity: Capacity::Fixed,
         transport: Transport::Auto,
+        node_devtools: true,
         session_timeout: Duration::from_secs(120),
         chromedriver: None,
         chromium: None,
@@ -342,14 +343,21 @@ async fn grid_end_to_end() {
     node_killed_mid_crawl(&mut grid, &srv).await;
 }
 
-/// Shots over the Grid's `se:cdp` DevTools proxy, over WebDriver through the Grid (DevTools
-/// passthrough) and from a spawned chromedriver are byte-identical (the nodes run the same
-/// Chromium); the W3C-only path through the Grid gives the same pixels. The tall page is
-/// captured at full height over `se:cdp` (megabytes through the Grid's WebSocket proxy).
+/// Shots over the `se:cdp` DevTools WebSocket of the node running the session, over the same
+/// WebSocket relayed by the Grid's router (`browser.node_devtools = false`), over WebDriver
+/// through the Grid (DevTools passthrough) and from a spawned chromedriver are byte-identical (the
+/// nodes run the same Chromium); the W3C-only path through the Grid gives the same pixels. The
+/// tall page is captured at full height over `se:cdp` (megabytes through the WebSocket proxies).
 async fn three_paths_give_identical_shots(grid: &Grid, srv: &FixtureServer) {
     let mut shots = Vec::new();
-    for transport in [Transport::Auto, Transport::WebDriver, Transport::W3c] {
-        let cfg = BrowserConfig { transport, ..grid_cfg(&grid.url) };
+    let paths = [
+        (Transport::Auto, true),
+        (Transport::Auto, false),
+        (Transport::WebDriver, true),
+        (Transport::W3c, true),
+    ];
+    for (transport, node_devtools) in paths {
+        let cfg = BrowserConfig { transport, node_devtools, ..grid_cfg(&grid.url) };
         let pool = BrowserPool::start(&cfg, CancellationToken::new()).await.expect("a pool on the Grid");
         let rich = pool.capture(request(&srv.url("/rich"))).await.unwrap();
         let tall = pool.capture(request(&srv.url("/tall"))).await.unwrap();
@@ -362,8 +370,10 @@ async fn three_paths_give_identical_shots(grid: &Grid, srv: &FixtureServer) {
         pool.shutdown().await;
         match transport {
             Transport::Auto => assert!(
-                stats.se_cdp_sessions == 1 && stats.devtools_sessions == 1,
-                "the Grid session's se:cdp was not used: {stats:?}"
+                stats.se_cdp_sessions == 1
+                    && stats.devtools_sessions == 1
+                    && stats.node_cdp_sessions == u64::from(node_devtools),
+                "the Grid session's se:cdp (node's own: {node_devtools}) was not used: {stats:?}"
             ),
             _ => assert_eq!(stats.devtools_sessions, 0, "{transport:?}: {stats:?}"),
         }
@@ -372,7 +382,7 @@ async fn three_paths_give_identical_shots(grid: &Grid, srv: &FixtureServer) {
             (800, TALL_HEIGHT),
             "{transport:?}: the tall page at full height"
         );
-        shots.push((transport, rich, tall));
+        shots.push((format!("{transport:?} (node DevTools: {node_devtools})"), rich, tall));
     }
     let spawned_cfg = BrowserConfig { webdriver: WebDriverEndpoint::Spawn, ..grid_cfg(&grid.url) };
     let pool = BrowserPool::start(&spawned_cfg, CancellationToken::new()).await.unwrap();
@@ -380,18 +390,15 @@ async fn three_paths_give_identical_shots(grid: &Grid, srv: &FixtureServer) {
     let tall = pool.capture(request(&srv.url("/tall"))).await.unwrap();
     pool.shutdown().await;
 
-    for (transport, r, t) in &shots[..2] {
+    for (path, r, t) in &shots[..3] {
         assert!(
             r.png == rich.png,
-            "{transport:?} through the Grid and a spawned chromedriver shoot different bytes"
+            "{path} through the Grid and a spawned chromedriver shoot different bytes"
         );
-        assert!(
-            t.png == tall.png,
-            "{transport:?}: the tall page's bytes differ from a spawned chromedriver's"
-        );
+        assert!(t.png == tall.png, "{path}: the tall page's bytes differ from a spawned chromedriver's");
         assert_eq!(r.html, rich.html);
     }
-    let (_, w3c_rich, w3c_tall) = &shots[2];
+    let (_, w3c_rich, w3c_tall) = &shots[3];
     let pixels = |png: &[u8]| decode_png(png, "shot").unwrap().data;
     assert!(pixels(&w3c_rich.png) == pixels(&rich.png), "the W3C-only path's pixels differ");
     assert!(pixels(&w3c_tall.png) == pixels(&tall.png), "the W3C-only path's tall page's pixels differ");
@@ -572,7 +579,8 @@ async fn node_killed_mid_crawl(grid: &mut Grid, srv: &FixtureServer) {
     }
     let (_, busy) = grid.node_state(1).await.expect("node 1 is registered again");
     assert!(busy > 0, "the node that came back holds none of the pool's sessions");
-    assert!(pool.stats().se_cdp_sessions >= 3, "{:?}", pool.stats());
+    let stats = pool.stats();
+    assert!(stats.se_cdp_sessions >= 3 && stats.node_cdp_sessions == stats.se_cdp_sessions, "{stats:?}");
     pool.shutdown().await;
     eprintln!(
         "grid: node 1 back, pool at {} sessions and using it {:.1}s after its restart",

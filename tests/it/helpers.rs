@@ -497,6 +497,7 @@ pub fn spawned_browser(sessions: usize) -> sitediff::config::BrowserConfig {
         sessions,
         capacity: sitediff::config::Capacity::Fixed,
         transport: sitediff::config::Transport::Auto,
+        node_devtools: true,
         session_timeout: std::time::Duration::from_secs(60),
         chromedriver: None,
         chromium: None,

@@ -246,6 +246,7 @@ fn browser(v: &mut Validator, raw: &RawBrowser, root: &Path) -> BrowserConfig {
         sessions: sessions.clamp(1, MAX_SESSIONS),
         capacity,
         transport,
+        node_devtools: raw.node_devtools.unwrap_or(true),
         session_timeout: Duration::from_millis(session_timeout_ms.max(MIN_SESSION_TIMEOUT_MS)),
         chromedriver: raw.chromedriver.as_ref().map(|p| resolve(root, p)),
         chromium: raw.chromium.as_ref().map(|p| resolve(root, p)),
