@@ -98,6 +98,10 @@ pub struct ServerConfig {
     pub demo_dir: Option<PathBuf>,
     /// What `POST /api/pairs` may crawl (both prefixes must match one entry); empty: nothing.
     pub pair_prefixes: Vec<PairPrefix>,
+    /// Directories `POST /api/backup` may write into (relative ones resolved against the config's
+    /// directory; a destination's own directory must be one of them or inside one); empty: the
+    /// store file's directory only.
+    pub backup_dirs: Vec<PathBuf>,
 }
 
 /// One entry of `server.pair_prefixes`: a URL prefix (`https://staging.example.com/docs/`) or a

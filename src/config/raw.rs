@@ -51,6 +51,7 @@ pub struct RawServer {
     pub demo_site: Option<bool>,
     /// Issue 18: prefixes `POST /api/pairs` may crawl.
     pub pair_prefixes: Option<Vec<String>>,
+    pub backup_dirs: Option<Vec<PathBuf>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -3,6 +3,7 @@
 //! and the write checks (bearer token, same origin, body size) are `routes`' job.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -268,6 +269,14 @@ pub async fn backup(app: &Arc<App>, req: &Request) -> Result<Response, RequestEr
         )));
     }
     let store = app.state.store.clone();
+    let allowed = match &app.state.config.server.backup_dirs {
+        dirs if dirs.is_empty() => store.path().parent().map(Path::to_path_buf).into_iter().collect(),
+        dirs => dirs.clone(),
+    };
+    let dest = b.dest.clone();
+    blocking("checking the backup's destination", move || Ok(backup_destination_allowed(&dest, &allowed)))
+        .await?
+        .map_err(RequestError::forbidden)?;
     let dest = b.dest.clone();
     let started = std::time::Instant::now();
     let report = blocking("backing up the store", move || Ok(store.backup_to(&dest)?)).await?;
@@ -276,6 +285,25 @@ pub async fn backup(app: &Arc<App>, req: &Request) -> Result<Response, RequestEr
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({ "dest": b.dest, "report": report, "elapsed_ms": elapsed_ms }),
+    ))
+}
+
+/// Whether the daemon may write a backup at `dest`: its directory exists and, symbolic links and
+/// `..` resolved, is one of `allowed` or inside one (`server.backup_dirs`, else the store's
+/// directory). `Err` says why not.
+fn backup_destination_allowed(dest: &Path, allowed: &[PathBuf]) -> Result<(), String> {
+    let name_ok = dest.file_name().is_some_and(|n| n != ".." && n != ".");
+    let dir =
+        dest.parent().filter(|_| name_ok).ok_or_else(|| format!("{}: not a file path", dest.display()))?;
+    let dir = dir.canonicalize().map_err(|e| format!("{}: {e}", dir.display()))?;
+    if allowed.iter().filter_map(|a| a.canonicalize().ok()).any(|a| dir.starts_with(&a)) {
+        return Ok(());
+    }
+    let list: Vec<String> = allowed.iter().map(|a| a.display().to_string()).collect();
+    Err(format!(
+        "{} is outside the directories backups may be written to ({}): set server.backup_dirs",
+        dest.display(),
+        list.join(", ")
     ))
 }
 
@@ -335,4 +363,29 @@ pub async fn approve_group(app: &Arc<App>, id: u64, group: String) -> Result<Res
         "approved": done.approved,
     });
     Ok(json(StatusCode::OK, &body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backups_go_only_into_the_allowed_directories() {
+        let root = tempfile::tempdir().unwrap();
+        let allowed = root.path().join("backups");
+        let other = root.path().join("elsewhere");
+        std::fs::create_dir_all(allowed.join("nightly")).unwrap();
+        std::fs::create_dir_all(&other).unwrap();
+        let ok = |p: PathBuf| backup_destination_allowed(&p, std::slice::from_ref(&allowed));
+        assert_eq!(ok(allowed.join("a.redb")), Ok(()));
+        assert_eq!(ok(allowed.join("nightly/b.redb")), Ok(()), "a directory inside an allowed one");
+        let err = ok(other.join("c.redb")).unwrap_err();
+        assert!(err.contains("outside the directories") && err.contains("server.backup_dirs"), "{err}");
+        assert!(ok(allowed.join("../elsewhere/d.redb")).is_err(), "'..' is resolved");
+        assert!(ok(allowed.join("missing/e.redb")).unwrap_err().contains("missing"), "no such directory");
+        assert!(ok(allowed.join("..")).is_err(), "not a file path");
+        std::os::unix::fs::symlink(&other, allowed.join("link")).unwrap();
+        assert!(ok(allowed.join("link/f.redb")).is_err(), "a symbolic link out of the directory");
+        assert!(backup_destination_allowed(&allowed.join("g.redb"), &[]).is_err(), "nothing allowed");
+    }
 }

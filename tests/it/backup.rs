@@ -48,11 +48,14 @@ async fn site() -> FixtureServer {
     srv
 }
 
-fn config(project: &TempProject, srv: &FixtureServer, port: u16) -> String {
+/// The daemon's config; `backups`: the one directory `POST /api/backup` may write into.
+fn config(project: &TempProject, srv: &FixtureServer, port: u16, backups: &Path) -> String {
     project.write_config(&format!(
         "[server]\nlisten = \"127.0.0.1:{port}\"\ntoken_env = \"SITEDIFF_TEST_BACKUP_TOKEN\"\n\
+         backup_dirs = [{:?}]\n\
          [browser]\nsessions = 2\n\
          [[sites]]\nname = \"s\"\nstart = \"{}\"\nviewport = {{ width = 480, height = 360 }}\n",
+        backups.display().to_string(),
         srv.url("/s/")
     ))
 }
@@ -101,11 +104,11 @@ async fn backup_under_writes_survives_sigkill_and_restores() {
     let srv = site().await;
     let project = TempProject::new();
     let port = free_port();
-    let cfg = config(&project, &srv, port);
+    let out_dir = tempfile::tempdir().unwrap();
+    let cfg = config(&project, &srv, port, out_dir.path());
     let db = project.db_path();
     fill(&db, 96);
     let env = [("SITEDIFF_TEST_BACKUP_TOKEN", TOKEN)];
-    let out_dir = tempfile::tempdir().unwrap();
 
     // 1. SIGKILL in the middle of a backup, during crawls and approvals.
     let mut daemon = Daemon::start_with_env(&cfg, &env);
@@ -139,6 +142,16 @@ async fn backup_under_writes_survives_sigkill_and_restores() {
     let mut daemon = Daemon::start_with_env(&cfg, &env);
     let writer = heavy_writes(daemon.base.clone());
     tokio::time::sleep(Duration::from_secs(2)).await;
+    // The daemon writes only into `server.backup_dirs`: another directory (or a way out of it
+    // through `..`) is refused, naming the setting, and nothing is written there.
+    let elsewhere = tempfile::tempdir().unwrap();
+    for outside in [elsewhere.path().join("x.redb"), out_dir.path().join("..").join("y.redb")] {
+        let out =
+            run_sitediff_in(None, &env, &["backup", &outside.display().to_string(), "--config", &cfg]).await;
+        assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+        assert!(out.stderr.contains("server.backup_dirs"), "{}", out.stderr);
+        assert!(!outside.exists() && !partial_path(&outside).exists(), "{}", outside.display());
+    }
     let dest = out_dir.path().join("done.redb");
     let out = run_sitediff_in(None, &env, &["backup", &dest.display().to_string(), "--config", &cfg]).await;
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);

@@ -103,6 +103,7 @@ fn server(v: &mut Validator, raw: &RawServer, root: &Path) -> ServerConfig {
             Err(reason) => v.issue(format!("server.pair_prefixes[{i}]"), format!("{p:?}: {reason}")),
         }
     }
+    let backup_dirs = raw.backup_dirs.iter().flatten().map(|d| resolve(root, d)).collect();
     let max_connections = raw.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
     if !(1..=MAX_MAX_CONNECTIONS).contains(&max_connections) {
         v.issue(
@@ -131,6 +132,7 @@ fn server(v: &mut Validator, raw: &RawServer, root: &Path) -> ServerConfig {
         body_timeout,
         demo_dir,
         pair_prefixes,
+        backup_dirs,
     }
 }
 
