@@ -504,53 +504,9 @@ async fn queued_session_request_is_a_clear_error(grid: &Grid, srv: &FixtureServe
 /// retried on the other node and the crawl completes with every page; the pool shrinks to the
 /// remaining slots, and grows again (using the node) once the node is back.
 async fn node_killed_mid_crawl(grid: &mut Grid, srv: &FixtureServer) {
-    // Slow pages: the sessions spend their time mid-capture, so the kill lands inside captures.
-    let keys = build_site(srv, 40, Duration::from_millis(1000));
-    let project = TempProject::new();
-    let cfg = project.write_config(&crawl_config(grid, srv, "nodeloss"));
-    // Sessions of earlier pools are gone first: the slots busy below are the crawl's.
-    wait_for(Duration::from_secs(90), "every slot free", || async {
-        let busy: usize = futures::future::join_all((0..NODES).map(|i| grid.node_state(i)))
-            .await
-            .into_iter()
-            .map(|s| s.map_or(usize::MAX / 4, |(_, b)| b))
-            .sum();
-        (busy == 0).then_some(())
-    })
-    .await;
-    let hits_before = srv.hits().len();
-    let crawl =
-        tokio::spawn(async move { run_sitediff(&["crawl", "nodeloss", "--config", &cfg, "--json"]).await });
-    // Mid-crawl: every session of the crawl open (both nodes full), then a moment of captures.
-    wait_for(Duration::from_secs(120), "the crawl's sessions on both nodes", || async {
-        let pages_seen = srv.hits()[hits_before..].iter().filter(|h| h.starts_with("/site/p")).count();
-        let full = |state: Option<(String, usize)>| state.is_some_and(|(_, busy)| busy == NODE_SLOTS);
-        (pages_seen > 0 && full(grid.node_state(0).await) && full(grid.node_state(1).await)).then_some(())
-    })
-    .await;
-    // A session the Grid reports is in use only once sitediff has it and its DevTools attached,
-    // which takes seconds on a loaded machine.
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let killed = Instant::now();
-    let pid = grid.nodes[1].pid();
-    grid.kill_node(1);
-    let out = crawl.await.unwrap();
-    let crawl_done = killed.elapsed();
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let pages = outcomes(&out.json());
-    let got: BTreeSet<String> = pages.iter().map(|(k, _)| k.clone()).collect();
-    assert_eq!(got, keys);
-    assert!(
-        pages.iter().all(|(_, o)| o == "ok"),
-        "every page captured despite the lost node: {pages:?}\n{}",
-        out.stderr
-    );
-    let replaced = out.stderr.matches("replacing it").count();
-    assert!(replaced >= 1, "no capture was cut short by the node loss:\n{}", out.stderr);
-    eprintln!(
-        "grid: node 1 (pid {pid:?}) killed mid-crawl; crawl done {:.1}s later, {replaced} sessions replaced",
-        crawl_done.as_secs_f64()
-    );
+    let (crawl_done, log) = crawl_losing_node_1(grid, srv, "nodeloss", "").await;
+    // The node's own DevTools WebSocket dies with it: the captures on it fail at once.
+    assert!(log.contains("DevTools connection is gone"), "{log}");
 
     // sessions = "auto" follows the Grid: the lost node's slots go, and come back with it.
     let cfg = BrowserConfig { sessions: 64, capacity: Capacity::Auto, ..grid_cfg(&grid.url) };
@@ -587,4 +543,74 @@ async fn node_killed_mid_crawl(grid: &mut Grid, srv: &FixtureServer) {
         NODES * NODE_SLOTS,
         grown.as_secs_f64()
     );
+
+    // Through the router's se:cdp, whose proxy goes silent rather than closing when a node dies:
+    // the WebDriver session watch is what fails those captures, and the crawl completes the same.
+    let (done, log) = crawl_losing_node_1(grid, srv, "nodeloss-router", "node_devtools = false\n").await;
+    assert!(log.contains("the browser session is gone"), "the session watch did not fire:\n{log}");
+    eprintln!("grid: through the router, crawl done {:.1}s after the node loss", done.as_secs_f64());
+}
+
+/// Crawl a site of slow pages through the Grid (`browser`: lines added to its `[browser]`) and
+/// kill node 1 while every slot is mid-capture: the crawl completes with every page. Returns how
+/// long after the kill, and the crawl's log.
+async fn crawl_losing_node_1(
+    grid: &mut Grid,
+    srv: &FixtureServer,
+    site: &str,
+    browser: &str,
+) -> (Duration, String) {
+    // Slow pages: the sessions spend their time mid-capture, so the kill lands inside captures.
+    let keys = build_site(srv, 40, Duration::from_millis(1000));
+    let project = TempProject::new();
+    let config = crawl_config(grid, srv, site).replacen("[browser]\n", &format!("[browser]\n{browser}"), 1);
+    let cfg = project.write_config(&config);
+    // Sessions of earlier pools are gone first: the slots busy below are the crawl's.
+    wait_for(Duration::from_secs(90), "every slot free", || async {
+        let busy: usize = futures::future::join_all((0..NODES).map(|i| grid.node_state(i)))
+            .await
+            .into_iter()
+            .map(|s| s.map_or(usize::MAX / 4, |(_, b)| b))
+            .sum();
+        (busy == 0).then_some(())
+    })
+    .await;
+    let hits_before = srv.hits().len();
+    let site = site.to_string();
+    let crawl =
+        tokio::spawn(async move { run_sitediff(&["crawl", &site, "--config", &cfg, "--json"]).await });
+    // Mid-crawl: every session of the crawl open (both nodes full), then a moment of captures.
+    wait_for(Duration::from_secs(120), "the crawl's sessions on both nodes", || async {
+        let pages_seen = srv.hits()[hits_before..].iter().filter(|h| h.starts_with("/site/p")).count();
+        let full = |state: Option<(String, usize)>| state.is_some_and(|(_, busy)| busy == NODE_SLOTS);
+        (pages_seen > 0 && full(grid.node_state(0).await) && full(grid.node_state(1).await)).then_some(())
+    })
+    .await;
+    // A session the Grid reports is in use only once sitediff has it and its DevTools attached,
+    // which takes seconds on a loaded machine.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let killed = Instant::now();
+    let pid = grid.nodes[1].pid();
+    grid.kill_node(1);
+    let out = crawl.await.unwrap();
+    let crawl_done = killed.elapsed();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let pages = outcomes(&out.json());
+    let got: BTreeSet<String> = pages.iter().map(|(k, _)| k.clone()).collect();
+    assert_eq!(got, keys);
+    assert!(
+        pages.iter().all(|(_, o)| o == "ok"),
+        "every page captured despite the lost node: {pages:?}\n{}",
+        out.stderr
+    );
+    let replaced = out.stderr.matches("replacing it").count();
+    for line in out.stderr.lines().filter(|l| l.contains("replacing it")) {
+        eprintln!("grid: {line}");
+    }
+    assert!(replaced >= 1, "no capture was cut short by the node loss:\n{}", out.stderr);
+    eprintln!(
+        "grid: node 1 (pid {pid:?}) killed mid-crawl ({browser:?}); crawl done {:.1}s later, {replaced} sessions replaced",
+        crawl_done.as_secs_f64()
+    );
+    (crawl_done, out.stderr)
 }
