@@ -1,12 +1,18 @@
-//! A Selenium Grid's capacity as its `GET /status` reports it: the slots of the nodes that are up
-//! and can run Chrome, free or held by sessions of ours (the pool's size with
-//! `browser.sessions = "auto"`).
+//! What sitediff reads from a Selenium Grid's `GET /status`: its capacity (the slots of the nodes
+//! that are up and can run Chrome, free or held by sessions of ours: the pool's size with
+//! `browser.sessions = "auto"`) and the node running a session, whose own DevTools WebSocket is
+//! connected to rather than the router's relay of it.
 
 use std::collections::HashSet;
+use std::sync::Mutex as StdMutex;
 use std::time::Duration;
 
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use url::Url;
+
+use super::devtools::{DevTools, Endpoint as DevToolsEndpoint};
 
 /// Timeout of one `GET /status` request.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
@@ -14,6 +20,8 @@ const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
 const BROWSER_NAME: &str = "chrome";
 /// A node's `availability` when it takes new sessions.
 const NODE_UP: &str = "UP";
+/// How long connecting straight to a Grid node's DevTools may take before the router is used.
+const NODE_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What can go wrong asking a WebDriver endpoint for its capacity.
 #[derive(Debug, thiserror::Error)]
@@ -117,11 +125,70 @@ pub fn usable_slots(status: &Value, ours: &HashSet<String>) -> Option<usize> {
     Some(usable)
 }
 
+/// Connect to a Grid node's own DevTools WebSocket `url` for page `target`, unless its node is in
+/// `unreachable`; a node that cannot be reached within [`NODE_CONNECT_TIMEOUT`] is added there.
+pub async fn connect_node(
+    url: &Url,
+    target: &str,
+    unreachable: &StdMutex<HashSet<String>>,
+    tasks: &TaskTracker,
+    cancel: CancellationToken,
+) -> Option<DevTools> {
+    let node = url.origin().ascii_serialization();
+    if lock_nodes(unreachable).contains(&node) {
+        return None;
+    }
+    let connect = DevTools::connect(DevToolsEndpoint::Browser { url }, target, tasks, cancel);
+    let reason = match tokio::time::timeout(NODE_CONNECT_TIMEOUT, connect).await {
+        Ok(Ok(dt)) => return Some(dt),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no connection within {NODE_CONNECT_TIMEOUT:?}"),
+    };
+    tracing::info!(%node, %reason, "a Grid node's DevTools cannot be reached from here: its sessions go through the router");
+    lock_nodes(unreachable).insert(node);
+    None
+}
+
+fn lock_nodes(m: &StdMutex<HashSet<String>>) -> std::sync::MutexGuard<'_, HashSet<String>> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
     use serde_json::json;
 
     use super::*;
+
+    #[tokio::test]
+    async fn a_node_that_fails_the_devtools_handshake_is_not_tried_again() {
+        // A real listener that accepts and hangs up: the WebSocket handshake fails.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                drop(conn);
+            }
+        });
+        let url = Url::parse(&format!("ws://127.0.0.1:{port}/session/abc/se/cdp")).unwrap();
+        let unreachable = StdMutex::new(HashSet::new());
+        let tasks = TaskTracker::new();
+        let first = connect_node(&url, "T", &unreachable, &tasks, CancellationToken::new()).await;
+        assert!(first.is_none());
+        assert_eq!(accepted.load(Ordering::SeqCst), 1, "one attempt");
+        assert!(lock_nodes(&unreachable).contains(&format!("ws://127.0.0.1:{port}")));
+        let again = connect_node(&url, "T", &unreachable, &tasks, CancellationToken::new()).await;
+        assert!(again.is_none());
+        assert_eq!(accepted.load(Ordering::SeqCst), 1, "a node that failed is not tried again");
+    }
 
     #[test]
     fn the_node_holding_a_session_gives_its_own_devtools_url() {

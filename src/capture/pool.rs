@@ -93,8 +93,6 @@ const MAX_SESSION_RETRY_PAUSE: Duration = Duration::from_secs(5);
 const SE_CDP: &str = "se:cdp";
 /// Bound on the liveness probe of a session that failed.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long connecting straight to a Grid node's DevTools may take before the router is used.
-const NODE_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Bound on closing one session.
 const SESSION_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bound on waiting for background session closes at shutdown.
@@ -741,32 +739,8 @@ impl BrowserPool {
             }
         };
         let inner = &self.inner;
-        connect_node(&url, target, &inner.unreachable_nodes, &inner.tasks, inner.cancel.clone()).await
+        grid::connect_node(&url, target, &inner.unreachable_nodes, &inner.tasks, inner.cancel.clone()).await
     }
-}
-
-/// Connect to a Grid node's own DevTools WebSocket `url` for page `target`, unless its node is in
-/// `unreachable`; a node that cannot be reached within [`NODE_CONNECT_TIMEOUT`] is added there.
-async fn connect_node(
-    url: &Url,
-    target: &str,
-    unreachable: &StdMutex<HashSet<String>>,
-    tasks: &TaskTracker,
-    cancel: CancellationToken,
-) -> Option<DevTools> {
-    let node = url.origin().ascii_serialization();
-    if lock(unreachable).contains(&node) {
-        return None;
-    }
-    let connect = DevTools::connect(DevToolsEndpoint::Browser { url }, target, tasks, cancel);
-    let reason = match tokio::time::timeout(NODE_CONNECT_TIMEOUT, connect).await {
-        Ok(Ok(dt)) => return Some(dt),
-        Ok(Err(e)) => e.to_string(),
-        Err(_) => format!("no connection within {NODE_CONNECT_TIMEOUT:?}"),
-    };
-    tracing::info!(%node, %reason, "a Grid node's DevTools cannot be reached from here: its sessions go through the router");
-    lock(unreachable).insert(node);
-    None
 }
 
 /// A session request in flight. Dropped before its answer (timed out, or given up for an idle
@@ -926,31 +900,6 @@ mod tests {
             chromium: chromium.map(PathBuf::from),
             recycle_after: 10,
         }
-    }
-
-    #[tokio::test]
-    async fn a_node_that_fails_the_devtools_handshake_is_not_tried_again() {
-        // A real listener that accepts and hangs up: the WebSocket handshake fails.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let count = accepted.clone();
-        tokio::spawn(async move {
-            while let Ok((conn, _)) = listener.accept().await {
-                count.fetch_add(1, Ordering::SeqCst);
-                drop(conn);
-            }
-        });
-        let url = Url::parse(&format!("ws://127.0.0.1:{port}/session/abc/se/cdp")).unwrap();
-        let unreachable = StdMutex::new(HashSet::new());
-        let tasks = TaskTracker::new();
-        let first = connect_node(&url, "T", &unreachable, &tasks, CancellationToken::new()).await;
-        assert!(first.is_none());
-        assert_eq!(accepted.load(Ordering::SeqCst), 1, "one attempt");
-        assert!(lock(&unreachable).contains(&format!("ws://127.0.0.1:{port}")));
-        let again = connect_node(&url, "T", &unreachable, &tasks, CancellationToken::new()).await;
-        assert!(again.is_none());
-        assert_eq!(accepted.load(Ordering::SeqCst), 1, "a node that failed is not tried again");
     }
 
     #[test]

@@ -273,6 +273,20 @@ impl Grid {
     }
 
     /// Start node `i` again on its port.
+    /// Wait (90 s at most) until the nodes' slots in use add up to `busy` (a node that does not
+    /// answer counts as very busy).
+    async fn wait_busy_slots(&self, busy: usize, what: &str) {
+        wait_for(Duration::from_secs(90), what, || async {
+            let used: usize = futures::future::join_all((0..NODES).map(|i| self.node_state(i)))
+                .await
+                .into_iter()
+                .map(|s| s.map_or(usize::MAX / 4, |(_, b)| b))
+                .sum();
+            (used == busy).then_some(())
+        })
+        .await;
+    }
+
     fn restart_node(&mut self, i: usize) {
         self.nodes[i] = self.spawn_node(i);
     }
@@ -487,15 +501,7 @@ async fn queued_session_request_is_a_clear_error(grid: &Grid, srv: &FixtureServe
     full.shutdown().await;
     // The abandoned request got a slot once they were free: its session is closed at once, and
     // only `waiting`'s own session holds a slot.
-    wait_for(Duration::from_secs(90), "every slot but one free again", || async {
-        let busy: usize = futures::future::join_all((0..NODES).map(|i| grid.node_state(i)))
-            .await
-            .into_iter()
-            .map(|s| s.map_or(usize::MAX / 4, |(_, b)| b))
-            .sum();
-        (busy == 1).then_some(())
-    })
-    .await;
+    grid.wait_busy_slots(1, "every slot but one free again").await;
     waiting.capture(request(&srv.url("/rich"))).await.unwrap();
     waiting.shutdown().await;
 }
@@ -566,15 +572,7 @@ async fn crawl_losing_node_1(
     let config = crawl_config(grid, srv, site).replacen("[browser]\n", &format!("[browser]\n{browser}"), 1);
     let cfg = project.write_config(&config);
     // Sessions of earlier pools are gone first: the slots busy below are the crawl's.
-    wait_for(Duration::from_secs(90), "every slot free", || async {
-        let busy: usize = futures::future::join_all((0..NODES).map(|i| grid.node_state(i)))
-            .await
-            .into_iter()
-            .map(|s| s.map_or(usize::MAX / 4, |(_, b)| b))
-            .sum();
-        (busy == 0).then_some(())
-    })
-    .await;
+    grid.wait_busy_slots(0, "every slot free").await;
     let hits_before = srv.hits().len();
     let site = site.to_string();
     let crawl =
