@@ -30,6 +30,7 @@ use tokio_util::task::TaskTracker;
 
 use super::fingerprint::{Observed, Recorder};
 use super::intercept::{self, SiteRequests};
+use super::lock;
 
 /// Largest DevTools message accepted: a full-page PNG of the tallest, widest page, in base64.
 const MAX_MESSAGE_BYTES: usize = 1 << 30;
@@ -177,24 +178,15 @@ struct Shared {
 
 impl Shared {
     fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (String, oneshot::Sender<Reply>)>> {
-        match self.pending.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        lock(&self.pending)
     }
 
     fn lock_site(&self) -> std::sync::MutexGuard<'_, Option<Arc<SiteRequests>>> {
-        match self.site.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        lock(&self.site)
     }
 
     fn lock_network(&self) -> std::sync::MutexGuard<'_, Option<Recorder>> {
-        match self.network.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        lock(&self.network)
     }
 
     /// A command of our own in answer to an event (its answer is not waited for).

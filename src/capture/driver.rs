@@ -250,10 +250,7 @@ impl ChromeDriver {
 
     /// `Some(description)` once the process has exited (it is reaped then), `None` while running.
     fn exit_status(&self) -> Option<String> {
-        let mut guard = match self.child.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut guard = super::lock(&self.child);
         let child = guard.as_mut()?;
         match child.try_wait() {
             Ok(Some(status)) => Some(status.to_string()),
@@ -264,10 +261,7 @@ impl ChromeDriver {
 
     /// Kill chromedriver and its process group (the browsers), then reap chromedriver. Idempotent.
     pub fn kill(&self) {
-        let mut guard = match self.child.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut guard = super::lock(&self.child);
         let Some(mut child) = guard.take() else { return };
         kill_process_group(self.pid);
         if let Err(e) = child.kill() {

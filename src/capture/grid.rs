@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 use url::Url;
 
 use super::devtools::{DevTools, Endpoint as DevToolsEndpoint};
+use super::lock;
 
 /// Timeout of one `GET /status` request.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
@@ -135,7 +136,7 @@ pub async fn connect_node(
     cancel: CancellationToken,
 ) -> Option<DevTools> {
     let node = url.origin().ascii_serialization();
-    if lock_nodes(unreachable).contains(&node) {
+    if lock(unreachable).contains(&node) {
         return None;
     }
     let connect = DevTools::connect(DevToolsEndpoint::Browser { url }, target, tasks, cancel);
@@ -145,15 +146,8 @@ pub async fn connect_node(
         Err(_) => format!("no connection within {NODE_CONNECT_TIMEOUT:?}"),
     };
     tracing::info!(%node, %reason, "a Grid node's DevTools cannot be reached from here: its sessions go through the router");
-    lock_nodes(unreachable).insert(node);
+    lock(unreachable).insert(node);
     None
-}
-
-fn lock_nodes(m: &StdMutex<HashSet<String>>) -> std::sync::MutexGuard<'_, HashSet<String>> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(poisoned) => poisoned.into_inner(),
-    }
 }
 
 #[cfg(test)]
@@ -184,7 +178,7 @@ mod tests {
         let first = connect_node(&url, "T", &unreachable, &tasks, CancellationToken::new()).await;
         assert!(first.is_none());
         assert_eq!(accepted.load(Ordering::SeqCst), 1, "one attempt");
-        assert!(lock_nodes(&unreachable).contains(&format!("ws://127.0.0.1:{port}")));
+        assert!(lock(&unreachable).contains(&format!("ws://127.0.0.1:{port}")));
         let again = connect_node(&url, "T", &unreachable, &tasks, CancellationToken::new()).await;
         assert!(again.is_none());
         assert_eq!(accepted.load(Ordering::SeqCst), 1, "a node that failed is not tried again");

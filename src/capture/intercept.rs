@@ -110,10 +110,7 @@ impl SiteRequests {
 
     /// Whether request `id` is answered with the credentials for the first time.
     fn first_answer(&self, id: &str) -> bool {
-        let mut answered = match self.answered.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut answered = super::lock(&self.answered);
         if answered.len() >= MAX_ANSWERED {
             answered.clear();
         }

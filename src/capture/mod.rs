@@ -37,3 +37,12 @@ pub use error::CaptureError;
 pub use fingerprint::{CaptureInputs, Environment, Observed};
 pub use pool::{BrowserPool, PoolStats};
 pub use types::{Capture, CaptureRequest, CaptureTiming, Capturer, SelectorRects};
+
+/// Lock `m`, taking the data over from a thread that panicked while holding it (the capture
+/// room's state is plain bookkeeping that stays consistent between statements).
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}

@@ -174,7 +174,6 @@ fn site_requests(req: &CaptureRequest) -> Option<SiteRequestsKey> {
     })
 }
 
-/// A failed set-up step (`step`) of the capture of `url`.
 /// Turn the Network domain on, once per session (URL blocking and fingerprint recording need it).
 async fn enable_network(session: &mut BrowserSession, url: &str) -> Result<(), CaptureError> {
     if !session.setup.network_enabled {
@@ -187,6 +186,7 @@ async fn enable_network(session: &mut BrowserSession, url: &str) -> Result<(), C
     Ok(())
 }
 
+/// A failed set-up step (`step`) of the capture of `url`.
 fn setup_err<'u>(url: &'u str, step: &'static str) -> impl FnOnce(CommandError) -> CaptureError + 'u {
     move |source| CaptureError::Setup { url: url.to_string(), step, source }
 }

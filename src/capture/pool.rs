@@ -21,6 +21,7 @@ use super::driver::{find_chromedriver, ChromeDriver};
 use super::error::CaptureError;
 use super::fingerprint::{self, Environment};
 use super::grid;
+use super::lock;
 use super::page::capture_page;
 use super::session::{session_gone, BrowserSession, CommandError};
 use super::types::{Capture, CaptureRequest, Capturer};
@@ -691,27 +692,32 @@ impl BrowserPool {
                 return session;
             }
         };
-        if let (Some(_), Some(id), true) = (&se_cdp, id, self.inner.cfg.node_devtools) {
-            if let Some(dt) = self.node_devtools(endpoint, id, &target).await {
-                let c = &self.inner.counters;
-                c.devtools_sessions.fetch_add(1, Ordering::Relaxed);
-                c.se_cdp_sessions.fetch_add(1, Ordering::Relaxed);
-                c.node_cdp_sessions.fetch_add(1, Ordering::Relaxed);
-                return session.with_devtools(dt);
-            }
-        }
-        let devtools_endpoint = match (&se_cdp, &address) {
-            (Some(url), _) => DevToolsEndpoint::Browser { url },
-            (None, Some(address)) => DevToolsEndpoint::Local { address },
-            (None, None) => return session,
+        let node = match (&se_cdp, id, self.inner.cfg.node_devtools) {
+            (Some(_), Some(id), true) => self.node_devtools(endpoint, id, &target).await,
+            _ => None,
         };
-        let (tasks, cancel) = (&self.inner.tasks, self.inner.cancel.clone());
-        match DevTools::connect(devtools_endpoint, &target, tasks, cancel).await {
+        let via_node = node.is_some();
+        let connected = match node {
+            Some(dt) => Ok(dt),
+            None => {
+                let devtools_endpoint = match (&se_cdp, &address) {
+                    (Some(url), _) => DevToolsEndpoint::Browser { url },
+                    (None, Some(address)) => DevToolsEndpoint::Local { address },
+                    (None, None) => return session,
+                };
+                let (tasks, cancel) = (&self.inner.tasks, self.inner.cancel.clone());
+                DevTools::connect(devtools_endpoint, &target, tasks, cancel).await
+            }
+        };
+        match connected {
             Ok(dt) => {
                 let c = &self.inner.counters;
                 c.devtools_sessions.fetch_add(1, Ordering::Relaxed);
                 if se_cdp.is_some() {
                     c.se_cdp_sessions.fetch_add(1, Ordering::Relaxed);
+                }
+                if via_node {
+                    c.node_cdp_sessions.fetch_add(1, Ordering::Relaxed);
                 }
                 session.with_devtools(dt)
             }
@@ -721,9 +727,7 @@ impl BrowserPool {
             }
         }
     }
-}
 
-impl BrowserPool {
     /// The DevTools connection of Grid session `id` (page `target`) straight to the node that runs
     /// it, skipping the router's relay of every message. `None` (the router's `se:cdp` is used)
     /// when the Grid does not name the node, or the node cannot be reached from here: such a node
@@ -769,33 +773,20 @@ impl Capturer for BrowserPool {
     }
 }
 
-fn lock<T>(m: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(poisoned) => poisoned.into_inner(),
-    }
-}
-
 impl Inner {
     fn lock_ours(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        match self.ours.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        lock(&self.ours)
     }
 
     fn lock_idle(&self) -> std::sync::MutexGuard<'_, Vec<PooledSession>> {
-        match self.idle.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        lock(&self.idle)
     }
 }
 
 /// A remote session driven over DevTools (a Grid's `se:cdp`): ask WebDriver every
 /// [`WATCH_INTERVAL`] whether the session still exists, and return once it does not. A Grid
-/// node that dies leaves the DevTools proxy silent rather than closed, so without this a capture
-/// would wait out its command timeouts. Never returns for `None` (nothing to watch).
+/// node that dies may leave the router's DevTools proxy silent rather than closed, so without this
+/// a capture would wait out its command timeouts. Never returns for `None` (nothing to watch).
 async fn watch_remote(client: Option<fantoccini::Client>) -> CommandError {
     let Some(client) = client else { return std::future::pending().await };
     loop {

@@ -96,8 +96,15 @@ pub(super) fn newest_approval(
     site: &str,
     op: &'static str,
 ) -> Result<Option<u64>, StoreError> {
-    let approved = approved_crawls(crawls, idx, site, u64::MAX, op)?;
-    Ok(approved.iter().map(|c| c.id).chain(baselines.values().map(|b| b.crawl)).max())
+    Ok(newest_of(&approved_crawls(crawls, idx, site, u64::MAX, op)?, baselines))
+}
+
+/// The newest approval among a site's `approved` crawls and the crawls its `baselines` come from.
+pub(super) fn newest_of(
+    approved: &[CrawlRecord],
+    baselines: &HashMap<String, BaselineRecord>,
+) -> Option<u64> {
+    approved.iter().map(|c| c.id).chain(baselines.values().map(|b| b.crawl)).max()
 }
 
 /// The approved, non-pair crawls of `site` older than `before`, oldest first.

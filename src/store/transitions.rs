@@ -184,6 +184,7 @@ fn plan_crawl(
         return Err(StoreError::BadTransition { id, status: rec.status, action: mode.crawl_action() });
     }
     let (mut writes, mut moved) = (Vec::new(), Vec::new());
+    let approved = read::approved_crawls(crawls, idx, &rec.site, u64::MAX, op)?;
     // A pair crawl has no baselines: approving it accepts the differences.
     if rec.kind != CrawlKind::Pair {
         let current: HashMap<String, BaselineRecord> =
@@ -205,8 +206,7 @@ fn plan_crawl(
             writes.push((p.key, b));
         }
         if mode == ApprovalMode::Approve {
-            let newest = read::newest_approval(crawls, idx, &current, &rec.site, op)?;
-            if let Some(newer) = newest.filter(|n| *n > id) {
+            if let Some(newer) = read::newest_of(&approved, &current).filter(|n| *n > id) {
                 let back = moved.iter().filter(|m| m.is_back()).count();
                 return Err(StoreError::OlderThanApproved { id, site: rec.site, newer, back });
             }
@@ -215,11 +215,7 @@ fn plan_crawl(
     // The crawl approved last is the site's reference (`read::last_approved` orders by approval
     // time): an approval is stamped strictly after every earlier one of the site, so two
     // approvals within one millisecond (or a clock stepped back) keep their order.
-    let latest = read::approved_crawls(crawls, idx, &rec.site, u64::MAX, op)?
-        .iter()
-        .filter(|c| c.id != id)
-        .filter_map(|c| c.reviewed_at)
-        .max();
+    let latest = approved.iter().filter(|c| c.id != id).filter_map(|c| c.reviewed_at).max();
     rec.status = CrawlStatus::Approved;
     rec.reviewed_at = Some(latest.map_or(now, |l| now.max(l.saturating_add(1))));
     Ok(CrawlPlan { rec, writes, moved })
