@@ -88,16 +88,23 @@ impl Comparer {
 
         let started = Instant::now();
         let has_score = self.has_kind(site, PluginKind::Score);
+        let same_bytes = rec.png == Some(b.png) && !has_score;
+        let masked = !site.capture.mask_selectors.is_empty() || self.has_kind(site, PluginKind::Mask);
+        let approved = match same_bytes || masked {
+            true => self.store.page(b.crawl, &rec.key)?,
+            false => None,
+        };
         // The baseline page's own rectangles: masked too (built in), and handed to mask plugins.
-        let base_rects =
-            match !site.capture.mask_selectors.is_empty() || self.has_kind(site, PluginKind::Mask) {
-                true => self.store.page(b.crawl, &rec.key)?.map(|p| p.mask_rects).unwrap_or_default(),
-                false => Vec::new(),
-            };
+        let base_rects = match (masked, &approved) {
+            (true, Some(p)) => p.mask_rects.clone(),
+            _ => Vec::new(),
+        };
         rec.baseline_mask_rects = configured_rects(&site.capture.mask_selectors, &base_rects);
-        if rec.png == Some(b.png) && !has_score {
-            // Same bytes: masks are deterministic, so nothing can differ.
+        if same_bytes {
+            // Same bytes: masks are deterministic, so nothing can differ; and the approved page's
+            // thumbnail is this capture's (not decoded and scaled again).
             rec.distortion = Some(0.0);
+            rec.thumb = approved.filter(|p| p.png == rec.png).and_then(|p| p.thumb);
         } else {
             match self.store.blob(&b.png)? {
                 None => {
@@ -776,6 +783,26 @@ mod tests {
         assert_eq!((c.record.distortion, c.record.score), (Some(0.0), Some(0.0)));
         assert_eq!(c.record.baseline_crawl, Some(b.crawl));
         assert_eq!((c.record.diff, c.blobs.len(), c.record.group), (None, 2, None), "capture and thumbnail");
+    }
+
+    #[test]
+    fn identical_bytes_keep_the_approved_thumbnail_without_making_one() {
+        let r = rig(None);
+        let base = png(&[(1, 1)], 0);
+        let b = r.baseline(&base);
+        let store = &r.comparer.store;
+        let thumb = crate::preview::thumbnail(&base).unwrap();
+        let mut approved = store.page(b.crawl, "/a").unwrap().unwrap();
+        approved.thumb = Some(Hash::of(&thumb));
+        store.put_page(b.crawl, &approved, &[Blob::new(&thumb)]).unwrap();
+        let c = r.compare(&site(0.0, 0.1), base.clone(), Some(b.clone()));
+        assert_eq!(c.record.change, PageChange::Unchanged);
+        assert_eq!(c.record.thumb, Some(Hash::of(&thumb)), "the approved page's thumbnail");
+        assert_eq!(c.blobs.len(), 1, "only the capture: no thumbnail was made");
+        let other = r.compare(&site(0.0, 0.1), png(&[(2, 2)], 0), Some(b));
+        assert_ne!(other.record.thumb, Some(Hash::of(&thumb)), "other bytes get their own thumbnail");
+        let made = other.record.thumb.expect("a thumbnail of the new capture");
+        assert!(other.blobs.iter().any(|b| Hash::of(b) == made), "stored with the page");
     }
 
     #[test]

@@ -5,7 +5,6 @@
 //! preview shows are decoded, so a 30,000 px page costs no more than a short one.
 
 use image::codecs::jpeg::JpegEncoder;
-use image::imageops::FilterType;
 
 use crate::diff::{self, DiffError, Rect, RgbaImage};
 
@@ -94,13 +93,26 @@ fn read_rows(
     diff::decode_png_rows(png, what, start, end).map_err(|source| PreviewError::Decode { what, source })
 }
 
-/// Scale `img` down to fit `max_w` x `max_h` (never up) and encode it as JPEG over white.
+/// Scale `img` down to fit `max_w` x `max_h` (never up; an area average, each source pixel
+/// counted once) and encode it as JPEG over white. Only the small image is composited.
 fn scaled_jpeg(img: RgbaImage, max_w: u32, max_h: u32, what: &'static str) -> Result<Vec<u8>, PreviewError> {
     if img.width == 0 || img.height == 0 {
         return Err(PreviewError::Empty { what });
     }
-    let rgb: Vec<u8> = img
-        .data
+    let scale =
+        (f64::from(max_w) / f64::from(img.width)).min(f64::from(max_h) / f64::from(img.height)).min(1.0);
+    let (w, h) = (
+        ((f64::from(img.width) * scale).round() as u32).max(1),
+        ((f64::from(img.height) * scale).round() as u32).max(1),
+    );
+    let full =
+        image::RgbaImage::from_raw(img.width, img.height, img.data).ok_or(PreviewError::Empty { what })?;
+    let small = match (w, h) == full.dimensions() {
+        true => full,
+        false => image::imageops::thumbnail(&full, w, h),
+    };
+    let rgb: Vec<u8> = small
+        .as_raw()
         .chunks_exact(4)
         .flat_map(|p| {
             let a = u16::from(p[3]);
@@ -108,20 +120,10 @@ fn scaled_jpeg(img: RgbaImage, max_w: u32, max_h: u32, what: &'static str) -> Re
             [over_white(p[0]), over_white(p[1]), over_white(p[2])]
         })
         .collect();
-    let buf = image::RgbImage::from_raw(img.width, img.height, rgb).ok_or(PreviewError::Empty { what })?;
-    let scale =
-        (f64::from(max_w) / f64::from(img.width)).min(f64::from(max_h) / f64::from(img.height)).min(1.0);
-    let (w, h) = (
-        ((f64::from(img.width) * scale).round() as u32).max(1),
-        ((f64::from(img.height) * scale).round() as u32).max(1),
-    );
-    let small = match (w, h) == (img.width, img.height) {
-        true => buf,
-        false => image::imageops::resize(&buf, w, h, FilterType::Triangle),
-    };
+    let buf = image::RgbImage::from_raw(w, h, rgb).ok_or(PreviewError::Empty { what })?;
     let mut out = Vec::new();
     JpegEncoder::new_with_quality(&mut out, JPEG_QUALITY)
-        .encode_image(&small)
+        .encode_image(&buf)
         .map_err(|source| PreviewError::Encode { what, source })?;
     Ok(out)
 }
@@ -149,6 +151,26 @@ mod tests {
         assert!(thumb.len() < 16 * 1024, "{} bytes", thumb.len());
         let short = thumbnail(&tall(100, 30)).unwrap();
         assert_eq!(size(&short), (100, 30), "never scaled up");
+    }
+
+    #[test]
+    fn a_thumbnail_averages_what_it_shows_and_puts_transparency_on_white() {
+        // Left half black, right half transparent, a red band across the top 80 rows.
+        let (width, height) = (1280u32, 960u32);
+        let data = (0..width * height)
+            .flat_map(|i| match (i % width < width / 2, i / width < 80) {
+                (_, true) => [255, 0, 0, 255],
+                (true, false) => [0, 0, 0, 255],
+                (false, false) => [0, 0, 0, 0],
+            })
+            .collect();
+        let thumb = thumbnail(&diff::encode_png(&RgbaImage { width, height, data }).unwrap()).unwrap();
+        let img = image::load_from_memory_with_format(&thumb, image::ImageFormat::Jpeg).unwrap().to_rgb8();
+        let px = |x, y| img.get_pixel(x, y).0;
+        let near = |p: [u8; 3], want: [u8; 3]| p.iter().zip(want).all(|(a, b)| a.abs_diff(b) < 40);
+        assert!(near(px(20, 3), [255, 0, 0]), "red band {:?}", px(20, 3));
+        assert!(near(px(20, 80), [0, 0, 0]), "black half {:?}", px(20, 80));
+        assert!(near(px(140, 80), [255, 255, 255]), "transparent half on white {:?}", px(140, 80));
     }
 
     #[test]

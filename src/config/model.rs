@@ -378,7 +378,7 @@ pub struct SiteConfig {
     /// Export `sitediff_page_distortion` for this site's pages.
     pub page_metrics: bool,
     /// Reuse a page's approved capture, without opening it in the browser, when every input of
-    /// its capture fingerprint is unchanged (default off).
+    /// its capture fingerprint is unchanged (default on).
     pub incremental: bool,
     /// With `incremental`: every Nth crawl of the site renders every page (`None`: never forced).
     pub full_every: Option<u32>,

@@ -592,14 +592,16 @@ fn notify_and_pair_prefixes_are_validated_with_their_key_paths() {
 }
 
 #[test]
-fn incremental_is_off_by_default_and_full_every_must_be_positive() {
+fn incremental_is_on_by_default_and_full_every_must_be_positive() {
     let c = parse(MINIMAL).unwrap();
-    assert!(!c.sites[0].incremental, "incremental sweeps are opt-in");
+    assert!(c.sites[0].incremental, "incremental sweeps are on unless a site turns them off");
     assert_eq!(c.sites[0].full_every, None);
     let site = "[[sites]]\nname = \"a\"\nstart = \"http://127.0.0.1/\"\nincremental = true\n";
     let c = parse(&format!("{site}full_every = 24\n")).unwrap();
     assert!(c.sites[0].incremental);
     assert_eq!(c.sites[0].full_every, Some(24));
+    let off = "[[sites]]\nname = \"a\"\nstart = \"http://127.0.0.1/\"\nincremental = false\n";
+    assert!(!parse(off).unwrap().sites[0].incremental, "a site can turn incremental sweeps off");
     let msg = report(&parse(&format!("{site}full_every = 0\n")).unwrap_err());
     assert!(msg.contains("full_every: must be at least 1"), "{msg}");
     let msg = report(&parse(&format!("{site}incremetal = true\n")).unwrap_err());

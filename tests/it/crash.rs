@@ -1,8 +1,9 @@
-//! Crash safety: the real binary is killed with SIGKILL at 20 moments of crawls and approvals; the
+//! Crash safety: the real binary is killed with SIGKILL at 20 moments of crawls (incremental ones,
+//! which reuse approved captures, and full ones, which render every page) and approvals; the
 //! database must open every time, with every approval committed before the kill intact.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::helpers::{children_of, run_sitediff, sitediff_bin, FixtureServer, Response, TempProject};
 use sitediff::store::{CrawlStatus, Store};
@@ -60,6 +61,21 @@ async fn sigkill_at_twenty_moments_loses_no_approval() {
     let out = run_sitediff(&["crawl", "c", "--config", &cfg]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(run_sitediff(&["approve", "c", "--config", &cfg]).await.code, 0);
+    // How long a crawl takes here: incremental (the default: every page reused) and full (every
+    // page rendered). The crawl kills land at spread fractions of these, inside the crawls.
+    let mut took = Vec::new();
+    for full in [false, true] {
+        let args: &[&str] = if full {
+            &["crawl", "c", "--config", &cfg, "--full"]
+        } else {
+            &["crawl", "c", "--config", &cfg]
+        };
+        let t = Instant::now();
+        assert_eq!(run_sitediff(args).await.code, 0);
+        took.push(t.elapsed());
+    }
+    let (incremental_takes, full_takes) = (took[0], took[1]);
+    assert!(incremental_takes < full_takes, "{incremental_takes:?} reusing vs {full_takes:?} rendering");
 
     let mut kills_during_crawl = 0;
     for round in 0..KILLS {
@@ -70,7 +86,14 @@ async fn sigkill_at_twenty_moments_loses_no_approval() {
         assert!(!before.0.is_empty());
         // Alternate: kill a crawl at a growing delay, or an approval right after it starts.
         let (args, delay): (Vec<&str>, Duration) = if round % 2 == 0 {
-            (vec!["crawl", "c", "--config", &cfg], Duration::from_millis(300 + 250 * round as u64))
+            // Crawl k of KILLS / 2, full and incremental in turn, killed at (k + 1) / (KILLS / 2 + 1)
+            // of what such a crawl takes.
+            let k = (round / 2) as u32;
+            let fraction = |d: Duration| d * (k + 1) / (KILLS as u32 / 2 + 1);
+            match k % 2 {
+                0 => (vec!["crawl", "c", "--config", &cfg], fraction(incremental_takes)),
+                _ => (vec!["crawl", "c", "--config", &cfg, "--full"], fraction(full_takes)),
+            }
         } else {
             (vec!["approve", "c", "--config", &cfg], Duration::from_millis(5 * round as u64))
         };
@@ -104,6 +127,7 @@ async fn sigkill_at_twenty_moments_loses_no_approval() {
             assert!(store.blob(&b.png).unwrap().is_some(), "round {round}: baseline PNG of {key} missing");
         }
     }
+    eprintln!("{kills_during_crawl} of {} crawl kills landed during the crawl (incremental {incremental_takes:?}, full {full_takes:?})", KILLS / 2);
     assert!(kills_during_crawl >= 5, "only {kills_during_crawl} kills landed during a crawl");
 
     // Crawls killed mid-way are marked interrupted on the next open, and the next crawl works.

@@ -218,7 +218,7 @@ pub(super) fn validate_site(
         crawl,
         request_timeout,
         page_metrics: s.page_metrics.unwrap_or(true),
-        incremental: s.incremental.unwrap_or(false),
+        incremental: s.incremental.unwrap_or(true),
         full_every: s.full_every,
         ignore_areas,
     })
