@@ -94,9 +94,7 @@ pub fn rescore(
         .filter(|(new, old)| new.change != old.change)
         .map(|(new, _)| new.key.clone())
         .collect();
-    // blobs[0] of each page is its capture, stored already.
-    let new_blobs: Vec<Blob<'_>> =
-        blobs.iter().flat_map(|b| b.iter().skip(1)).map(|b| Blob::new(b)).collect();
+    let new_blobs: Vec<Blob<'_>> = blobs.iter().flatten().map(|b| Blob::new(b)).collect();
     let crawl = store
         .write_rescored(id, &records, &new_blobs, |rec, all| {
             rec.tally(all);
@@ -120,7 +118,9 @@ pub fn rescore(
     Ok(Rescored { crawl, pages: todo.len(), moved, missing, millis })
 }
 
-/// A page compared again and its artifacts (the capture first).
+/// A page compared again and its new artifacts (diff image, previews; not the capture, which is
+/// stored already: only these are held until the write, so a large crawl's re-score does not
+/// hold every capture in memory).
 type Again = (PageRecord, Vec<Vec<u8>>);
 
 /// Compare one stored page again; `None` when its capture image is gone.
@@ -157,5 +157,6 @@ fn again(comparer: &Comparer, site: &SiteConfig, p: &PageRecord) -> Result<Optio
         // The baseline image is gone: keep the page as it was.
         return Ok(None);
     }
-    Ok(Some((c.record, c.blobs)))
+    // blobs[0] is the capture, stored already.
+    Ok(Some((c.record, c.blobs.into_iter().skip(1).collect())))
 }

@@ -5,28 +5,10 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::helpers::{children_of, run_sitediff, sitediff_bin, FixtureServer, Response, TempProject};
+use crate::helpers::{kill_hard, run_sitediff, sitediff_bin, FixtureServer, Response, TempProject};
 use sitediff::store::{CrawlStatus, Store};
 
 const KILLS: usize = 20;
-
-/// Kill `pid` with SIGKILL, then the process groups its children lead (chromedriver and its
-/// browsers), so nothing leaks between rounds.
-fn kill_hard(child: &mut std::process::Child) {
-    let pid = child.id();
-    let groups: Vec<u32> = children_of(pid).into_iter().map(|(p, _)| p).collect();
-    // SAFETY: kill(2) on processes this test started (directly or through sitediff).
-    unsafe {
-        libc::kill(pid as libc::pid_t, libc::SIGKILL);
-    }
-    let _ = child.wait();
-    for g in groups {
-        unsafe {
-            libc::kill(-(g as libc::pid_t), libc::SIGKILL);
-            libc::kill(g as libc::pid_t, libc::SIGKILL);
-        }
-    }
-}
 
 /// Approved crawls and baselines: what must survive every crash.
 fn approvals(store: &Store, site: &str) -> (Vec<u64>, BTreeMap<String, u64>) {

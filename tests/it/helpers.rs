@@ -404,6 +404,24 @@ where
     }
 }
 
+/// Kill `child` (a sitediff process) with SIGKILL, then the process groups its children lead
+/// (chromedriver and its browsers), so a test that kills sitediff leaves no browser running.
+pub fn kill_hard(child: &mut std::process::Child) {
+    let pid = child.id();
+    let groups: Vec<u32> = children_of(pid).into_iter().map(|(p, _)| p).collect();
+    // SAFETY: kill(2) on processes this test started (directly or through sitediff).
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGKILL);
+    }
+    let _ = child.wait();
+    for g in groups {
+        unsafe {
+            libc::kill(-(g as libc::pid_t), libc::SIGKILL);
+            libc::kill(g as libc::pid_t, libc::SIGKILL);
+        }
+    }
+}
+
 /// Pids of the processes whose parent is `ppid`, with their command names (from `/proc`).
 pub fn children_of(ppid: u32) -> Vec<(u32, String)> {
     let mut out = Vec::new();
