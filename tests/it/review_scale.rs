@@ -251,12 +251,30 @@ async fn ignore_areas_from_the_api_rescore_the_current_crawl() {
     assert_eq!((rec["counts"]["changed"].as_u64(), rec["status"].as_str()), (Some(1), Some("reviewing")));
     assert_eq!(metric(&daemon, changed).await, Some(1.0));
     assert_eq!(write(reqwest::Method::DELETE, &del, Some(TOKEN), None).await.0, 404, "gone");
+    // Half the banner of /b ignored: still changed, with a diff image no crawl made (checked below).
+    let half = serde_json::json!({ "key": "/b", "x": 0, "y": 0, "w": 32, "h": 10, "by": "tester" });
+    let (code, halved) = write(reqwest::Method::POST, &url, Some(TOKEN), Some(half)).await;
+    assert_eq!((code, &halved["rescored"]["moved"]), (201, &serde_json::json!([])), "{halved}");
     let (code, again) =
         write(reqwest::Method::POST, &daemon.url(&format!("/api/crawls/{crawl}/rescore")), Some(TOKEN), None)
             .await;
     assert_eq!((code, again["pages"].as_u64()), (200, Some(3)), "{again}");
     let (code, _) = daemon.terminate(Duration::from_secs(40));
     assert_eq!(code, Some(0), "{}", daemon.log());
+    // Every artifact the re-scored records name is stored: the diff images and change previews
+    // made by the re-scores (the changed pages have them), the captures they did not hold.
+    let store = sitediff::store::Store::open(&project.db_path()).unwrap();
+    let pages = store.pages(crawl).unwrap();
+    assert!(pages
+        .iter()
+        .filter(|p| p.change == sitediff::store::PageChange::Changed)
+        .all(|p| p.diff.is_some()));
+    for p in &pages {
+        for h in p.artifacts() {
+            assert!(store.blob(&h).unwrap().is_some(), "{} names {h}, which is not stored", p.key);
+        }
+    }
+    drop(store);
 
     // The CLI re-scores under the config's ignore areas too ("*" over the banner).
     let text = std::fs::read_to_string(&cfg).unwrap()
