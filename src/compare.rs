@@ -102,9 +102,12 @@ impl Comparer {
         rec.baseline_mask_rects = configured_rects(&site.capture.mask_selectors, &base_rects);
         if same_bytes {
             // Same bytes: masks are deterministic, so nothing can differ; and the approved page's
-            // thumbnail is this capture's (not decoded and scaled again).
+            // thumbnail is this capture's (not decoded and scaled again). A record that has one
+            // already (a re-score) keeps it.
             rec.distortion = Some(0.0);
-            rec.thumb = approved.filter(|p| p.png == rec.png).and_then(|p| p.thumb);
+            if rec.thumb.is_none() {
+                rec.thumb = approved.filter(|p| p.png == rec.png).and_then(|p| p.thumb);
+            }
         } else {
             match self.store.blob(&b.png)? {
                 None => {

@@ -66,7 +66,7 @@ async fn sigkill_at_twenty_moments_loses_no_approval() {
             approvals(&store, "c")
         };
         assert!(!before.0.is_empty());
-        // Alternate: kill a crawl at a growing delay, or an approval right after it starts.
+        // Alternate: kill a crawl part-way through, or an approval right after it starts.
         let (args, delay): (Vec<&str>, Duration) = if round % 2 == 0 {
             // Crawl k of KILLS / 2, full and incremental in turn, killed at (k + 1) / (KILLS / 2 + 1)
             // of what such a crawl takes.
